@@ -1,0 +1,1 @@
+"""Tabular benchmarks: spaces whose every architecture is already measured."""

@@ -1,0 +1,41 @@
+"""The evaluator contract (torch-free)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from lightnas.space import Arch
+
+
+class Evaluator:
+    """``evaluate(arch)`` returns the full metric dictionary of one architecture.
+
+    ``cheap_metrics(arch)`` returns the metrics that cost little to obtain
+    (parameters, MACs, table latency, ...). The runner checks constraints on
+    them before paying for ``evaluate`` and records rejected architectures
+    as skipped. The default has none.
+    """
+
+    def evaluate(self, arch: Arch) -> dict[str, float]:
+        raise NotImplementedError
+
+    def cheap_metrics(self, arch: Arch) -> dict[str, float]:
+        return {}
+
+
+class FunctionEvaluator(Evaluator):
+    """Wraps a plain function ``arch -> metrics`` (and an optional cheap one)."""
+
+    def __init__(
+        self,
+        fn: Callable[[Arch], dict[str, float]],
+        cheap: Callable[[Arch], dict[str, float]] | None = None,
+    ):
+        self.fn = fn
+        self.cheap = cheap
+
+    def evaluate(self, arch: Arch) -> dict[str, float]:
+        return dict(self.fn(arch))
+
+    def cheap_metrics(self, arch: Arch) -> dict[str, float]:
+        return dict(self.cheap(arch)) if self.cheap else {}

@@ -1,0 +1,63 @@
+"""Evaluate sub-networks of a trained super-network (weights inherited)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from lightnas.data.sources import Dataset
+from lightnas.evaluate.base import Evaluator
+from lightnas.hardware.cost import count_cost
+from lightnas.hardware.latency import measure_latency
+from lightnas.space import Arch
+from lightnas.train.common import accuracy, recalibrate_bn, to_tensor
+
+
+class SupernetEvaluator(Evaluator):
+    """Accuracy after BatchNorm recalibration; cost and latency on this machine.
+
+    ``cheap_metrics`` (checked against constraints before accuracy is paid
+    for): ``params``, ``macs``, ``bytes``, ``peak_act_bytes`` of the extracted
+    plain sub-network and its latency in ms (``latency_ms``, measured with
+    :func:`measure_latency`, or predicted by a lookup table when ``lut`` is
+    given). ``evaluate`` adds ``accuracy`` (validation top-1, percent).
+    """
+
+    def __init__(
+        self,
+        net: Any,
+        data: Dataset,
+        calib_size: int = 1024,
+        backend: str = "torch",
+        threads: int = 1,
+        lut: Any = None,
+    ):
+        self.net = net.eval().to(memory_format=torch.channels_last)
+        self.data = data
+        self.backend = backend
+        self.threads = threads
+        self.lut = lut
+        self.x_calib = to_tensor(data.x_train[:calib_size], data).contiguous(memory_format=torch.channels_last)
+        self.x_val = to_tensor(data.x_val, data).contiguous(memory_format=torch.channels_last)
+        self.y_val = torch.from_numpy(data.y_val)
+        self._cheap: dict[Arch, dict[str, float]] = {}
+
+    def cheap_metrics(self, arch: Arch) -> dict[str, float]:
+        if arch not in self._cheap:
+            plain = self.net.extract(arch).eval()
+            metrics = count_cost(plain, self.data.input_shape)
+            if self.lut is not None:
+                metrics["latency_ms"] = float(self.lut.predict(arch))
+            else:
+                lat = measure_latency(plain, self.data.input_shape, self.backend, self.threads)
+                metrics["latency_ms"] = lat["latency_ms"]
+                metrics["latency_iqr_ms"] = lat["latency_iqr_ms"]
+            self._cheap[arch] = metrics
+        return dict(self._cheap[arch])
+
+    @torch.no_grad()
+    def evaluate(self, arch: Arch) -> dict[str, float]:
+        self.net.set_active(arch)
+        recalibrate_bn(self.net, self.x_calib)
+        return {"accuracy": accuracy(self.net, self.x_val, self.y_val)}

@@ -1,0 +1,46 @@
+"""Static cost of a module: parameters, MACs, serialized bytes, peak activations."""
+
+from __future__ import annotations
+
+import io
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+@torch.no_grad()
+def count_cost(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, float]:
+    """Cost of one forward pass at batch 1.
+
+    Returns ``params`` (count), ``macs`` (multiply-accumulates, half the FLOPs
+    that ``torch.utils.flop_counter`` reports for convolutions and matmuls),
+    ``bytes`` (size of the serialized float32 state dict) and
+    ``peak_act_bytes`` (the largest sum of an op's input and output activations,
+    float32, batch 1: the working memory an MCU-style runtime needs).
+    """
+    model.eval()
+    x = torch.zeros(1, *input_shape)
+    counter = FlopCounterMode(display=False)
+    peak = [x.numel() * 4]
+
+    def hook(mod: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        if len(list(mod.children())) == 0 and isinstance(output, torch.Tensor):
+            size = sum(int(t.numel()) for t in inputs if isinstance(t, torch.Tensor)) + int(output.numel())
+            peak[0] = max(peak[0], size * 4)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    try:
+        with counter:
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    return {
+        "params": float(sum(p.numel() for p in model.parameters())),
+        "macs": float(counter.get_total_flops()) / 2.0,
+        "bytes": float(buf.getbuffer().nbytes),
+        "peak_act_bytes": float(peak[0]),
+    }

@@ -1,0 +1,118 @@
+"""Latency measured on this machine: one function used everywhere."""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from lightnas.errors import LightnasError
+
+BACKENDS = ("torch", "onnxruntime")
+
+
+def _summary(times_ms: list[float], backend: str, threads: int, batch: int, device: str) -> dict[str, Any]:
+    q = np.percentile(times_ms, [25, 50, 75])
+    return {
+        "latency_ms": float(q[1]),
+        "latency_iqr_ms": float(q[2] - q[0]),
+        "latency_mean_ms": float(statistics.fmean(times_ms)),
+        "repeats": len(times_ms),
+        "backend": backend,
+        "threads": threads,
+        "batch": batch,
+        "device": device,
+    }
+
+
+def _repeat(fn: Any, warmup: int, repeats: int, min_seconds: float, sync: Any = None) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < repeats or (time.perf_counter() - start < min_seconds and len(times) < 50 * repeats):
+        t0 = time.perf_counter()
+        fn()
+        if sync is not None:
+            sync()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def onnx_session(onnx_bytes: bytes, threads: int) -> Any:
+    """An ONNX Runtime CPU session with ``threads`` intra-op threads."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.log_severity_level = 3
+    return ort.InferenceSession(onnx_bytes, opts, providers=["CPUExecutionProvider"])
+
+
+def to_onnx_bytes(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
+    """Export ``model`` (eval mode) at batch 1 with a dynamic batch axis."""
+    import io
+
+    buf = io.BytesIO()
+    model.eval()
+    torch.onnx.export(
+        model, (torch.zeros(1, *input_shape),), buf, input_names=["input"], output_names=["logits"],
+        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False,
+    )
+    return buf.getvalue()
+
+
+@torch.no_grad()
+def measure_latency(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    backend: str = "torch",
+    threads: int = 1,
+    batch: int = 1,
+    warmup: int = 10,
+    repeats: int = 30,
+    min_seconds: float = 0.1,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Median latency of one forward pass, in milliseconds.
+
+    Fixed thread count (``threads``), denormals flushed, ``warmup`` untimed
+    runs, then at least ``repeats`` timed runs and at least ``min_seconds``
+    of timing. On CUDA each run is synchronised. Returns the median
+    (``latency_ms``), its interquartile range (``latency_iqr_ms``), the mean,
+    and how it was measured (backend, threads, batch, device, repeats).
+    """
+    if backend not in BACKENDS:
+        raise LightnasError(f"unknown latency backend {backend!r} (choose from {', '.join(BACKENDS)})")
+    if threads < 1:
+        raise LightnasError("threads must be at least 1")
+    torch.set_flush_denormal(True)
+    model = model.eval()
+    if backend == "onnxruntime":
+        if device != "cpu":
+            raise LightnasError("the onnxruntime backend measures on the CPU only")
+        sess = onnx_session(to_onnx_bytes(model, input_shape), threads)
+        feed = {"input": np.random.default_rng(0).standard_normal((batch, *input_shape)).astype(np.float32)}
+        times = _repeat(lambda: sess.run(None, feed), warmup, repeats, min_seconds)
+        return _summary(times, backend, threads, batch, device)
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise LightnasError("CUDA latency requested but no GPU is available")
+        if dev.type != "cpu":
+            model = copy.deepcopy(model).to(dev)
+        x = torch.randn(batch, *input_shape, device=dev)
+        sync = torch.cuda.synchronize if dev.type == "cuda" else None
+        times = _repeat(lambda: model(x), warmup, repeats, min_seconds, sync)
+    finally:
+        torch.set_num_threads(old_threads)
+    return _summary(times, backend, threads, batch, str(device))

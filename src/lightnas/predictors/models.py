@@ -1,0 +1,149 @@
+"""scikit-learn predictors with uncertainty."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+
+from lightnas.errors import LightnasError
+
+
+class Predictor:
+    """``fit(X, y)`` then ``predict(X) -> (mean, std)`` (same units as ``y``)."""
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Predictor:
+        raise NotImplementedError
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+
+class _Standardised(Predictor):
+    """Fits on standardised targets; subclasses implement ``_fit``/``_predict``."""
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Predictor:
+        y = np.asarray(y, dtype=float)
+        self._mu = float(y.mean())
+        self._sd = float(y.std()) or 1.0
+        self._fit(np.asarray(X, dtype=float), (y - self._mu) / self._sd)
+        return self
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mean, std = self._predict(np.asarray(X, dtype=float))
+        return mean * self._sd + self._mu, std * self._sd
+
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+
+class RidgePredictor(_Standardised):
+    """Bayesian ridge regression: linear in the features, with posterior std."""
+
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        from sklearn.linear_model import BayesianRidge
+
+        self.model = BayesianRidge().fit(X, y)
+
+    def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.model.predict(X, return_std=True)
+
+
+class GPPredictor(_Standardised):
+    """Gaussian process with a linear + RBF kernel on the features (for
+    one-hot features the RBF is a Hamming-distance kernel); hyperparameters by
+    marginal likelihood."""
+
+    def __init__(self, restarts: int = 0):
+        self.restarts = restarts
+
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        from sklearn.gaussian_process import GaussianProcessRegressor
+        from sklearn.gaussian_process.kernels import RBF, ConstantKernel, DotProduct, WhiteKernel
+
+        kernel = (
+            ConstantKernel(1.0, (1e-3, 1e3)) * RBF(length_scale=2.0, length_scale_bounds=(0.1, 100.0))
+            + ConstantKernel(0.1, (1e-4, 1e2)) * DotProduct(sigma_0=1.0, sigma_0_bounds="fixed")
+            + WhiteKernel(1e-2, (1e-6, 1.0))
+        )
+        self.model = GaussianProcessRegressor(
+            kernel, normalize_y=False, n_restarts_optimizer=self.restarts, random_state=0
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.model.fit(X, y)
+
+    def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.model.predict(X, return_std=True)
+
+
+class TreesPredictor(_Standardised):
+    """Extremely randomised trees; std is the spread across trees."""
+
+    def __init__(self, n_estimators: int = 100, seed: int = 0):
+        self.n_estimators = n_estimators
+        self.seed = seed
+
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        from sklearn.ensemble import ExtraTreesRegressor
+
+        self.model = ExtraTreesRegressor(
+            self.n_estimators, min_samples_leaf=1, max_features=0.5, random_state=self.seed, n_jobs=1
+        ).fit(X, y)
+
+    def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        per_tree = np.stack([t.predict(X) for t in self.model.estimators_])
+        return per_tree.mean(axis=0), per_tree.std(axis=0)
+
+
+class MLPPredictor(_Standardised):
+    """A small ensemble of MLPs (different seeds); std across members."""
+
+    def __init__(self, members: int = 3, seed: int = 0):
+        self.members = members
+        self.seed = seed
+
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        from sklearn.neural_network import MLPRegressor
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.models = [
+                MLPRegressor(hidden_layer_sizes=(64, 64), alpha=1e-3, max_iter=500, random_state=self.seed + i).fit(X, y)
+                for i in range(self.members)
+            ]
+
+    def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        preds = np.stack([m.predict(X) for m in self.models])
+        return preds.mean(axis=0), preds.std(axis=0)
+
+
+class SVRPredictor(_Standardised):
+    """RBF support vector regression (LINAS's accuracy predictor); no std."""
+
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        from sklearn.svm import SVR
+
+        self.model = SVR(kernel="rbf", C=10.0, epsilon=0.05).fit(X, y)
+
+    def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.model.predict(X), np.zeros(len(X))
+
+
+PREDICTORS: dict[str, Callable[[], Predictor]] = {
+    "ridge": RidgePredictor,
+    "gp": GPPredictor,
+    "trees": TreesPredictor,
+    "mlp": MLPPredictor,
+    "svr": SVRPredictor,
+}
+
+
+def create_predictor(name: str) -> Predictor:
+    if name not in PREDICTORS:
+        raise LightnasError(f"unknown predictor {name!r} (choose from {', '.join(sorted(PREDICTORS))})")
+    return PREDICTORS[name]()

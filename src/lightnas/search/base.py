@@ -1,0 +1,158 @@
+"""The strategy contract and registry (torch-free).
+
+A strategy proposes architectures (``ask``) and learns their metrics
+(``tell``). Contract, checked by ``tests/search/test_conformance.py`` for
+every registered strategy:
+
+- ``ask(n)`` returns between 1 and ``n`` architectures, all distinct, none
+  already told or still pending; an empty list only when the space is
+  exhausted.
+- ``tell(archs, metrics)`` takes every asked architecture exactly once, with
+  its metric dictionary (which may hold only the cheap metrics of an
+  architecture a constraint rejected before evaluation).
+- the strategy owns a ``numpy.random.Generator`` seeded from ``seed``: the
+  same seed and the same told metrics give the same sequence of asks.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from lightnas.errors import LightnasError
+from lightnas.objectives import Constraint, Objective, feasible
+from lightnas.space import Arch, SearchSpace
+
+_STRATEGIES: dict[str, type[Strategy]] = {}
+
+
+def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
+    """Class decorator that makes a strategy available by ``name``."""
+
+    def deco(cls: type[Strategy]) -> type[Strategy]:
+        cls.name = name
+        _STRATEGIES[name] = cls
+        return cls
+
+    return deco
+
+
+def list_strategies() -> list[str]:
+    _import_builtin()
+    return sorted(_STRATEGIES)
+
+
+def create_strategy(
+    name: str,
+    space: SearchSpace,
+    objectives: Sequence[Objective],
+    constraints: Sequence[Constraint] = (),
+    seed: int = 0,
+    **options: Any,
+) -> Strategy:
+    """The front door: build a registered strategy by name."""
+    _import_builtin()
+    if name not in _STRATEGIES:
+        raise LightnasError(f"unknown strategy {name!r} (choose from {', '.join(sorted(_STRATEGIES))})")
+    return _STRATEGIES[name](space, objectives, constraints, seed=seed, **options)
+
+
+def _import_builtin() -> None:
+    from lightnas.search import evolution, guided, linas, pymoo_strategies, random_search  # noqa: F401
+
+
+class Strategy(ABC):
+    """Base class: bookkeeping of told and pending architectures."""
+
+    name: str = "base"
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        objectives: Sequence[Objective],
+        constraints: Sequence[Constraint] = (),
+        seed: int = 0,
+    ):
+        if not objectives:
+            raise LightnasError("a search needs at least one objective")
+        self.space = space
+        self.objectives = tuple(objectives)
+        self.constraints = tuple(constraints)
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.archs: list[Arch] = []  # told, in order
+        self.metrics: list[dict[str, float]] = []
+        self._told: set[Arch] = set()
+        self._pending: set[Arch] = set()
+
+    # -- the contract ---------------------------------------------------------
+    def ask(self, n: int) -> list[Arch]:
+        if n < 1:
+            raise ValueError("ask(n) needs n >= 1")
+        out: list[Arch] = []
+        for a in self._ask(n):
+            if len(out) == n:
+                break
+            if self.is_new(a) and a not in out:
+                out.append(a)
+        if not out:
+            out = self.random_new(n)
+        self._pending.update(out)
+        return out
+
+    def tell(self, archs: Sequence[Arch], metrics: Sequence[Mapping[str, float]]) -> None:
+        if len(archs) != len(metrics):
+            raise ValueError("tell() needs one metric dictionary per architecture")
+        for a, m in zip(archs, metrics, strict=True):
+            if a in self._told:
+                raise ValueError(f"{a.key} was already told")
+            self._pending.discard(a)
+            self._told.add(a)
+            self.archs.append(a)
+            self.metrics.append(dict(m))
+        self._tell(list(archs), [dict(m) for m in metrics])
+
+    @abstractmethod
+    def _ask(self, n: int) -> list[Arch]:
+        """Propose up to ``n`` architectures; duplicates are filtered by ``ask``."""
+
+    def _tell(self, archs: list[Arch], metrics: list[dict[str, float]]) -> None:  # noqa: B027
+        """Hook for subclasses; the base class has already recorded the data."""
+
+    # -- helpers ----------------------------------------------------------------
+    def is_new(self, arch: Arch) -> bool:
+        return arch not in self._told and arch not in self._pending
+
+    def random_new(self, n: int, max_tries: int = 1000) -> list[Arch]:
+        """Up to ``n`` new uniform samples (bounded tries, then enumeration of
+        small spaces); empty only when the space is exhausted."""
+        out: list[Arch] = []
+        for _ in range(max_tries):
+            if len(out) == n:
+                return out
+            a = self.space.sample(self.rng)
+            if self.is_new(a) and a not in out:
+                out.append(a)
+        codes = self.space.enumerate_codes(limit=200_000)
+        if codes is not None:
+            for i in self.rng.permutation(len(codes)):
+                if len(out) == n:
+                    break
+                a = self.space.decode(codes[i])
+                if self.is_new(a) and a not in out:
+                    out.append(a)
+        return out
+
+    def is_feasible(self, metrics: Mapping[str, float]) -> bool:
+        return feasible(metrics, self.constraints) and all(o.metric in metrics for o in self.objectives)
+
+    def feasible_data(self) -> tuple[list[Arch], np.ndarray]:
+        """Told feasible architectures and their (n, m) minimisation objectives."""
+        idx = [i for i, m in enumerate(self.metrics) if self.is_feasible(m)]
+        F = np.array(
+            [[o.as_min(self.metrics[i][o.metric]) for o in self.objectives] for i in idx], dtype=float
+        ).reshape(len(idx), len(self.objectives))
+        return [self.archs[i] for i in idx], F

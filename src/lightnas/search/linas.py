@@ -1,0 +1,95 @@
+"""LINAS (DyNAS-T's Lightweight Iterative NAS), the reference to beat.
+
+As in DyNAS-T: a random first population is evaluated; then, every
+iteration, one predictor per objective is refit on all evaluations (SVR for
+accuracy-like "max" objectives, ridge for cost objectives), an inner
+NSGA-II runs ``inner_generations`` generations on the predictors alone, and
+its final population is validated next. Unlike DyNAS-T, proposals already
+evaluated are not validated again (the contract forbids it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from lightnas.objectives import Constraint, Objective
+from lightnas.predictors import create_predictor
+from lightnas.search.base import Strategy, register_strategy
+from lightnas.space import Arch, SearchSpace
+
+
+@register_strategy("linas")
+class LINAS(Strategy):
+    def __init__(
+        self,
+        space: SearchSpace,
+        objectives: Sequence[Objective],
+        constraints: Sequence[Constraint] = (),
+        seed: int = 0,
+        population: int = 50,
+        inner_generations: int = 200,
+    ):
+        super().__init__(space, objectives, constraints, seed)
+        self.population = population
+        self.inner_generations = inner_generations
+        self._queue: list[Arch] = []
+
+    def _ask(self, n: int) -> list[Arch]:
+        self._queue = [a for a in self._queue if self.is_new(a)]
+        if not self._queue:
+            if len(self.archs) + len(self._pending) < self.population:
+                self._queue = self.random_new(self.population - len(self.archs) - len(self._pending))
+            elif self._pending:
+                return []
+            else:
+                self._queue = [a for a in self._inner_search() if self.is_new(a)] or self.random_new(n)
+        out, self._queue = self._queue[:n], self._queue[n:]
+        return out
+
+    def _inner_search(self) -> list[Arch]:
+        from pymoo.algorithms.moo.nsga2 import NSGA2
+        from pymoo.core.problem import Problem
+        from pymoo.operators.crossover.sbx import SBX
+        from pymoo.operators.mutation.pm import PM
+        from pymoo.operators.repair.rounding import RoundingRepair
+        from pymoo.operators.sampling.rnd import IntegerRandomSampling
+        from pymoo.optimize import minimize
+
+        X = self.space.features(self.archs)
+        models = []
+        for o in self.objectives:
+            rows = [i for i, m in enumerate(self.metrics) if o.metric in m]
+            y = np.array([o.as_min(self.metrics[i][o.metric]) for i in rows])
+            kind = "svr" if o.direction == "max" else "ridge"
+            models.append(create_predictor(kind).fit(X[rows], y))
+        cons = []
+        for c in self.constraints:
+            rows = [i for i, m in enumerate(self.metrics) if c.metric in m]
+            if len(rows) >= 3:
+                y = np.array([self.metrics[i][c.metric] for i in rows])
+                cons.append((c, create_predictor("ridge").fit(X[rows], y)))
+        space = self.space
+
+        class Surrogate(Problem):
+            def __init__(self) -> None:
+                super().__init__(n_var=space.n_dims, n_obj=len(models), n_ieq_constr=len(cons),
+                                 xl=np.zeros(space.n_dims), xu=space.cardinalities - 1.0, vtype=int)
+
+            def _evaluate(self, x: np.ndarray, out: dict, *args: object, **kwargs: object) -> None:
+                feats = space.features_from_codes(np.clip(np.round(x), 0, space.cardinalities - 1).astype(int))
+                out["F"] = np.stack([m.predict(feats)[0] for m in models], axis=1)
+                if cons:
+                    out["G"] = np.stack(
+                        [(p.predict(feats)[0] - c.bound) * (1 if c.op == "<=" else -1) for c, p in cons], axis=1
+                    )
+
+        algo = NSGA2(
+            pop_size=self.population, sampling=IntegerRandomSampling(),
+            crossover=SBX(prob=0.9, eta=15, vtype=float, repair=RoundingRepair()),
+            mutation=PM(eta=20, vtype=float, repair=RoundingRepair()), eliminate_duplicates=True,
+        )
+        res = minimize(Surrogate(), algo, ("n_gen", self.inner_generations),
+                       seed=int(self.rng.integers(2**31)), verbose=False)
+        return list(dict.fromkeys(space.decode(x) for x in res.pop.get("X")))

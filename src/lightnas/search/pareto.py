@@ -1,0 +1,110 @@
+"""Pareto dominance and hypervolume on minimisation matrices (torch-free)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def nondominated_mask(F: np.ndarray) -> np.ndarray:
+    """Boolean mask of the rows of ``F`` (n, m) not dominated by any other row.
+
+    Minimisation; duplicates of a non-dominated point are all kept.
+    """
+    F = np.asarray(F, dtype=float)
+    n = F.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    if F.shape[1] == 2:
+        order = np.lexsort((F[:, 1], F[:, 0]))
+        mask = np.zeros(n, dtype=bool)
+        best_y = np.inf
+        last = None
+        for i in order:
+            x, y = F[i]
+            if y < best_y:
+                mask[i] = True
+                best_y = y
+                last = (x, y)
+            elif last is not None and x == last[0] and y == last[1]:
+                mask[i] = True
+        return mask
+    mask = np.ones(n, dtype=bool)
+    for i in range(n):
+        if not mask[i]:
+            continue
+        dominated = np.all(F[i] <= F, axis=1) & np.any(F[i] < F, axis=1)
+        mask &= ~dominated
+    return mask
+
+
+def nondominated_ranks(F: np.ndarray) -> np.ndarray:
+    """Non-dominated sorting rank of each row (0 = first front)."""
+    F = np.asarray(F, dtype=float)
+    ranks = np.full(F.shape[0], -1, dtype=int)
+    remaining = np.arange(F.shape[0])
+    r = 0
+    while remaining.size:
+        mask = nondominated_mask(F[remaining])
+        ranks[remaining[mask]] = r
+        remaining = remaining[~mask]
+        r += 1
+    return ranks
+
+
+def hypervolume(F: np.ndarray, ref: np.ndarray) -> float:
+    """Hypervolume dominated by ``F`` (minimisation) and bounded by ``ref``.
+
+    Exact for any number of objectives (2-D by a sweep, more through pymoo).
+    Points not strictly better than ``ref`` in every objective add nothing.
+    """
+    F = np.asarray(F, dtype=float)
+    ref = np.asarray(ref, dtype=float)
+    if F.size == 0:
+        return 0.0
+    F = F[np.all(F < ref, axis=1)]
+    if F.shape[0] == 0:
+        return 0.0
+    if F.shape[1] == 2:
+        F = F[nondominated_mask(F)]
+        F = F[np.argsort(F[:, 0])]
+        xs = np.append(F[1:, 0], ref[0])
+        return float(np.sum((xs - F[:, 0]) * (ref[1] - F[:, 1])))
+    if F.shape[1] == 1:
+        return float(ref[0] - F[:, 0].min())
+    from pymoo.indicators.hv import HV
+
+    return float(HV(ref_point=ref)(F))
+
+
+def hv_improvement_2d(front: np.ndarray, cands: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Exact hypervolume each candidate would add to ``front`` (2-D, vectorised).
+
+    ``front`` need not be non-dominated. Cost O(n_cands * n_front).
+    """
+    cands = np.asarray(cands, dtype=float)
+    px, py = np.minimum(cands[:, 0], ref[0]), np.minimum(cands[:, 1], ref[1])
+    own = (ref[0] - px) * (ref[1] - py)
+    front = np.asarray(front, dtype=float).reshape(-1, 2)
+    front = front[np.all(front < ref, axis=1)]
+    if front.shape[0] == 0:
+        return own
+    front = front[nondominated_mask(front)]
+    front = front[np.argsort(front[:, 0])]
+    # the front clipped into each candidate's box stays a staircase
+    cx = np.maximum(front[None, :, 0], px[:, None])
+    cy = np.maximum(front[None, :, 1], py[:, None])
+    nxt = np.concatenate([cx[:, 1:], np.full((cx.shape[0], 1), ref[0])], axis=1)
+    covered = np.sum((nxt - cx) * (ref[1] - cy), axis=1)
+    return np.maximum(own - covered, 0.0)
+
+
+def additive_epsilon(front: np.ndarray, cands: np.ndarray) -> np.ndarray:
+    """For each candidate, the smallest ``e >= 0`` such that ``cand - e`` is not
+    dominated by ``front`` (0 for candidates already non-dominated)."""
+    front = np.asarray(front, dtype=float)
+    cands = np.asarray(cands, dtype=float)
+    if front.shape[0] == 0:
+        return np.zeros(cands.shape[0])
+    # cand - e is weakly dominated by f iff e <= min_j (cand_j - f_j)
+    slack = np.min(cands[:, None, :] - front[None, :, :], axis=2)  # (n, f)
+    return np.maximum(slack.max(axis=1), 0.0)

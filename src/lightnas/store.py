@@ -1,0 +1,122 @@
+"""SQLite store of evaluations: one row per (study, architecture), written as
+each evaluation finishes, read back to resume (torch-free)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lightnas.errors import LightnasError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS evaluations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    study TEXT NOT NULL,
+    arch_key TEXT NOT NULL,
+    arch TEXT NOT NULL,
+    metrics TEXT NOT NULL,
+    status TEXT NOT NULL,
+    seconds REAL NOT NULL,
+    created REAL NOT NULL,
+    UNIQUE (study, arch_key)
+);
+"""
+
+OK = "ok"
+SKIPPED = "skipped"  # rejected by a constraint on a cheap metric, not evaluated
+
+
+@dataclass(frozen=True)
+class Record:
+    """One stored evaluation. ``seconds`` is the evaluation's wall time."""
+
+    index: int
+    arch_key: str
+    arch: dict[str, Any]
+    metrics: dict[str, float]
+    status: str
+    seconds: float
+
+
+class Store:
+    """A SQLite file (created on first use). Every write is its own committed
+    transaction, so a killed process loses at most the evaluation in flight."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._con = sqlite3.connect(str(self.path), timeout=30.0)
+            self._con.execute("PRAGMA journal_mode=WAL")
+            self._con.executescript(_SCHEMA)
+            self._con.commit()
+        except sqlite3.DatabaseError as exc:
+            raise LightnasError(f"cannot open store {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- metadata ----------------------------------------------------------
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._con:
+            self._con.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value))
+            )
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self._con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    # -- evaluations ---------------------------------------------------------
+    def add(
+        self,
+        study: str,
+        arch_key: str,
+        arch: dict[str, Any],
+        metrics: dict[str, float],
+        status: str = OK,
+        seconds: float = 0.0,
+    ) -> None:
+        """Insert one evaluation; an existing (study, arch) row is an error."""
+        try:
+            with self._con:
+                self._con.execute(
+                    "INSERT INTO evaluations (study, arch_key, arch, metrics, status, seconds, created)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (study, arch_key, json.dumps(arch), json.dumps(metrics), status, seconds, time.time()),
+                )
+        except sqlite3.IntegrityError:
+            raise LightnasError(f"architecture {arch_key} is already stored in study {study!r}") from None
+
+    def records(self, study: str, status: str | None = None) -> list[Record]:
+        """Evaluations of ``study`` in the order they were written."""
+        q = "SELECT id, arch_key, arch, metrics, status, seconds FROM evaluations WHERE study = ?"
+        args: tuple[Any, ...] = (study,)
+        if status is not None:
+            q += " AND status = ?"
+            args += (status,)
+        rows = self._con.execute(q + " ORDER BY id", args).fetchall()
+        return [Record(r[0], r[1], json.loads(r[2]), json.loads(r[3]), r[4], r[5]) for r in rows]
+
+    def count(self, study: str, status: str = OK) -> int:
+        row = self._con.execute(
+            "SELECT COUNT(*) FROM evaluations WHERE study = ? AND status = ?", (study, status)
+        ).fetchone()
+        return int(row[0])
+
+    def studies(self) -> list[str]:
+        return [r[0] for r in self._con.execute("SELECT DISTINCT study FROM evaluations")]

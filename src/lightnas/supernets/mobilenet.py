@@ -1,0 +1,457 @@
+"""Elastic MobileNetV2/V3-style CNN super-network.
+
+Stages of inverted-residual blocks (1x1 expand, k x k depthwise, 1x1
+project, residual when shapes allow). Elastic per block: kernel size
+(centre crop of the largest kernel) and expansion ratio (leading hidden
+channels); per stage: depth (the first blocks) and width (leading output
+channels). Every sub-network's weights are slices of the super-network's.
+
+``extract(arch)`` builds a :class:`PlainNet` of ordinary ``nn.Conv2d`` /
+``nn.BatchNorm2d`` / ``nn.Linear`` modules holding copies of the slices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lightnas.errors import LightnasError
+from lightnas.space import Arch, Choice, SearchSpace
+from lightnas.supernets.registry import register_supernet
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage: max output channels, depth choices, stride of its first block."""
+
+    channels: int
+    depths: tuple[int, ...] = (1, 2, 3)
+    stride: int = 1
+
+
+@dataclass(frozen=True)
+class MobileNetConfig:
+    """Everything that defines the super-network (serialised into checkpoints).
+
+    The default suits small images on a CPU: the stem and the first stage
+    each halve the resolution (28x28 -> 7x7), and the later stages keep it,
+    because PyTorch's CPU backward of large depthwise kernels on maps of 4x4
+    and less is pathologically slow (measured: 4x the time per element of
+    7x7 maps); the head keeps the spatial layout (``pool="flatten"``),
+    which learned faster than global pooling on Fashion-MNIST.
+    """
+
+    input_shape: tuple[int, int, int] = (1, 28, 28)
+    n_classes: int = 10
+    stem_channels: int = 16
+    stages: tuple[StageSpec, ...] = (
+        StageSpec(24, (1, 2), 2),
+        StageSpec(32, (1, 2, 3), 1),
+        StageSpec(48, (1, 2, 3), 1),
+    )
+    kernels: tuple[int, ...] = (3, 5, 7)
+    expands: tuple[int, ...] = (3, 4, 6)
+    widths: tuple[float, ...] = (0.5, 0.75, 1.0)
+    head_channels: int = 32
+    dropout: float = 0.1
+    stem_stride_: int = 0  # 0: 2 (subject to the rule of ``strides``)
+    pool: str = "flatten"  # "flatten" (keeps the spatial layout) or "avg" (global average)
+
+    def __post_init__(self) -> None:
+        c, h, w = self.input_shape
+        if c < 1 or h < 8 or w < 8:
+            raise LightnasError(f"input shape {self.input_shape} is too small (C>=1, H, W >= 8)")
+        if self.n_classes < 2:
+            raise LightnasError("a classifier needs at least 2 classes")
+        if self.pool not in ("avg", "flatten"):
+            raise LightnasError(f"pool must be 'avg' or 'flatten', not {self.pool!r}")
+        if any(k % 2 == 0 for k in self.kernels):
+            raise LightnasError("kernel sizes must be odd")
+        object.__setattr__(self, "input_shape", tuple(self.input_shape))
+        object.__setattr__(
+            self, "stages", tuple(s if isinstance(s, StageSpec) else StageSpec(**s) for s in self.stages)
+        )
+        for name in ("kernels", "expands", "widths"):
+            object.__setattr__(self, name, tuple(sorted(getattr(self, name))))
+
+    def strides(self) -> list[int]:
+        """Effective strides of the stem and of each stage's first block: a
+        declared stride of 2 applies only while the map it makes stays at
+        least 7 pixels on its shorter side (8x8 digits are not shrunk to 2x2)."""
+        size = min(self.input_shape[1:])
+        out = []
+        for declared in [self.stem_stride_ or 2] + [s.stride for s in self.stages]:
+            stride = declared if (size - 1) // declared + 1 >= 7 else 1
+            size = (size - 1) // stride + 1
+            out.append(stride)
+        return out
+
+    @property
+    def stem_stride(self) -> int:
+        return self.strides()[0]
+
+    def stage_stride(self, s: int) -> int:
+        """Effective stride of stage ``s`` (1-based)."""
+        return self.strides()[s]
+
+    def head_size(self) -> int:
+        """Number of positions (h * w) of the last feature map."""
+        h, w = self.input_shape[1:]
+        for stride in self.strides():
+            h, w = (h - 1) // stride + 1, (w - 1) // stride + 1
+        return h * w
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["stages"] = [
+            {"channels": s.channels, "depths": list(s.depths), "stride": s.stride} for s in self.stages
+        ]
+        return _lists(d)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MobileNetConfig:
+        d = dict(d)
+        d["stages"] = tuple(
+            StageSpec(s["channels"], tuple(s["depths"]), s["stride"]) for s in d["stages"]
+        )
+        for k in ("input_shape", "kernels", "expands", "widths"):
+            d[k] = tuple(d[k])
+        return cls(**d)
+
+
+def _lists(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _lists(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_lists(v) for v in x]
+    return x
+
+
+def stage_width(channels: int, ratio: float) -> int:
+    """Active output channels of a stage at width ``ratio`` (even, at least 4)."""
+    return max(4, int(round(channels * ratio / 2.0)) * 2)
+
+
+def build_space(cfg: MobileNetConfig) -> SearchSpace:
+    dims: list[Choice] = []
+    for s, st in enumerate(cfg.stages, start=1):
+        dims.append(Choice(f"s{s}d", tuple(sorted(st.depths)), ordinal=True))
+        dims.append(Choice(f"s{s}w", cfg.widths, ordinal=True))
+        for b in range(1, max(st.depths) + 1):
+            cond = None if b <= min(st.depths) else (f"s{s}d", b)
+            dims.append(Choice(f"s{s}b{b}k", cfg.kernels, active_if=cond, ordinal=True))
+            dims.append(Choice(f"s{s}b{b}e", cfg.expands, active_if=cond, ordinal=True))
+    return SearchSpace(tuple(dims), name="mobilenet")
+
+
+def _pooled(cfg: MobileNetConfig) -> int:
+    return cfg.head_channels * (cfg.head_size() if cfg.pool == "flatten" else 1)
+
+
+def _pool(x: torch.Tensor, how: str) -> torch.Tensor:
+    if how == "flatten":
+        return torch.flatten(x, 1)
+    return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+
+# -- elastic operators -----------------------------------------------------------------
+class ElasticBN(nn.BatchNorm2d):
+    """BatchNorm over the leading ``c`` channels of the input."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        momentum = self.momentum
+        if self.training:
+            self.num_batches_tracked.add_(1)
+            if momentum is None:  # cumulative average, used by BN recalibration
+                momentum = 1.0 / float(self.num_batches_tracked)
+        return F.batch_norm(
+            x, self.running_mean[:c], self.running_var[:c], self.weight[:c], self.bias[:c],
+            self.training, momentum or 0.0, self.eps,
+        )
+
+
+class ElasticBlock(nn.Module):
+    """Inverted residual block with elastic kernel, expansion and channels."""
+
+    def __init__(self, max_in: int, max_out: int, max_expand: int, max_kernel: int, stride: int):
+        super().__init__()
+        hidden = max_in * max_expand
+        self.stride = stride
+        self.max_kernel = max_kernel
+        self.expand = nn.Conv2d(max_in, hidden, 1, bias=False)
+        self.bn1 = ElasticBN(hidden)
+        self.dw = nn.Conv2d(hidden, hidden, max_kernel, stride, max_kernel // 2, groups=hidden, bias=False)
+        self.bn2 = ElasticBN(hidden)
+        self.project = nn.Conv2d(hidden, max_out, 1, bias=False)
+        self.bn3 = ElasticBN(max_out)
+        self.active: tuple[int, int, int] = (3, max_out, max_expand)  # kernel, out, expand
+
+    def dw_weight(self, hidden: int, kernel: int) -> torch.Tensor:
+        lo = (self.max_kernel - kernel) // 2
+        return self.dw.weight[:hidden, :, lo : lo + kernel, lo : lo + kernel]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kernel, out, expand = self.active
+        c_in = x.shape[1]
+        hidden = c_in * expand
+        h = F.conv2d(x, self.expand.weight[:hidden, :c_in])
+        h = F.relu(self.bn1(h))
+        h = F.conv2d(h, self.dw_weight(hidden, kernel), None, self.stride, kernel // 2, 1, hidden)
+        h = F.relu(self.bn2(h))
+        h = self.bn3(F.conv2d(h, self.project.weight[:out, :hidden]))
+        if self.stride == 1 and c_in == out:
+            h = h + x
+        return h
+
+
+@register_supernet("mobilenet")
+class ElasticMobileNet(nn.Module):
+    """The elastic super-network. ``set_active(arch)`` selects a sub-network."""
+
+    config_class = MobileNetConfig
+
+    def __init__(self, config: MobileNetConfig | None = None, **overrides: Any):
+        super().__init__()
+        cfg = config or MobileNetConfig(**overrides)
+        self.config = cfg
+        self.space = build_space(cfg)
+        c_in = cfg.input_shape[0]
+        self.stem = nn.Conv2d(c_in, cfg.stem_channels, 3, cfg.stem_stride, 1, bias=False)
+        self.stem_bn = nn.BatchNorm2d(cfg.stem_channels)
+        blocks: list[ElasticBlock] = []
+        self.stage_of: list[tuple[int, int]] = []  # (stage, block) of each block, 1-based
+        prev = cfg.stem_channels
+        for s, st in enumerate(cfg.stages, start=1):
+            for b in range(1, max(st.depths) + 1):
+                stride = cfg.stage_stride(s) if b == 1 else 1
+                blocks.append(ElasticBlock(prev, st.channels, max(cfg.expands), max(cfg.kernels), stride))
+                self.stage_of.append((s, b))
+                prev = st.channels
+        self.blocks = nn.ModuleList(blocks)
+        self.head = nn.Conv2d(prev, cfg.head_channels, 1, bias=False)
+        self.head_bn = nn.BatchNorm2d(cfg.head_channels)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.classifier = nn.Linear(_pooled(cfg), cfg.n_classes)
+        self._depths = {s: max(st.depths) for s, st in enumerate(cfg.stages, start=1)}
+        self._last_in = prev
+        self.set_active(self.space.largest())
+
+    def latency_parts(self, arch: Arch) -> list[tuple]:
+        """Hashable specs of the parts whose latencies sum to ``arch``'s."""
+        return latency_parts(self.config, self.space.make(dict(arch)))
+
+    def all_latency_parts(self) -> list[tuple]:
+        return all_latency_parts(self.config)
+
+    def build_part(self, part: tuple) -> tuple[nn.Module, tuple[int, int, int]]:
+        return build_part(self.config, part)
+
+    def set_active(self, arch: Arch) -> None:
+        """Select the sub-network ``arch`` (validated against the space)."""
+        arch = self.space.make(dict(arch))
+        for blk, (s, b) in zip(self.blocks, self.stage_of, strict=True):
+            out = stage_width(self.config.stages[s - 1].channels, float(arch[f"s{s}w"]))
+            blk.active = (int(arch[f"s{s}b{b}k"]), out, int(arch[f"s{s}b{b}e"]))
+        self._depths = {s: int(arch[f"s{s}d"]) for s in range(1, len(self.config.stages) + 1)}
+        self.active_arch = arch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.stem_bn(self.stem(x)))
+        for blk, (s, b) in zip(self.blocks, self.stage_of, strict=True):
+            if b <= self._depths[s]:
+                x = blk(x)
+        c = x.shape[1]
+        x = F.relu(self.head_bn(F.conv2d(x, self.head.weight[:, :c])))
+        return self.classifier(self.dropout(_pool(x, self.config.pool)))
+
+    # -- extraction -----------------------------------------------------------
+    def extract(self, arch: Arch) -> PlainNet:
+        """A plain module with copies of the sub-network's weights; in eval mode
+        it computes what the super-network computes with ``set_active(arch)``."""
+        arch = self.space.make(dict(arch))
+        net = PlainNet(self.config, arch)
+        src = self
+        with torch.no_grad():
+            _copy_bn(net.stem_bn, src.stem_bn, src.config.stem_channels)
+            net.stem.weight.copy_(src.stem.weight)
+            plain_blocks = iter(net.blocks)
+            c_in = src.config.stem_channels
+            for blk, (s, b) in zip(src.blocks, src.stage_of, strict=True):
+                if b > int(arch[f"s{s}d"]):
+                    continue
+                p = next(plain_blocks)
+                kernel = int(arch[f"s{s}b{b}k"])
+                out = stage_width(src.config.stages[s - 1].channels, float(arch[f"s{s}w"]))
+                hidden = c_in * int(arch[f"s{s}b{b}e"])
+                p.expand.weight.copy_(blk.expand.weight[:hidden, :c_in])
+                _copy_bn(p.bn1, blk.bn1, hidden)
+                p.dw.weight.copy_(blk.dw_weight(hidden, kernel))
+                _copy_bn(p.bn2, blk.bn2, hidden)
+                p.project.weight.copy_(blk.project.weight[:out, :hidden])
+                _copy_bn(p.bn3, blk.bn3, out)
+                c_in = out
+            net.head.weight.copy_(src.head.weight[:, :c_in])
+            _copy_bn(net.head_bn, src.head_bn, src.config.head_channels)
+            net.classifier.load_state_dict(src.classifier.state_dict())
+        return net
+
+
+def _copy_bn(dst: nn.BatchNorm2d, src: nn.BatchNorm2d, c: int) -> None:
+    dst.weight.copy_(src.weight[:c])
+    dst.bias.copy_(src.bias[:c])
+    dst.running_mean.copy_(src.running_mean[:c])
+    dst.running_var.copy_(src.running_var[:c])
+    dst.eps = src.eps
+
+
+# -- the deployable plain network ---------------------------------------------------------
+class PlainBlock(nn.Module):
+    """An ordinary inverted residual block."""
+
+    def __init__(self, c_in: int, c_out: int, expand: int, kernel: int, stride: int):
+        super().__init__()
+        hidden = c_in * expand
+        self.expand = nn.Conv2d(c_in, hidden, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(hidden)
+        self.dw = nn.Conv2d(hidden, hidden, kernel, stride, kernel // 2, groups=hidden, bias=False)
+        self.bn2 = nn.BatchNorm2d(hidden)
+        self.project = nn.Conv2d(hidden, c_out, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(c_out)
+        self.residual = stride == 1 and c_in == c_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.bn1(self.expand(x)))
+        h = F.relu(self.bn2(self.dw(h)))
+        h = self.bn3(self.project(h))
+        return h + x if self.residual else h
+
+
+class PlainNet(nn.Module):
+    """The sub-network ``arch`` of a :class:`MobileNetConfig`, as a plain module.
+
+    Built from (config, arch) alone, so a saved state dict loads back with
+    ``weights_only=True`` and no super-network.
+    """
+
+    def __init__(self, config: MobileNetConfig, arch: Arch):
+        super().__init__()
+        cfg = config
+        self.stem = nn.Conv2d(cfg.input_shape[0], cfg.stem_channels, 3, cfg.stem_stride, 1, bias=False)
+        self.stem_bn = nn.BatchNorm2d(cfg.stem_channels)
+        blocks = []
+        c_in = cfg.stem_channels
+        for s, st in enumerate(cfg.stages, start=1):
+            out = stage_width(st.channels, float(arch[f"s{s}w"]))
+            for b in range(1, int(arch[f"s{s}d"]) + 1):
+                stride = cfg.stage_stride(s) if b == 1 else 1
+                blocks.append(PlainBlock(c_in, out, int(arch[f"s{s}b{b}e"]), int(arch[f"s{s}b{b}k"]), stride))
+                c_in = out
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Conv2d(c_in, cfg.head_channels, 1, bias=False)
+        self.head_bn = nn.BatchNorm2d(cfg.head_channels)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.classifier = nn.Linear(_pooled(cfg), cfg.n_classes)
+        self.pool = cfg.pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.stem_bn(self.stem(x)))
+        x = self.blocks(x)
+        x = F.relu(self.head_bn(self.head(x)))
+        return self.classifier(self.dropout(_pool(x, self.pool)))
+
+
+__all__ = ["ElasticMobileNet", "MobileNetConfig", "PlainNet", "StageSpec", "build_space"]
+
+
+# -- parts for latency lookup tables ------------------------------------------------------
+class _Stem(nn.Module):
+    def __init__(self, net: PlainNet):
+        super().__init__()
+        self.stem, self.stem_bn = net.stem, net.stem_bn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.stem_bn(self.stem(x)))
+
+
+class _Head(nn.Module):
+    def __init__(self, cfg: MobileNetConfig, c_in: int):
+        super().__init__()
+        self.head = nn.Conv2d(c_in, cfg.head_channels, 1, bias=False)
+        self.head_bn = nn.BatchNorm2d(cfg.head_channels)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.classifier = nn.Linear(_pooled(cfg), cfg.n_classes)
+        self.pool = cfg.pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.head_bn(self.head(x)))
+        return self.classifier(self.dropout(_pool(x, self.pool)))
+
+
+def _spatial(cfg: MobileNetConfig) -> list[tuple[int, int]]:
+    """Input (h, w) of the stem and of each stage's first block, then of the head."""
+    h, w = cfg.input_shape[1:]
+    sizes = [(h, w)]
+    for stride in cfg.strides():
+        h, w = (h - 1) // stride + 1, (w - 1) // stride + 1
+        sizes.append((h, w))
+    return sizes
+
+
+def latency_parts(cfg: MobileNetConfig, arch: Arch) -> list[tuple]:
+    """The parts whose latencies add up to the sub-network's: hashable specs
+    ``("stem",)``, ``("block", c_in, c_out, expand, kernel, stride, h, w)``, ``("head", c_in)``."""
+    sizes = _spatial(cfg)
+    parts: list[tuple] = [("stem",)]
+    c_in = cfg.stem_channels
+    for s, st in enumerate(cfg.stages, start=1):
+        out = stage_width(st.channels, float(arch[f"s{s}w"]))
+        h, w = sizes[s]
+        for b in range(1, int(arch[f"s{s}d"]) + 1):
+            stride = cfg.stage_stride(s) if b == 1 else 1
+            parts.append(("block", c_in, out, int(arch[f"s{s}b{b}e"]), int(arch[f"s{s}b{b}k"]), stride, h, w))
+            if b == 1:
+                h, w = sizes[s + 1]
+            c_in = out
+    parts.append(("head", c_in))
+    return parts
+
+
+def all_latency_parts(cfg: MobileNetConfig) -> list[tuple]:
+    """Every distinct part of every sub-network of the space."""
+    sizes = _spatial(cfg)
+    parts: set[tuple] = {("stem",)}
+    ins = {cfg.stem_channels}
+    for s, st in enumerate(cfg.stages, start=1):
+        outs = {stage_width(st.channels, w) for w in cfg.widths}
+        h, w = sizes[s]
+        for b in range(1, max(st.depths) + 1):
+            stride = cfg.stage_stride(s) if b == 1 else 1
+            srcs = ins if b == 1 else outs
+            for c_in in srcs:
+                for out in outs:
+                    for e in cfg.expands:
+                        for k in cfg.kernels:
+                            parts.add(("block", c_in, out, e, k, stride, h, w))
+            if b == 1:
+                h, w = sizes[s + 1]
+        ins = outs
+    parts |= {("head", c) for c in ins}
+    return sorted(parts, key=str)
+
+
+def build_part(cfg: MobileNetConfig, part: tuple) -> tuple[nn.Module, tuple[int, int, int]]:
+    """A module computing ``part`` (random weights, eval mode) and its input shape."""
+    sizes = _spatial(cfg)
+    if part[0] == "stem":
+        plain = PlainNet(cfg, build_space(cfg).smallest())
+        return _Stem(plain).eval(), tuple(cfg.input_shape)  # type: ignore[return-value]
+    if part[0] == "head":
+        h, w = sizes[-1]
+        return _Head(cfg, part[1]).eval(), (part[1], h, w)
+    _, c_in, out, e, k, stride, h, w = part
+    return PlainBlock(c_in, out, e, k, stride).eval(), (c_in, h, w)

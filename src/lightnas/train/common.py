@@ -1,0 +1,78 @@
+"""Torch helpers shared by training, evaluation and export."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from lightnas.data.sources import Dataset
+from lightnas.errors import LightnasError
+from lightnas.io import atomic_write
+
+
+def setup_torch(threads: int | None = None) -> int:
+    """Flush denormals (5x-300x slowdowns otherwise) and fix the thread count.
+
+    Returns the thread count in force (default: all cores).
+    """
+    torch.set_flush_denormal(True)
+    n = threads or os.cpu_count() or 1
+    torch.set_num_threads(n)
+    return n
+
+
+def to_tensor(x: np.ndarray, data: Dataset) -> torch.Tensor:
+    """uint8 NCHW images -> normalised float32 tensor (the card's preprocessing)."""
+    mean = torch.tensor(data.mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(data.std, dtype=torch.float32).view(1, -1, 1, 1)
+    return (torch.from_numpy(x).float() / 255.0 - mean) / std
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
+    """Top-1 accuracy in percent, model in eval mode."""
+    model.eval()
+    correct = 0
+    for i in range(0, len(x), batch_size):
+        correct += int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
+    return 100.0 * correct / max(len(x), 1)
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> None:
+    """Reset every BatchNorm's running statistics and re-estimate them as an
+    exact average over ``x`` in train mode, then return to eval mode."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    for i in range(0, len(x), batch_size):
+        model(x[i : i + batch_size])
+    for m, mom in zip(bns, saved, strict=True):
+        m.momentum = mom
+    model.eval()
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """torch.save to a temporary file in the same folder, then rename."""
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def safe_load(path: Path) -> dict[str, Any]:
+    """``torch.load(weights_only=True)``; one-line errors for missing/corrupt files."""
+    if not path.is_file():
+        raise LightnasError(f"checkpoint {path} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
+        raise LightnasError(f"cannot load {path}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(obj, dict):
+        raise LightnasError(f"{path} is not a lightnas checkpoint")
+    return obj

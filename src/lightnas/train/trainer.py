@@ -1,0 +1,201 @@
+"""Train a super-network once: sandwich rule with in-place distillation.
+
+Each step trains the largest sub-network on the labels, then the smallest
+and ``n_random`` random sub-networks on the largest's soft predictions
+(BigNAS / Once-for-All in-place distillation), accumulating gradients
+before one optimiser step. The checkpoint is written atomically after every
+epoch; training resumes from it.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lightnas.data.sources import Dataset
+from lightnas.errors import LightnasError
+from lightnas.supernets import supernet_from_config
+from lightnas.train.common import accuracy, atomic_save, recalibrate_bn, safe_load, setup_torch, to_tensor
+
+CHECKPOINT_FORMAT = "lightnas-supernet-1"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of super-network training (validated on creation)."""
+
+    epochs: int = 6
+    batch_size: int = 256
+    optimizer: str = "adamw"  # or "sgd" (Nesterov momentum)
+    lr: float = 4e-3
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.1
+    n_random: int = 1  # random sub-networks per step, besides largest and smallest
+    warmup_epochs: float = 0.3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise LightnasError(f"epochs must be at least 1, not {self.epochs}")
+        if self.batch_size < 2:
+            raise LightnasError(f"batch size must be at least 2, not {self.batch_size}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise LightnasError(f"learning rate must be positive, not {self.lr}")
+        if self.optimizer not in ("adamw", "sgd"):
+            raise LightnasError(f"optimizer must be 'adamw' or 'sgd', not {self.optimizer!r}")
+        if self.n_random < 0:
+            raise LightnasError("n_random must be >= 0")
+
+
+def augment(x: torch.Tensor, pad: int, hflip: bool, gen: torch.Generator) -> torch.Tensor:
+    """Random translation by up to ``pad`` pixels (zero padding) and optional
+    horizontal flips, per sample."""
+    b, c, h, w = x.shape
+    if pad > 0:
+        xp = F.pad(x, (pad, pad, pad, pad))
+        oy = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
+        ox = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
+        rows = (oy[:, None] + torch.arange(h))[:, :, None]
+        cols = (ox[:, None] + torch.arange(w))[:, None, :]
+        x = xp[torch.arange(b)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
+    if hflip:
+        flip = torch.rand(b, generator=gen) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def lr_at(step: float, total: float, warmup: float, base: float) -> float:
+    """Linear warm-up then cosine decay to zero."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    return 0.5 * base * (1 + math.cos(math.pi * (step - warmup) / max(total - warmup, 1)))
+
+
+def train_supernet(
+    supernet_name: str,
+    supernet_config: dict[str, Any],
+    data: Dataset,
+    cfg: TrainConfig,
+    checkpoint: Path,
+    resume: bool = True,
+    progress: bool = True,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Train (or resume training) and return the final checkpoint dictionary.
+
+    The checkpoint (``torch.load(weights_only=True)``-safe) holds the state
+    dict, optimiser state, epoch, configs, data description and history.
+    """
+    setup_torch(threads)
+    net = supernet_from_config(supernet_name, supernet_config)
+    space = net.space
+    if cfg.optimizer == "sgd":
+        opt: torch.optim.Optimizer = torch.optim.SGD(
+            net.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay
+        )
+    else:
+        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    state: dict[str, Any] = {
+        "format": CHECKPOINT_FORMAT,
+        "supernet": supernet_name,
+        "config": supernet_config,
+        "train_config": asdict(cfg),
+        "data": data.describe(),
+        "epoch": 0,
+        "history": [],
+    }
+    if resume and checkpoint.exists():
+        old = safe_load(checkpoint)
+        if old.get("format") != CHECKPOINT_FORMAT or old.get("config") != supernet_config:
+            raise LightnasError(f"{checkpoint} holds a different super-network; use --force to replace it")
+        net.load_state_dict(old["state_dict"])
+        opt.load_state_dict(old["optimizer"])
+        state.update(epoch=int(old["epoch"]), history=list(old["history"]))
+    net = net.to(memory_format=torch.channels_last)
+    x_train = to_tensor(data.x_train, data)
+    y_train = torch.from_numpy(data.y_train)
+    x_val = to_tensor(data.x_val, data)
+    y_val = torch.from_numpy(data.y_val)
+    pad = max(1, data.input_shape[1] // 14)
+    steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
+    total = cfg.epochs * steps_per_epoch
+    warmup = cfg.warmup_epochs * steps_per_epoch
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.epochs, initial=state["epoch"], desc="train", unit="epoch", file=sys.stderr)
+    for epoch in range(state["epoch"], cfg.epochs):
+        net.train()
+        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        rng = np.random.default_rng([cfg.seed, epoch])
+        order = torch.randperm(len(x_train), generator=gen)
+        t0 = time.perf_counter()
+        seen, loss_sum = 0, 0.0
+        for i in range(steps_per_epoch):
+            step = epoch * steps_per_epoch + i
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, total, warmup, cfg.lr)
+            idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+            if len(idx) < 2:
+                continue
+            xb = augment(x_train[idx], pad, data.hflip, gen)
+            yb = y_train[idx]
+            opt.zero_grad(set_to_none=True)
+            net.set_active(space.largest())
+            logits = net(xb)
+            loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+            loss.backward()
+            soft = F.softmax(logits.detach(), dim=1)
+            for arch in [space.smallest()] + [space.sample(rng) for _ in range(cfg.n_random)]:
+                net.set_active(arch)
+                kd = F.kl_div(F.log_softmax(net(xb), dim=1), soft, reduction="batchmean")
+                kd.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            opt.step()
+            seen += len(idx)
+            loss_sum += float(loss.detach()) * len(idx)
+            if bar is not None:
+                bar.set_postfix(step=f"{i + 1}/{steps_per_epoch}", loss=f"{loss_sum / seen:.3f}",
+                                img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+        seconds = time.perf_counter() - t0
+        # quick health check: the largest sub-network on the validation split
+        net.set_active(space.largest())
+        recalibrate_bn(net, x_train[: min(2048, len(x_train))])
+        val = accuracy(net, x_val, y_val)
+        state["history"].append(
+            {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "val_acc_largest": val, "seconds": seconds}
+        )
+        state["epoch"] = epoch + 1
+        state["state_dict"] = {k: v.contiguous() for k, v in net.state_dict().items()}
+        state["optimizer"] = opt.state_dict()
+        atomic_save(state, checkpoint)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum / max(seen, 1):.3f}", val_largest=f"{val:.1f}%",
+                            img_s=f"{seen / seconds:.0f}")
+    if bar is not None:
+        bar.close()
+    if "state_dict" not in state:  # nothing left to train: return what is on disk
+        state = safe_load(checkpoint)
+    return state
+
+
+def load_supernet(checkpoint: Path) -> tuple[Any, dict[str, Any]]:
+    """Rebuild the trained super-network (eval mode) from its checkpoint."""
+    state = safe_load(checkpoint)
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise LightnasError(f"{checkpoint} is not a lightnas super-network checkpoint")
+    net = supernet_from_config(state["supernet"], state["config"])
+    net.load_state_dict(state["state_dict"])
+    net.eval()
+    return net, state

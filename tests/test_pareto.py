@@ -1,0 +1,63 @@
+import itertools
+
+import numpy as np
+
+from lightnas.search.pareto import additive_epsilon, hv_improvement_2d, hypervolume, nondominated_mask
+
+
+def brute_nd(F):
+    n = len(F)
+    return np.array([not any(np.all(F[j] <= F[i]) and np.any(F[j] < F[i]) for j in range(n)) for i in range(n)])
+
+
+def test_nondominated_matches_brute_force():
+    rng = np.random.default_rng(0)
+    for m in (2, 3):
+        F = rng.integers(0, 6, size=(60, m)).astype(float)
+        assert (nondominated_mask(F) == brute_nd(F)).all()
+
+
+def grid_hv(F, ref, n=400):
+    xs = (np.arange(n) + 0.5) / n * ref[0]
+    ys = (np.arange(n) + 0.5) / n * ref[1]
+    X, Y = np.meshgrid(xs, ys)
+    dom = np.zeros_like(X, dtype=bool)
+    for f in F:
+        dom |= (X >= f[0]) & (Y >= f[1])
+    return dom.mean() * ref[0] * ref[1]
+
+
+def test_hypervolume_2d_against_grid_and_pymoo():
+    rng = np.random.default_rng(1)
+    F = rng.random((15, 2))
+    ref = np.array([1.0, 1.0])
+    assert abs(hypervolume(F, ref) - grid_hv(F, ref)) < 5e-3
+    from pymoo.indicators.hv import HV
+
+    assert abs(hypervolume(F, ref) - HV(ref_point=ref)(F)) < 1e-12
+
+
+def test_hv_improvement_is_hv_difference():
+    rng = np.random.default_rng(2)
+    front = rng.random((10, 2))
+    cands = rng.random((40, 2))
+    ref = np.array([1.1, 1.1])
+    gain = hv_improvement_2d(front, cands, ref)
+    base = hypervolume(front, ref)
+    for c, g in zip(cands, gain):
+        assert abs(hypervolume(np.vstack([front, c]), ref) - base - g) < 1e-12
+
+
+def test_additive_epsilon_zero_iff_nondominated():
+    front = np.array([[0.0, 1.0], [1.0, 0.0]])
+    cands = np.array([[0.5, 0.5], [1.0, 1.0], [2.0, 2.0]])
+    eps = additive_epsilon(front, cands)
+    assert eps[0] == 0 and abs(eps[1] - 0) < 1e-12 and abs(eps[2] - 1.0) < 1e-12
+    for c, e in zip(cands, eps):
+        shifted = c - e - 1e-9
+        assert not any(np.all(f <= shifted) and np.any(f < shifted) for f in front)
+
+
+def test_hypervolume_3d_exact():
+    F = np.array(list(itertools.product([0.0, 0.5], repeat=3)))
+    assert abs(hypervolume(F, np.ones(3)) - 1.0) < 1e-12
