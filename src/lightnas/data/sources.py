@@ -123,6 +123,8 @@ def _finish(
     info: dict[str, Any] | None = None,
 ) -> Dataset:
     """Split what is missing (test, then validation) from the training data by seed."""
+    if len(x) != len(y):
+        raise LightnasError(f"{name}: {len(x)} images but {len(y)} labels")
     splits: dict[str, Any] = {"seed": seed}
     if x_test is None:
         keep, held = stratified_split(y, test_fraction, seed)

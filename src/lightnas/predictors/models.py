@@ -134,7 +134,27 @@ class SVRPredictor(_Standardised):
         return self.model.predict(X), np.zeros(len(X))
 
 
+class EnsemblePredictor(Predictor):
+    """Average of a linear model (extrapolates additive effects) and tree
+    ensembles (capture interactions); std combines each member's own std with
+    their disagreement."""
+
+    def __init__(self, members: tuple[str, ...] = ("ridge", "trees")):
+        self.members = members
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Predictor:
+        self.models = [create_predictor(m).fit(X, y) for m in self.members]
+        return self
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        preds = [m.predict(X) for m in self.models]
+        means = np.stack([p[0] for p in preds])
+        var = np.stack([p[1] ** 2 for p in preds]).mean(axis=0) + means.var(axis=0)
+        return means.mean(axis=0), np.sqrt(var)
+
+
 PREDICTORS: dict[str, Callable[[], Predictor]] = {
+    "ensemble": EnsemblePredictor,
     "ridge": RidgePredictor,
     "gp": GPPredictor,
     "trees": TreesPredictor,

@@ -5,6 +5,17 @@ and ``n_random`` random sub-networks on the largest's soft predictions
 (BigNAS / Once-for-All in-place distillation), accumulating gradients
 before one optimiser step. The checkpoint is written atomically after every
 epoch; training resumes from it.
+
+Recipes (``TrainConfig.recipe``):
+
+- ``warmup-sandwich`` (default): the largest sub-network alone for the first
+  ``warmup_fraction`` of the epochs, then the sandwich rule. On short CPU
+  budgets the shared weights first learn good features at full size, which
+  the smaller sub-networks then inherit.
+- ``sandwich``: BigNAS, the sandwich rule from the first step.
+- ``progressive``: Once-for-All's progressive shrinking: the largest alone,
+  then elastic kernel, then elastic depth, then everything (equal shares of
+  the remaining epochs), always distilling from the largest.
 """
 
 from __future__ import annotations
@@ -26,6 +37,29 @@ from lightnas.supernets import supernet_from_config
 from lightnas.train.common import accuracy, atomic_save, recalibrate_bn, safe_load, setup_torch, to_tensor
 
 CHECKPOINT_FORMAT = "lightnas-supernet-1"
+RECIPES = ("warmup-sandwich", "sandwich", "progressive")
+
+
+def phase_of(cfg: TrainConfig, epoch: int) -> str:
+    """What is elastic in ``epoch`` (0-based): "largest", "kernel", "depth" or "all"."""
+    if cfg.recipe == "sandwich":
+        return "all"
+    warm = int(round(cfg.warmup_fraction * cfg.epochs))
+    if epoch < warm:
+        return "largest"
+    if cfg.recipe == "warmup-sandwich":
+        return "all"
+    rest = (epoch - warm) / max(cfg.epochs - warm, 1)
+    return "kernel" if rest < 1 / 3 else "depth" if rest < 2 / 3 else "all"
+
+
+def restrict(space: Any, arch: Any, phase: str) -> Any:
+    """Pin the dimensions that are not yet elastic in ``phase`` to their largest value."""
+    if phase == "all":
+        return arch
+    largest = space.largest()
+    free = {"kernel": ("k",), "depth": ("k", "d")}.get(phase, ())
+    return space.make({n: (arch[n] if n.endswith(free) else largest[n]) for n in arch})
 
 
 @dataclass(frozen=True)
@@ -40,7 +74,10 @@ class TrainConfig:
     weight_decay: float = 1e-4
     label_smoothing: float = 0.1
     n_random: int = 1  # random sub-networks per step, besides largest and smallest
-    warmup_epochs: float = 0.3
+    warmup_epochs: float = 0.3  # learning-rate warm-up
+    recipe: str = "warmup-sandwich"
+    warmup_fraction: float = 0.4  # share of epochs with the largest alone (warmup-sandwich, progressive)
+    augment: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -52,6 +89,10 @@ class TrainConfig:
             raise LightnasError(f"learning rate must be positive, not {self.lr}")
         if self.optimizer not in ("adamw", "sgd"):
             raise LightnasError(f"optimizer must be 'adamw' or 'sgd', not {self.optimizer!r}")
+        if self.recipe not in RECIPES:
+            raise LightnasError(f"unknown recipe {self.recipe!r} (choose from {', '.join(RECIPES)})")
+        if not 0 <= self.warmup_fraction < 1:
+            raise LightnasError("warmup_fraction must be in [0, 1)")
         if self.n_random < 0:
             raise LightnasError("n_random must be >= 0")
 
@@ -148,7 +189,7 @@ def train_supernet(
             idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
             if len(idx) < 2:
                 continue
-            xb = augment(x_train[idx], pad, data.hflip, gen)
+            xb = augment(x_train[idx], pad if cfg.augment else 0, data.hflip and cfg.augment, gen)
             yb = y_train[idx]
             opt.zero_grad(set_to_none=True)
             net.set_active(space.largest())
@@ -156,8 +197,11 @@ def train_supernet(
             loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
             loss.backward()
             soft = F.softmax(logits.detach(), dim=1)
-            for arch in [space.smallest()] + [space.sample(rng) for _ in range(cfg.n_random)]:
-                net.set_active(arch)
+            phase = phase_of(cfg, epoch)
+            students = [] if phase == "largest" else [space.smallest()] + [
+                space.sample(rng) for _ in range(cfg.n_random)]
+            for arch in students:
+                net.set_active(restrict(space, arch, phase))
                 kd = F.kl_div(F.log_softmax(net(xb), dim=1), soft, reduction="batchmean")
                 kd.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)

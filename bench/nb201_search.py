@@ -1,0 +1,56 @@
+"""Issue-3 figures: search quality on NAS-Bench-201 with device latencies.
+
+For each strategy and each tuning device (DESIGN.md: pixel3, raspi4,
+1080ti_1, gold_6226, samsung_a50): median over seeds 1..K of the HV regret
+after 60 and 250 evaluations, the share of the true Pareto set found, and the
+search-side seconds (everything but evaluations) per 250 evaluations. Also a
+3-objective run (accuracy, latency, params) and a constrained run.
+
+    python bench/nb201_search.py [--seeds 3] [--strategies lightnas,linas,nsga2,random]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from lightnas.bench import nb201
+from lightnas.bench.cli import score
+from lightnas.objectives import Constraint, Objective
+
+OBJ2 = [Objective("accuracy", "max"), Objective("latency_ms", "min")]
+OBJ3 = OBJ2 + [Objective("params", "min")]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--strategies", default="lightnas,linas,nsga2,random")
+    ap.add_argument("--devices", default=",".join(nb201.TUNING_DEVICES))
+    ap.add_argument("--budget", type=int, default=250)
+    args = ap.parse_args()
+    budgets = [60, args.budget]
+    settings = [("2 objectives", OBJ2, [])]
+    settings.append(("3 objectives", OBJ3, []))
+    settings.append(("latency_ms<=5", OBJ2, [Constraint("latency_ms", "<=", 5.0)]))
+    print(f"{'setting':<15} {'device':<12} {'strategy':<10} {'regret@60':>10} {'regret@250':>11} "
+          f"{'found@250':>10} {'search s':>9}")
+    for label, objs, cons in settings:
+        devices = args.devices.split(",") if label == "2 objectives" else ["pixel3"]
+        for dev in devices:
+            for strat in args.strategies.split(","):
+                rows = []
+                for seed in range(1, args.seeds + 1):
+                    trials, search_s = nb201.run_search(dev, strat, args.budget, seed, objs, cons)
+                    s = score(trials, dev, objs, cons, budgets)
+                    rows.append((s[60][0], s[args.budget][0], s[args.budget][1], search_s))
+                r = np.median(np.array(rows), axis=0)
+                print(f"{label:<15} {dev:<12} {strat:<10} {r[0]:>10.5f} {r[1]:>11.5f} {r[2]:>10.0%} {r[3]:>9.2f}",
+                      flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lightnas.bench import nb201
+from lightnas.objectives import Constraint, Objective
+
+
+def test_table_matches_shared_csv_when_present():
+    table = nb201.load_table()
+    assert len(table.arch) == 15625 and len(table.devices) == 27
+    # the best validation accuracy is the known optimum
+    assert abs(table.columns["c10valid_valid_200ep"].max() - 91.61) < 0.01
+    # the cell string of index 0 decodes to the same row
+    assert table.rows[tuple(table.codes[0])] == 0
+
+
+def test_true_front_and_regret():
+    objs = [Objective("accuracy", "max"), Objective("latency_ms", "min")]
+    tf = nb201.true_front("pixel3", objs)
+    F = nb201.objective_table("pixel3", objs)
+    assert tf.regret(F[tf.pareto_rows]) == pytest.approx(0.0, abs=1e-12)
+    assert 0 < tf.regret(F[:100]) < 1
+
+
+@pytest.mark.parametrize("strategy", ["random", "lightnas"])
+def test_small_budget_runs(strategy):
+    trials, seconds = nb201.run_search("raspi4", strategy, 30, seed=1)
+    assert len(trials) == 30 and len({t.arch for t in trials}) == 30
+    assert seconds >= 0
+
+
+def test_constrained_three_objective_run():
+    objs = [Objective("accuracy", "max"), Objective("latency_ms", "min"), Objective("params", "min")]
+    c = [Constraint("latency_ms", "<=", 8.0)]
+    trials, _ = nb201.run_search("pixel3", "lightnas", 30, seed=2, objectives=objs, constraints=c)
+    ok = [t for t in trials if t.status == "ok"]
+    assert len(ok) == 30 and all(t.metrics["latency_ms"] <= 8.0 for t in ok)
+
+
+def test_cli_writes_one_row_per_evaluation(tmp_path):
+    out = tmp_path / "r.csv"
+    res = subprocess.run([sys.executable, "-m", "lightnas.cli", "bench", "nb201", "--device", "fpga",
+                          "--strategy", "nsga2", "--budget", "40", "--seed", "3", "--out", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    rows = out.read_text().splitlines()
+    assert rows[0].split(",")[:5] == ["eval", "arch", "cellstr_key", "c10valid_valid_200ep", "lat_fpga"]
+    assert len(rows) == 41
+    idx = [int(r.split(",")[1]) for r in rows[1:]]
+    assert len(set(idx)) == 40
+    table = nb201.load_table()
+    first = rows[1].split(",")
+    row = int(np.flatnonzero(table.arch == int(first[1]))[0])
+    assert float(first[3]) == pytest.approx(table.columns["c10valid_valid_200ep"][row])

@@ -1,0 +1,81 @@
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from lightnas.errors import LightnasError
+from lightnas.hardware import count_cost, measure_latency
+from lightnas.hardware.lut import LatencyTable, check_table
+from lightnas.supernets import create_supernet
+from lightnas.supernets.mobilenet import StageSpec
+
+
+def small_net():
+    return create_supernet("mobilenet", input_shape=(1, 16, 16), n_classes=4,
+                           stages=(StageSpec(8, (1, 2), 2), StageSpec(12, (1, 2), 1)),
+                           kernels=(3, 5), expands=(2, 3), widths=(0.5, 1.0))
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_measure_latency_reports_median_and_spread(backend):
+    net = small_net()
+    r = measure_latency(net.extract(net.space.largest()), (1, 16, 16), backend, threads=1, repeats=10)
+    assert r["latency_ms"] > 0 and r["latency_iqr_ms"] >= 0
+    assert r["backend"] == backend and r["threads"] == 1 and r["repeats"] >= 10
+
+
+def test_measure_latency_bad_backend():
+    with pytest.raises(LightnasError):
+        measure_latency(torch.nn.Identity(), (1, 4, 4), "tensorflow")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
+def test_measure_latency_cuda_synchronises():
+    net = small_net().extract(small_net().space.largest())
+    r = measure_latency(net, (1, 16, 16), device="cuda", repeats=10)
+    assert r["device"] == "cuda" and r["latency_ms"] > 0
+
+
+def test_cost_matches_analytic_count():
+    conv = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1, bias=False), torch.nn.Flatten(),
+                               torch.nn.Linear(8 * 10 * 10, 5))
+    c = count_cost(conv, (3, 10, 10))
+    assert c["macs"] == 8 * 3 * 9 * 100 + 800 * 5
+    assert c["params"] == 8 * 27 + 800 * 5 + 5
+    assert c["peak_act_bytes"] == (800 + 800) * 4  # flatten's input+output is the largest op
+    assert c["bytes"] > c["params"] * 4
+
+
+def test_lut_build_predict_save_load_check(tmp_path):
+    torch.set_num_threads(1)
+    net = small_net()
+    table = LatencyTable.build(net, backend="torch", threads=1, calib_samples=6).bind(net)
+    assert table.meta["n_parts"] == len(net.all_latency_parts())
+    assert {"machine", "date", "input_shape"} <= set(table.meta)
+    assert table.meta["machine"]["torch"] == torch.__version__
+    rng = np.random.default_rng(0)
+    archs = [net.space.sample(rng) for _ in range(10)]
+    preds = [table.predict(a) for a in archs]
+    assert all(p > 0 for p in preds)
+    table.save(tmp_path / "lut.json")
+    again = LatencyTable.load(tmp_path / "lut.json").bind(net)
+    assert [again.predict(a) for a in archs] == pytest.approx(preds)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert again.check_compatible("torch", 1) == []
+    with pytest.warns(UserWarning, match="backend"):
+        again.check_compatible("onnxruntime", 1)
+    res = check_table(again, net, samples=8)
+    assert 0 <= res["within_10pct"] <= 1 and len(res["worst"]) >= 1
+
+
+def test_lut_refuses_other_supernet_and_bad_files(tmp_path):
+    net = small_net()
+    table = LatencyTable.build(net, threads=1, calib_samples=3)
+    with pytest.raises(LightnasError, match="different super-network"):
+        table.bind(create_supernet("mobilenet"))
+    (tmp_path / "x.json").write_text(json.dumps({"parts": {}}))
+    with pytest.raises(LightnasError, match="not a lightnas latency table"):
+        LatencyTable.load(tmp_path / "x.json")

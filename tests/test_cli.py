@@ -1,0 +1,119 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lightnas.cli import main
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "lightnas.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=600)
+
+
+def one_line_error(res, needle):
+    assert res.returncode == 2, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("lightnas: error:") and needle in lines[0], lines[0]
+    assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["run", "--data", "/nonexistent/data.npz"], "does not exist"),
+    (["run", "--data", "imagenet"], "unknown dataset"),
+    (["run", "--constraint", "latency_ms<<3"], "malformed constraint"),
+    (["run", "--max-latency-ms", "-1"], "impossible constraint"),
+    (["run", "--constraint", "colour<=3"], "cannot constrain"),
+    (["run", "--epochs", "0"], "epochs"),
+    (["run", "--budget", "x"], "invalid int"),
+    (["frobnicate"], "invalid choice"),
+    (["search", "/nonexistent-run"], "no lightnas run"),
+    (["bench", "nb201", "--device", "toaster"], "unknown NAS-Bench-201 device"),
+    (["lut", "check", "--lut", "/nonexistent.json"], "does not exist"),
+    (["lut", "build", "--input-shape", "1,28"], "input-shape"),
+])
+def test_bad_input_one_line_exit_2(tmp_path, args, needle):
+    one_line_error(run_cli(*args, "--out", str(tmp_path / "o")) if args[0] == "run" else run_cli(*args), needle)
+
+
+def test_mis_shaped_npz(tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.zeros((10, 8, 8)), y=np.zeros(9, dtype=int))
+    one_line_error(run_cli("run", "--data", str(tmp_path / "d.npz"), "--out", str(tmp_path / "o")), "labels")
+
+
+def test_folder_holding_another_run_is_not_overwritten(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps({"data": "digits", "seed": 5}))
+    (out / "supernet.pt").write_bytes(b"precious")
+    one_line_error(run_cli("run", "--data", "digits", "--out", str(out)), "already holds a run")
+    one_line_error(run_cli("run", "--data", "fashion-mnist", "--out", str(out), "--resume"), "cannot resume")
+    assert (out / "supernet.pt").read_bytes() == b"precious"
+    foreign = tmp_path / "home"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("x")
+    one_line_error(run_cli("run", "--data", "digits", "--out", str(foreign), "--force"), "not a lightnas run")
+    assert (foreign / "thesis.tex").exists()
+
+
+def test_corrupt_checkpoint_is_a_one_line_error(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", str(out), "--data", "digits", "--epochs", "1", "--quiet"]) == 0
+    (out / "supernet.pt").write_bytes(b"garbage")
+    one_line_error(run_cli("search", str(out), "--quiet"), "cannot load")
+
+
+def test_end_to_end_digits(tmp_path):
+    import onnxruntime as ort
+
+    out = tmp_path / "run"
+    res = run_cli("run", "--data", "digits", "--out", str(out), "--epochs", "2", "--budget", "8",
+                  "--max-params", "150000")
+    assert res.returncode == 0, res.stderr
+    for name in ("lightnas.db", "supernet.pt", "pareto.csv", "pareto.png", "report.html", "config.json"):
+        assert (out / name).is_file(), name
+    assert "Pareto front" in (out / "report.html").read_text()
+    assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    ids = json.loads((out / "models" / "index.json").read_text())["models"]
+    assert ids
+    from lightnas.data import load_dataset
+
+    data = load_dataset("digits", 0)
+    for model_id in ids:
+        folder = out / "models" / model_id
+        card = json.loads((folder / "card.json").read_text())
+        assert card["params"] <= 150000
+        assert card["verification"]["extract_max_abs_diff"] <= 1e-5
+        assert card["verification"]["onnx_max_abs_diff"] <= 1e-4
+        assert card["latency"]["latency_ms"] > 0 and card["latency"]["threads"] == 1
+        # anyone can run the ONNX file with the card's preprocessing and get its accuracy
+        pre = card["preprocessing"]
+        mean = np.array(pre["mean"], dtype=np.float32).reshape(1, -1, 1, 1)
+        std = np.array(pre["std"], dtype=np.float32).reshape(1, -1, 1, 1)
+        x = ((data.x_test.astype(np.float32) * pre["scale"] - mean) / std).astype(np.float32)
+        sess = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+        pred = sess.run(None, {"input": x})[0].argmax(1)
+        assert abs(100 * np.mean(pred == data.y_test) - card["test_accuracy"]) < 0.3
+        from lightnas.export import load_exported
+
+        import torch
+
+        plain = load_exported(folder)
+        with torch.no_grad():
+            logits = plain(torch.from_numpy(x[:50])).numpy()
+        assert np.abs(logits - sess.run(None, {"input": x[:50]})[0]).max() < 1e-4
+    rows = (out / "pareto.csv").read_text().splitlines()
+    assert rows[0].startswith("id,key,val_accuracy") and len(rows) == len(ids) + 1
+    # a second run into the same folder is refused; --resume finishes instantly from what is on disk
+    one_line_error(run_cli("run", "--data", "digits", "--out", str(out)), "already holds a run")
+    res = run_cli("run", "--data", "digits", "--out", str(out), "--epochs", "2", "--budget", "8",
+                  "--max-params", "150000", "--resume", "--quiet")
+    assert res.returncode == 0, res.stderr
+    import sqlite3
+
+    con = sqlite3.connect(out / "lightnas.db")
+    n = con.execute("SELECT COUNT(*) FROM evaluations WHERE status='ok'").fetchone()[0]
+    assert n == 8
