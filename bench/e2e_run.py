@@ -49,17 +49,23 @@ class HandWritten(nn.Module):
                 k, e = int(arch[f"s{s}b{b}k"]), int(arch[f"s{s}b{b}e"])
                 stride = strides[s] if b == 1 else 1
                 h = c * e
-                self.layers.extend([
-                    nn.Conv2d(c, h, 1, bias=False), nn.BatchNorm2d(h),
-                    nn.Conv2d(h, h, k, stride, k // 2, groups=h, bias=False), nn.BatchNorm2d(h),
-                    nn.Conv2d(h, out, 1, bias=False), nn.BatchNorm2d(out),
-                ])
+                self.layers.extend(
+                    [
+                        nn.Conv2d(c, h, 1, bias=False),
+                        nn.BatchNorm2d(h),
+                        nn.Conv2d(h, h, k, stride, k // 2, groups=h, bias=False),
+                        nn.BatchNorm2d(h),
+                        nn.Conv2d(h, out, 1, bias=False),
+                        nn.BatchNorm2d(out),
+                    ]
+                )
                 self.plan.append(("block", int(stride == 1 and c == out)))
                 c = out
         self.layers.append(nn.Conv2d(c, cfg["head_channels"], 1, bias=False))
         self.layers.append(nn.BatchNorm2d(cfg["head_channels"]))
-        self.fc = nn.Linear(cfg["head_channels"] * size * size if cfg["pool"] == "flatten" else
-                            cfg["head_channels"], cfg["n_classes"])
+        self.fc = nn.Linear(
+            cfg["head_channels"] * size * size if cfg["pool"] == "flatten" else cfg["head_channels"], cfg["n_classes"]
+        )
         self.flatten = cfg["pool"] == "flatten"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -104,8 +110,11 @@ def main() -> int:
     wall = None
     if not args.skip_run:
         t0 = time.perf_counter()
-        res = subprocess.run([sys.executable, "-m", "lightnas.cli", "run", "--out", str(out), "--force", "--quiet"],
-                             capture_output=True, text=True)
+        res = subprocess.run(
+            [sys.executable, "-m", "lightnas.cli", "run", "--out", str(out), "--force", "--quiet"],
+            capture_output=True,
+            text=True,
+        )
         wall = time.perf_counter() - t0
         if res.returncode != 0:
             print(res.stderr, file=sys.stderr)

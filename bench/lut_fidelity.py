@@ -86,10 +86,12 @@ def main() -> int:
         print(json.dumps(results))
         return 0
     for backend, r in results.items():
-        print(f"[{backend}] table: {r['n_parts']} parts in {r['build_seconds']} s; random sub-networks: "
-              f"{r['within_10pct']:.0%} within ±10% (n={r['samples']}), Spearman {r['spearman']:.3f}, "
-              f"mean |error| {r['mean_abs_rel_error']:.1%}; lut-searched front: {r['front_within_10pct']:.0%} of "
-              f"{r['front_size']} within ±10% when re-measured (max {r['front_max_abs_rel_error']:.1%})")
+        print(
+            f"[{backend}] table: {r['n_parts']} parts in {r['build_seconds']} s; random sub-networks: "
+            f"{r['within_10pct']:.0%} within ±10% (n={r['samples']}), Spearman {r['spearman']:.3f}, "
+            f"mean |error| {r['mean_abs_rel_error']:.1%}; lut-searched front: {r['front_within_10pct']:.0%} of "
+            f"{r['front_size']} within ±10% when re-measured (max {r['front_max_abs_rel_error']:.1%})"
+        )
     return 0
 
 

@@ -35,8 +35,10 @@ def main() -> int:
     settings = [("2 objectives", OBJ2, [])]
     settings.append(("3 objectives", OBJ3, []))
     settings.append(("latency_ms<=5", OBJ2, [Constraint("latency_ms", "<=", 5.0)]))
-    print(f"{'setting':<15} {'device':<12} {'strategy':<10} {'regret@60':>10} {'regret@250':>11} "
-          f"{'found@250':>10} {'search s':>9}")
+    print(
+        f"{'setting':<15} {'device':<12} {'strategy':<10} {'regret@60':>10} {'regret@250':>11} "
+        f"{'found@250':>10} {'search s':>9}"
+    )
     for label, objs, cons in settings:
         devices = args.devices.split(",") if label == "2 objectives" else ["pixel3"]
         for dev in devices:
@@ -47,8 +49,10 @@ def main() -> int:
                     s = score(trials, dev, objs, cons, budgets)
                     rows.append((s[60][0], s[args.budget][0], s[args.budget][1], search_s))
                 r = np.median(np.array(rows), axis=0)
-                print(f"{label:<15} {dev:<12} {strat:<10} {r[0]:>10.5f} {r[1]:>11.5f} {r[2]:>10.0%} {r[3]:>9.2f}",
-                      flush=True)
+                print(
+                    f"{label:<15} {dev:<12} {strat:<10} {r[0]:>10.5f} {r[1]:>11.5f} {r[2]:>10.0%} {r[3]:>9.2f}",
+                    flush=True,
+                )
     return 0
 
 

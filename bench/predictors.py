@@ -33,14 +33,17 @@ def main() -> int:
             secs = []
             for rep in range(args.repeats):
                 idx = np.random.default_rng(rep).permutation(len(X))
-                tr, te = idx[:n], idx[n:n + 3000]
+                tr, te = idx[:n], idx[n : n + 3000]
                 for k, y in targets.items():
                     t0 = time.perf_counter()
                     pred = create_predictor(name).fit(X[tr], y[tr]).predict(X[te])[0]
                     secs.append(time.perf_counter() - t0)
                     taus[k].append(kendalltau(pred, y[te])[0])
-            print(f"{name:<10} {n:>4} {np.median(taus['accuracy']):>13.3f} {np.median(taus['latency']):>12.3f} "
-                  f"{np.median(secs):>14.3f}", flush=True)
+            print(
+                f"{name:<10} {n:>4} {np.median(taus['accuracy']):>13.3f} {np.median(taus['latency']):>12.3f} "
+                f"{np.median(secs):>14.3f}",
+                flush=True,
+            )
     return 0
 
 

@@ -9,8 +9,9 @@ from lightnas.cli import main
 
 
 def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "lightnas.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "lightnas.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
 
 
 def one_line_error(res, needle):
@@ -21,20 +22,23 @@ def one_line_error(res, needle):
     assert "Traceback" not in res.stderr
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["run", "--data", "/nonexistent/data.npz"], "does not exist"),
-    (["run", "--data", "imagenet"], "unknown dataset"),
-    (["run", "--constraint", "latency_ms<<3"], "malformed constraint"),
-    (["run", "--max-latency-ms", "-1"], "impossible constraint"),
-    (["run", "--constraint", "colour<=3"], "cannot constrain"),
-    (["run", "--epochs", "0"], "epochs"),
-    (["run", "--budget", "x"], "invalid int"),
-    (["frobnicate"], "invalid choice"),
-    (["search", "/nonexistent-run"], "no lightnas run"),
-    (["bench", "nb201", "--device", "toaster"], "unknown NAS-Bench-201 device"),
-    (["lut", "check", "--lut", "/nonexistent.json"], "does not exist"),
-    (["lut", "build", "--input-shape", "1,28"], "input-shape"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["run", "--data", "/nonexistent/data.npz"], "does not exist"),
+        (["run", "--data", "imagenet"], "unknown dataset"),
+        (["run", "--constraint", "latency_ms<<3"], "malformed constraint"),
+        (["run", "--max-latency-ms", "-1"], "impossible constraint"),
+        (["run", "--constraint", "colour<=3"], "cannot constrain"),
+        (["run", "--epochs", "0"], "epochs"),
+        (["run", "--budget", "x"], "invalid int"),
+        (["frobnicate"], "invalid choice"),
+        (["search", "/nonexistent-run"], "no lightnas run"),
+        (["bench", "nb201", "--device", "toaster"], "unknown NAS-Bench-201 device"),
+        (["lut", "check", "--lut", "/nonexistent.json"], "does not exist"),
+        (["lut", "build", "--input-shape", "1,28"], "input-shape"),
+    ],
+)
 def test_bad_input_one_line_exit_2(tmp_path, args, needle):
     one_line_error(run_cli(*args, "--out", str(tmp_path / "o")) if args[0] == "run" else run_cli(*args), needle)
 
@@ -70,8 +74,9 @@ def test_end_to_end_digits(tmp_path):
     import onnxruntime as ort
 
     out = tmp_path / "run"
-    res = run_cli("run", "--data", "digits", "--out", str(out), "--epochs", "2", "--budget", "8",
-                  "--max-params", "150000")
+    res = run_cli(
+        "run", "--data", "digits", "--out", str(out), "--epochs", "2", "--budget", "8", "--max-params", "150000"
+    )
     assert res.returncode == 0, res.stderr
     for name in ("lightnas.db", "supernet.pt", "pareto.csv", "pareto.png", "report.html", "config.json"):
         assert (out / name).is_file(), name
@@ -97,9 +102,9 @@ def test_end_to_end_digits(tmp_path):
         sess = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
         pred = sess.run(None, {"input": x})[0].argmax(1)
         assert abs(100 * np.mean(pred == data.y_test) - card["test_accuracy"]) < 0.3
-        from lightnas.export import load_exported
-
         import torch
+
+        from lightnas.export import load_exported
 
         plain = load_exported(folder)
         with torch.no_grad():
@@ -109,8 +114,21 @@ def test_end_to_end_digits(tmp_path):
     assert rows[0].startswith("id,key,val_accuracy") and len(rows) == len(ids) + 1
     # a second run into the same folder is refused; --resume finishes instantly from what is on disk
     one_line_error(run_cli("run", "--data", "digits", "--out", str(out)), "already holds a run")
-    res = run_cli("run", "--data", "digits", "--out", str(out), "--epochs", "2", "--budget", "8",
-                  "--max-params", "150000", "--resume", "--quiet")
+    res = run_cli(
+        "run",
+        "--data",
+        "digits",
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--budget",
+        "8",
+        "--max-params",
+        "150000",
+        "--resume",
+        "--quiet",
+    )
     assert res.returncode == 0, res.stderr
     import sqlite3
 

@@ -42,15 +42,20 @@ def test_image_folder(tmp_path):
     assert d.classes == ["cat", "dog"] and d.input_shape == (1, 10, 10)
 
 
-@pytest.mark.parametrize("make,match", [
-    (lambda p: p / "missing.npz", "does not exist"),
-    (lambda p: [(p / "bad.npz").write_text("not a zip"), p / "bad.npz"][1], "cannot read"),
-    (lambda p: np.savez(p / "nox.npz", a=np.zeros(3)) or p / "nox.npz", "needs arrays"),
-    (lambda p: np.savez(p / "shape.npz", x=np.zeros((5, 2, 2, 2, 2)), y=np.zeros(5, int)) or p / "shape.npz",
-     "3 or 4 dimensions"),
-    (lambda p: np.savez(p / "len.npz", x=np.zeros((5, 9, 9)), y=np.zeros(4, int)) or p / "len.npz", "labels"),
-    (lambda p: [(p / "d.txt").write_text("x"), p / "d.txt"][1], "must be .npz"),
-])
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda p: p / "missing.npz", "does not exist"),
+        (lambda p: [(p / "bad.npz").write_text("not a zip"), p / "bad.npz"][1], "cannot read"),
+        (lambda p: np.savez(p / "nox.npz", a=np.zeros(3)) or p / "nox.npz", "needs arrays"),
+        (
+            lambda p: np.savez(p / "shape.npz", x=np.zeros((5, 2, 2, 2, 2)), y=np.zeros(5, int)) or p / "shape.npz",
+            "3 or 4 dimensions",
+        ),
+        (lambda p: np.savez(p / "len.npz", x=np.zeros((5, 9, 9)), y=np.zeros(4, int)) or p / "len.npz", "labels"),
+        (lambda p: [(p / "d.txt").write_text("x"), p / "d.txt"][1], "must be .npz"),
+    ],
+)
 def test_bad_data_is_a_one_line_error(tmp_path, make, match):
     with pytest.raises(LightnasError, match=match):
         load_dataset(str(make(tmp_path)))

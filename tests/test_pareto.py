@@ -44,7 +44,7 @@ def test_hv_improvement_is_hv_difference():
     ref = np.array([1.1, 1.1])
     gain = hv_improvement_2d(front, cands, ref)
     base = hypervolume(front, ref)
-    for c, g in zip(cands, gain):
+    for c, g in zip(cands, gain, strict=False):
         assert abs(hypervolume(np.vstack([front, c]), ref) - base - g) < 1e-12
 
 
@@ -53,7 +53,7 @@ def test_additive_epsilon_zero_iff_nondominated():
     cands = np.array([[0.5, 0.5], [1.0, 1.0], [2.0, 2.0]])
     eps = additive_epsilon(front, cands)
     assert eps[0] == 0 and abs(eps[1] - 0) < 1e-12 and abs(eps[2] - 1.0) < 1e-12
-    for c, e in zip(cands, eps):
+    for c, e in zip(cands, eps, strict=False):
         shifted = c - e - 1e-9
         assert not any(np.all(f <= shifted) and np.any(f < shifted) for f in front)
 

@@ -6,13 +6,15 @@ from lightnas.space import Choice, SearchSpace
 
 
 def cond_space() -> SearchSpace:
-    return SearchSpace((
-        Choice("d", (1, 2, 3), ordinal=True),
-        Choice("k1", (3, 5, 7), ordinal=True),
-        Choice("k2", (3, 5, 7), active_if=("d", 2), ordinal=True),
-        Choice("k3", (3, 5, 7), active_if=("d", 3), ordinal=True),
-        Choice("op", ("a", "b")),
-    ))
+    return SearchSpace(
+        (
+            Choice("d", (1, 2, 3), ordinal=True),
+            Choice("k1", (3, 5, 7), ordinal=True),
+            Choice("k2", (3, 5, 7), active_if=("d", 2), ordinal=True),
+            Choice("k3", (3, 5, 7), active_if=("d", 3), ordinal=True),
+            Choice("op", ("a", "b")),
+        )
+    )
 
 
 def test_encode_decode_and_key_round_trip():

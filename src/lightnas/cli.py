@@ -21,8 +21,11 @@ class _Parser(argparse.ArgumentParser):
 
 def _run_options(p: argparse.ArgumentParser, defaults: bool = True) -> None:
     d = (lambda v: v) if defaults else (lambda v: None)
-    p.add_argument("--data", default=d("fashion-mnist"),
-                   help="fashion-mnist (embedded), digits, or a path (.npz, image folder, IDX folder)")
+    p.add_argument(
+        "--data",
+        default=d("fashion-mnist"),
+        help="fashion-mnist (embedded), digits, or a path (.npz, image folder, IDX folder)",
+    )
     p.add_argument("--epochs", type=int, default=d(6), help="super-network training epochs")
     p.add_argument("--budget", type=int, default=d(60), help="number of sub-networks evaluated by the search")
     p.add_argument("--seed", type=int, default=d(0))
@@ -33,8 +36,12 @@ def _run_options(p: argparse.ArgumentParser, defaults: bool = True) -> None:
     p.add_argument("--max-bytes", type=float, help="hard constraint: serialized size <= N bytes")
     p.add_argument("--max-peak-act-bytes", type=float, help="hard constraint: peak activation memory <= N bytes")
     p.add_argument("--constraint", action="append", default=[], help="any constraint, e.g. 'macs<=2e6'")
-    p.add_argument("--latency", choices=("measure", "lut"), default=d("measure"),
-                   help="latency objective: measured for each sub-network, or from a lookup table")
+    p.add_argument(
+        "--latency",
+        choices=("measure", "lut"),
+        default=d("measure"),
+        help="latency objective: measured for each sub-network, or from a lookup table",
+    )
     p.add_argument("--backend", choices=("torch", "onnxruntime"), default=d("torch"))
     p.add_argument("--threads", type=int, default=d(1), help="threads for latency measurement")
     p.add_argument("--batch-size", type=int, default=d(128), help="training batch size")
@@ -45,8 +52,13 @@ def _run_options(p: argparse.ArgumentParser, defaults: bool = True) -> None:
 
 def _constraints(args: argparse.Namespace) -> list[str]:
     out = list(args.constraint)
-    for flag, metric in (("max_latency_ms", "latency_ms"), ("max_params", "params"), ("max_macs", "macs"),
-                         ("max_bytes", "bytes"), ("max_peak_act_bytes", "peak_act_bytes")):
+    for flag, metric in (
+        ("max_latency_ms", "latency_ms"),
+        ("max_params", "params"),
+        ("max_macs", "macs"),
+        ("max_bytes", "bytes"),
+        ("max_peak_act_bytes", "peak_act_bytes"),
+    ):
         v = getattr(args, flag)
         if v is not None:
             out.append(f"{metric}<={v!r}")
@@ -120,10 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     _run_options(p)
     p.set_defaults(fn=cmd_run)
 
-    for name, text in (("train", "train the super-network of a run folder"),
-                       ("search", "search the trained super-network"),
-                       ("export", "export the Pareto front to models/"),
-                       ("report", "write pareto.csv, pareto.png and report.html")):
+    for name, text in (
+        ("train", "train the super-network of a run folder"),
+        ("search", "search the trained super-network"),
+        ("export", "export the Pareto front to models/"),
+        ("report", "write pareto.csv, pareto.png and report.html"),
+    ):
         p = sub.add_parser(name, help=text)
         p.add_argument("dir", help="run folder")
         _run_options(p, defaults=False)

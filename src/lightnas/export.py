@@ -24,8 +24,8 @@ import torch
 from lightnas.data.sources import Dataset
 from lightnas.errors import LightnasError
 from lightnas.hardware.cost import count_cost
-from lightnas.io import write_bytes, write_json
 from lightnas.hardware.latency import measure_latency, onnx_session, to_onnx_bytes
+from lightnas.io import write_bytes, write_json
 from lightnas.space import Arch
 from lightnas.supernets import supernet_from_config
 from lightnas.train.common import atomic_save, recalibrate_bn, safe_load, to_tensor

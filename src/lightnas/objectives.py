@@ -89,10 +89,8 @@ def feasible(metrics: Mapping[str, float], constraints: Sequence[Constraint]) ->
     return all(c.satisfied(metrics) for c in constraints)
 
 
-def objective_matrix(
-    metrics: Sequence[Mapping[str, float]], objectives: Sequence[Objective]
-) -> np.ndarray:
+def objective_matrix(metrics: Sequence[Mapping[str, float]], objectives: Sequence[Objective]) -> np.ndarray:
     """(n, m) matrix of objective values in minimisation form."""
-    return np.array(
-        [[o.as_min(float(m[o.metric])) for o in objectives] for m in metrics], dtype=float
-    ).reshape(len(metrics), len(objectives))
+    return np.array([[o.as_min(float(m[o.metric])) for o in objectives] for m in metrics], dtype=float).reshape(
+        len(metrics), len(objectives)
+    )

@@ -19,8 +19,19 @@ from typing import Any
 from lightnas.errors import LightnasError
 from lightnas.objectives import Constraint, Objective, parse_constraint
 
-RUN_FILES = ("config.json", "lut.json", "supernet.pt", "lightnas.db", "lightnas.db-wal", "lightnas.db-shm",
-             "pareto.csv", "pareto.png", "report.html", "summary.json", "models")
+RUN_FILES = (
+    "config.json",
+    "lut.json",
+    "supernet.pt",
+    "lightnas.db",
+    "lightnas.db-wal",
+    "lightnas.db-shm",
+    "pareto.csv",
+    "pareto.png",
+    "report.html",
+    "summary.json",
+    "models",
+)
 OBJECTIVES = [Objective("accuracy", "max"), Objective("latency_ms", "min")]
 CONSTRAINT_METRICS = ("latency_ms", "params", "macs", "bytes", "peak_act_bytes", "accuracy")
 
@@ -61,8 +72,9 @@ class RunConfig:
 
     def study(self) -> str:
         """Name of the search study: changes when the search definition changes."""
-        spec = json.dumps([self.strategy, self.seed, sorted(self.constraints), self.latency, self.backend,
-                           self.threads])
+        spec = json.dumps(
+            [self.strategy, self.seed, sorted(self.constraints), self.latency, self.backend, self.threads]
+        )
         return "search-" + hashlib.sha1(spec.encode()).hexdigest()[:8]
 
     @classmethod
@@ -112,8 +124,9 @@ def prepare_folder(out: Path, cfg: RunConfig, resume: bool = False, force: bool 
                         f"{getattr(cfg, name)!r} (use --force to replace it)"
                     )
         else:
-            raise LightnasError(f"output folder {out} already holds a run (use --resume to continue it "
-                                f"or --force to replace it)")
+            raise LightnasError(
+                f"output folder {out} already holds a run (use --resume to continue it or --force to replace it)"
+            )
     out.mkdir(parents=True, exist_ok=True)
     from lightnas.io import write_json
 
@@ -135,8 +148,11 @@ def stage_train(out: Path, cfg: RunConfig, quiet: bool = False) -> dict[str, Any
 
     data = load_dataset(cfg.data, cfg.seed)
     net_cfg = MobileNetConfig(input_shape=data.input_shape, n_classes=data.n_classes).to_dict()
-    _say(f"data: {data.name}, {data.describe()['n_train']} train / {len(data.y_val)} val / "
-         f"{len(data.y_test)} test images of {data.input_shape}", quiet)
+    _say(
+        f"data: {data.name}, {data.describe()['n_train']} train / {len(data.y_val)} val / "
+        f"{len(data.y_test)} test images of {data.input_shape}",
+        quiet,
+    )
     tc = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed)
     return train_supernet(cfg.supernet, net_cfg, data, tc, out / "supernet.pt", resume=True, progress=not quiet)
 
@@ -149,8 +165,10 @@ def _context(out: Path, cfg: RunConfig) -> tuple[Any, dict[str, Any], Any]:
     setup_torch()
     net, state = load_supernet(out / "supernet.pt")
     if state["epoch"] < cfg.epochs:
-        raise LightnasError(f"{out / 'supernet.pt'} is trained for {state['epoch']} of {cfg.epochs} epochs "
-                            f"(run 'lightnas train {out} --resume' first)")
+        raise LightnasError(
+            f"{out / 'supernet.pt'} is trained for {state['epoch']} of {cfg.epochs} epochs "
+            f"(run 'lightnas train {out} --resume' first)"
+        )
     data = load_dataset(cfg.data, cfg.seed)
     return net, state, data
 
@@ -185,15 +203,25 @@ def stage_search(out: Path, cfg: RunConfig, quiet: bool = False) -> list[Any]:
     cheapest = evaluator.cheap_metrics(net.space.smallest())
     for c in constraints:
         if c.metric in cheapest and not c.satisfied(cheapest):
-            raise LightnasError(f"impossible constraint {c}: the smallest sub-network has "
-                                f"{c.metric}={cheapest[c.metric]:.4g}")
+            raise LightnasError(
+                f"impossible constraint {c}: the smallest sub-network has {c.metric}={cheapest[c.metric]:.4g}"
+            )
     strategy = create_strategy(cfg.strategy, net.space, OBJECTIVES, constraints, seed=cfg.seed)
     with Store(out / "lightnas.db") as store:
         store.set_meta("study", cfg.study())
         store.set_meta("space", net.space.describe())
         store.set_meta("data", data.describe())
-        runner = Runner(net.space, evaluator, strategy, store, cfg.study(), cfg.budget, constraints,
-                        batch_size=8, progress=not quiet)
+        runner = Runner(
+            net.space,
+            evaluator,
+            strategy,
+            store,
+            cfg.study(),
+            cfg.budget,
+            constraints,
+            batch_size=8,
+            progress=not quiet,
+        )
         trials = runner.run()
     return trials
 
@@ -235,17 +263,29 @@ def stage_export(out: Path, cfg: RunConfig, quiet: bool = False) -> list[dict[st
     cards = []
     for raw, m in zip(archs, metrics, strict=True):
         arch = net.space.make(raw)
-        cards.append(export_subnet(net, state["supernet"], arch, data, out / "models", m,
-                                   cfg.backend, cfg.threads,
-                                   "lookup table" if cfg.latency == "lut" else "measured"))
-        _say(f"exported {cards[-1]['id']}: test {cards[-1]['test_accuracy']:.2f}% "
-             f"{cards[-1]['latency']['latency_ms']:.3f} ms", quiet)
+        cards.append(
+            export_subnet(
+                net,
+                state["supernet"],
+                arch,
+                data,
+                out / "models",
+                m,
+                cfg.backend,
+                cfg.threads,
+                "lookup table" if cfg.latency == "lut" else "measured",
+            )
+        )
+        _say(
+            f"exported {cards[-1]['id']}: test {cards[-1]['test_accuracy']:.2f}% "
+            f"{cards[-1]['latency']['latency_ms']:.3f} ms",
+            quiet,
+        )
     write_json({"study": cfg.study(), "models": [c["id"] for c in cards]}, out / "models" / "index.json")
     return cards
 
 
-def stage_report(out: Path, cfg: RunConfig, quiet: bool = False, extra: dict[str, Any] | None = None
-                 ) -> dict[str, Any]:
+def stage_report(out: Path, cfg: RunConfig, quiet: bool = False, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     from lightnas.report import latency_span, plot_front, terminal_table, write_csv, write_html
 
     index = out / "models" / "index.json"
@@ -255,12 +295,17 @@ def stage_report(out: Path, cfg: RunConfig, quiet: bool = False, extra: dict[str
     cards = [json.loads((out / "models" / i / "card.json").read_text()) for i in ids]
     _, front, evaluated = front_archs(out, cfg)
     write_csv(cards, out / "pareto.csv")
-    plot_front(evaluated, front, cfg.parsed_constraints(), out / "pareto.png",
-               title=f"{cfg.data}: {len(evaluated)} sub-networks evaluated")
+    plot_front(
+        evaluated,
+        front,
+        cfg.parsed_constraints(),
+        out / "pareto.png",
+        title=f"{cfg.data}: {len(evaluated)} sub-networks evaluated",
+    )
     best = max(cards, key=lambda c: c["test_accuracy"])
     summary = {
         "headline": f"{len(cards)} models exported; best test accuracy {best['test_accuracy']:.2f}% at "
-                    f"{best['latency']['latency_ms']:.3f} ms; front spans {latency_span(cards):.1f}x in latency",
+        f"{best['latency']['latency_ms']:.3f} ms; front spans {latency_span(cards):.1f}x in latency",
         "best_test_accuracy": best["test_accuracy"],
         "latency_span": latency_span(cards),
         "evaluations": len(evaluated),
@@ -279,8 +324,9 @@ def stage_report(out: Path, cfg: RunConfig, quiet: bool = False, extra: dict[str
     return summary
 
 
-def run_all(out: Path, cfg: RunConfig, resume: bool = False, force: bool = False, quiet: bool = False
-            ) -> dict[str, Any]:
+def run_all(
+    out: Path, cfg: RunConfig, resume: bool = False, force: bool = False, quiet: bool = False
+) -> dict[str, Any]:
     """The main job. Returns the summary (also in ``summary.json``)."""
     prepare_folder(out, cfg, resume, force)
     t0 = time.perf_counter()

@@ -16,18 +16,32 @@ from lightnas.io import atomic_write, write_text
 from lightnas.objectives import Constraint
 
 CSV_FIELDS = (
-    "id", "key", "val_accuracy", "test_accuracy", "latency_ms", "latency_iqr_ms",
-    "params", "macs", "bytes", "peak_act_bytes",
+    "id",
+    "key",
+    "val_accuracy",
+    "test_accuracy",
+    "latency_ms",
+    "latency_iqr_ms",
+    "params",
+    "macs",
+    "bytes",
+    "peak_act_bytes",
 )
 
 
 def _row(card: dict[str, Any]) -> dict[str, Any]:
     lat = card["latency"]
     return {
-        "id": card["id"], "key": card["key"], "val_accuracy": card["val_accuracy"],
-        "test_accuracy": card["test_accuracy"], "latency_ms": lat["latency_ms"],
-        "latency_iqr_ms": lat["latency_iqr_ms"], "params": int(card["params"]),
-        "macs": int(card["macs"]), "bytes": int(card["bytes"]), "peak_act_bytes": int(card["peak_act_bytes"]),
+        "id": card["id"],
+        "key": card["key"],
+        "val_accuracy": card["val_accuracy"],
+        "test_accuracy": card["test_accuracy"],
+        "latency_ms": lat["latency_ms"],
+        "latency_iqr_ms": lat["latency_iqr_ms"],
+        "params": int(card["params"]),
+        "macs": int(card["macs"]),
+        "bytes": int(card["bytes"]),
+        "peak_act_bytes": int(card["peak_act_bytes"]),
     }
 
 
@@ -56,12 +70,19 @@ def plot_front(
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     ev = [m for m in evaluations if "accuracy" in m]
     if ev:
-        ax.scatter([m["latency_ms"] for m in ev], [m["accuracy"] for m in ev], s=12, c="0.7",
-                   label=f"evaluated ({len(ev)})")
+        ax.scatter(
+            [m["latency_ms"] for m in ev], [m["accuracy"] for m in ev], s=12, c="0.7", label=f"evaluated ({len(ev)})"
+        )
     if front:
         f = sorted(front, key=lambda m: m["latency_ms"])
-        ax.plot([m["latency_ms"] for m in f], [m["accuracy"] for m in f], "o-", c="C3", ms=5,
-                label=f"Pareto front ({len(f)})")
+        ax.plot(
+            [m["latency_ms"] for m in f],
+            [m["accuracy"] for m in f],
+            "o-",
+            c="C3",
+            ms=5,
+            label=f"Pareto front ({len(f)})",
+        )
     for c in constraints:
         if c.metric == "latency_ms":
             ax.axvline(c.bound, ls="--", c="C0", label=str(c))
@@ -77,13 +98,10 @@ def plot_front(
     plt.close(fig)
 
 
-def write_html(cards: Sequence[dict[str, Any]], config: dict[str, Any], summary: dict[str, Any],
-               path: Path) -> None:
+def write_html(cards: Sequence[dict[str, Any]], config: dict[str, Any], summary: dict[str, Any], path: Path) -> None:
     rows = [_row(c) for c in sorted(cards, key=lambda c: c["latency"]["latency_ms"])]
     head = "".join(f"<th>{html.escape(k)}</th>" for k in CSV_FIELDS)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_fmt(r[k]))}</td>" for k in CSV_FIELDS) + "</tr>" for r in rows
-    )
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r[k]))}</td>" for k in CSV_FIELDS) + "</tr>" for r in rows)
     doc = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>lightnas report</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;font-size:13px}}

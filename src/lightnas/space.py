@@ -122,9 +122,7 @@ class SearchSpace:
             if d.active_if is not None:
                 parent, _ = d.active_if
                 if parent not in by_name or by_name[parent] >= by_name[d.name]:
-                    raise LightnasError(
-                        f"dimension {d.name!r} depends on {parent!r}, which must come before it"
-                    )
+                    raise LightnasError(f"dimension {d.name!r} depends on {parent!r}, which must come before it")
         object.__setattr__(self, "_by_name", by_name)
 
     # -- sizes -----------------------------------------------------------
@@ -138,8 +136,10 @@ class SearchSpace:
 
     def size(self) -> int:
         """Number of distinct canonical architectures (exact)."""
-        return sum(1 for _ in self._iter_canonical_codes()) if self._conditional() else int(
-            math.prod(len(d.values) for d in self.dims)
+        return (
+            sum(1 for _ in self._iter_canonical_codes())
+            if self._conditional()
+            else int(math.prod(len(d.values) for d in self.dims))
         )
 
     def _conditional(self) -> bool:
@@ -182,7 +182,7 @@ class SearchSpace:
         for d, part in zip(self.dims, parts, strict=True):
             if not part.startswith(d.name):
                 raise LightnasError(f"malformed architecture key {key!r}: expected {d.name!r}")
-            raw = part[len(d.name):]
+            raw = part[len(d.name) :]
             match = [v for v in d.values if str(v) == raw]
             if not match:
                 raise LightnasError(f"malformed architecture key {key!r}: {raw!r} not in {d.name}")
@@ -300,8 +300,5 @@ class SearchSpace:
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "dims": [
-                {"name": d.name, "values": list(d.values), "active_if": d.active_if}
-                for d in self.dims
-            ],
+            "dims": [{"name": d.name, "values": list(d.values), "active_if": d.active_if} for d in self.dims],
         }

@@ -42,9 +42,28 @@ def test_constrained_three_objective_run():
 
 def test_cli_writes_one_row_per_evaluation(tmp_path):
     out = tmp_path / "r.csv"
-    res = subprocess.run([sys.executable, "-m", "lightnas.cli", "bench", "nb201", "--device", "fpga",
-                          "--strategy", "nsga2", "--budget", "40", "--seed", "3", "--out", str(out)],
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lightnas.cli",
+            "bench",
+            "nb201",
+            "--device",
+            "fpga",
+            "--strategy",
+            "nsga2",
+            "--budget",
+            "40",
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr
     rows = out.read_text().splitlines()
     assert rows[0].split(",")[:5] == ["eval", "arch", "cellstr_key", "c10valid_valid_200ep", "lat_fpga"]

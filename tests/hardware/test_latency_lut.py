@@ -13,9 +13,15 @@ from lightnas.supernets.mobilenet import StageSpec
 
 
 def small_net():
-    return create_supernet("mobilenet", input_shape=(1, 16, 16), n_classes=4,
-                           stages=(StageSpec(8, (1, 2), 2), StageSpec(12, (1, 2), 1)),
-                           kernels=(3, 5), expands=(2, 3), widths=(0.5, 1.0))
+    return create_supernet(
+        "mobilenet",
+        input_shape=(1, 16, 16),
+        n_classes=4,
+        stages=(StageSpec(8, (1, 2), 2), StageSpec(12, (1, 2), 1)),
+        kernels=(3, 5),
+        expands=(2, 3),
+        widths=(0.5, 1.0),
+    )
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
@@ -39,8 +45,9 @@ def test_measure_latency_cuda_synchronises():
 
 
 def test_cost_matches_analytic_count():
-    conv = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1, bias=False), torch.nn.Flatten(),
-                               torch.nn.Linear(8 * 10 * 10, 5))
+    conv = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1, bias=False), torch.nn.Flatten(), torch.nn.Linear(8 * 10 * 10, 5)
+    )
     c = count_cost(conv, (3, 10, 10))
     assert c["macs"] == 8 * 3 * 9 * 100 + 800 * 5
     assert c["params"] == 8 * 27 + 800 * 5 + 5

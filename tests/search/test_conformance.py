@@ -10,12 +10,14 @@ from lightnas.search import Runner, create_strategy, list_strategies
 from lightnas.space import Choice, SearchSpace
 from lightnas.store import Store
 
-SPACE = SearchSpace((
-    Choice("d", (1, 2, 3), ordinal=True),
-    Choice("a", (0, 1, 2, 3), ordinal=True),
-    Choice("b", (0, 1, 2, 3), active_if=("d", 2), ordinal=True),
-    Choice("c", ("x", "y", "z")),
-))
+SPACE = SearchSpace(
+    (
+        Choice("d", (1, 2, 3), ordinal=True),
+        Choice("a", (0, 1, 2, 3), ordinal=True),
+        Choice("b", (0, 1, 2, 3), active_if=("d", 2), ordinal=True),
+        Choice("c", ("x", "y", "z")),
+    )
+)
 OBJ = [Objective("acc", "max"), Objective("lat", "min")]
 
 
@@ -36,8 +38,17 @@ STRATEGIES = list_strategies()
 def run(name, budget, seed=0, constraints=(), store=None, study="s", evaluator=None):
     strat = create_strategy(name, SPACE, OBJ, constraints, seed=seed)
     store = store or Store(":memory:")
-    runner = Runner(SPACE, evaluator or FunctionEvaluator(metrics, cheap), strat, store, study, budget,
-                    constraints, batch_size=4, progress=False)
+    runner = Runner(
+        SPACE,
+        evaluator or FunctionEvaluator(metrics, cheap),
+        strat,
+        store,
+        study,
+        budget,
+        constraints,
+        batch_size=4,
+        progress=False,
+    )
     return runner.run(), store
 
 
@@ -127,16 +138,18 @@ def test_resume_after_kill_loses_and_repeats_nothing(name, tmp_path):
 def test_small_space_is_exhausted_without_error():
     space = SearchSpace((Choice("x", (1, 2, 3)),))
     strat = create_strategy("random", space, [Objective("y")])
-    runner = Runner(space, FunctionEvaluator(lambda a: {"y": float(a["x"])}), strat, Store(":memory:"), "s", 10,
-                    progress=False)
+    runner = Runner(
+        space, FunctionEvaluator(lambda a: {"y": float(a["x"])}), strat, Store(":memory:"), "s", 10, progress=False
+    )
     assert len(runner.run()) == 3
 
 
 def test_impossible_constraints_stop_with_an_error():
     c = [Constraint("lat", "<=", 0.5)]
     strat = create_strategy("random", SPACE, OBJ, c)
-    runner = Runner(SPACE, FunctionEvaluator(metrics, cheap), strat, Store(":memory:"), "s", 5, c, max_skips=20,
-                    progress=False)
+    runner = Runner(
+        SPACE, FunctionEvaluator(metrics, cheap), strat, Store(":memory:"), "s", 5, c, max_skips=20, progress=False
+    )
     with pytest.raises(LightnasError, match="impossible"):
         runner.run()
 

@@ -19,17 +19,26 @@ def add_nb201_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strategy", default="lightnas")
     p.add_argument("--budget", type=int, default=250)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--seeds", type=int, default=None,
-                   help="run seeds 1..K and print median HV regret and share of the true Pareto set found")
-    p.add_argument("--objective", action="append", default=None,
-                   help="metric[:min|max], repeatable (default accuracy:max, latency_ms:min; also params)")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="run seeds 1..K and print median HV regret and share of the true Pareto set found",
+    )
+    p.add_argument(
+        "--objective",
+        action="append",
+        default=None,
+        help="metric[:min|max], repeatable (default accuracy:max, latency_ms:min; also params)",
+    )
     p.add_argument("--constraint", action="append", default=[], help="e.g. 'latency_ms<=10'")
     p.add_argument("--out", default=None, help="CSV file: one row per evaluation, in order")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
 
 
-def score(trials: list, device: str, objectives: list, constraints: list, budgets: list[int]
-          ) -> dict[int, tuple[float, float]]:
+def score(
+    trials: list, device: str, objectives: list, constraints: list, budgets: list[int]
+) -> dict[int, tuple[float, float]]:
     """HV regret and share of the true (feasible) Pareto set found, per budget."""
     from lightnas.bench import nb201
 
@@ -41,7 +50,8 @@ def score(trials: list, device: str, objectives: list, constraints: list, budget
     for b in budgets:
         feas = [t for t in ok[:b] if t.feasible]
         F = np.array([[o.as_min(t.metrics[o.metric]) for o in objectives] for t in feas]).reshape(
-            len(feas), len(objectives))
+            len(feas), len(objectives)
+        )
         rows = {table.row_of(t.arch) for t in feas}
         out[b] = (tf.regret(F), len(rows & truth) / len(truth))
     return out
@@ -71,16 +81,20 @@ def bench_nb201(args: argparse.Namespace) -> int:
         if args.out and seed == seeds[0]:
             _write_csv(trials, args.device, Path(args.out))
     if args.seeds or not args.out:
-        print(f"NAS-Bench-201 {args.device}, strategy {args.strategy}, seeds {seeds[0]}-{seeds[-1]}, "
-              f"objectives {', '.join(f'{o.metric}:{o.direction}' for o in objectives)}"
-              + (f", constraints {', '.join(map(str, constraints))}" if constraints else ""))
+        print(
+            f"NAS-Bench-201 {args.device}, strategy {args.strategy}, seeds {seeds[0]}-{seeds[-1]}, "
+            f"objectives {', '.join(f'{o.metric}:{o.direction}' for o in objectives)}"
+            + (f", constraints {', '.join(map(str, constraints))}" if constraints else "")
+        )
         print(f"{'budget':>6} {'median HV regret':>17} {'min':>8} {'max':>8} {'Pareto set found':>17}")
         for b in budgets:
             reg = np.array([s[0][b][0] for s in per_seed])
             found = np.array([s[0][b][1] for s in per_seed])
             print(f"{b:>6} {np.median(reg):>17.5f} {reg.min():>8.5f} {reg.max():>8.5f} {np.median(found):>16.0%}")
-        print(f"search-side seconds per run (median): {np.median([s[1] for s in per_seed]):.2f}; "
-              f"wall seconds per run: {np.median([s[2] for s in per_seed]):.2f}")
+        print(
+            f"search-side seconds per run (median): {np.median([s[1] for s in per_seed]):.2f}; "
+            f"wall seconds per run: {np.median([s[2] for s in per_seed]):.2f}"
+        )
     sys.stdout.flush()
     return 0
 
@@ -94,5 +108,14 @@ def _write_csv(trials: list, device: str, path: Path) -> None:
         w.writerow(["eval", "arch", "cellstr_key", "c10valid_valid_200ep", f"lat_{device}", "params", "feasible"])
         for i, t in enumerate([t for t in trials if t.status == "ok"], start=1):
             row = table.row_of(t.arch)
-            w.writerow([i, int(table.arch[row]), t.arch.key, t.metrics["accuracy"], t.metrics["latency_ms"],
-                        int(t.metrics["params"]), int(t.feasible)])
+            w.writerow(
+                [
+                    i,
+                    int(table.arch[row]),
+                    t.arch.key,
+                    t.metrics["accuracy"],
+                    t.metrics["latency_ms"],
+                    int(t.metrics["params"]),
+                    int(t.feasible),
+                ]
+            )

@@ -147,9 +147,7 @@ class TrueFront:
         return 1.0 - hypervolume(self.normalise(F), np.ones(F.shape[1])) / self.hv_true
 
 
-def true_front(
-    device: str, objectives: list[Objective], constraints: list[Constraint] | None = None
-) -> TrueFront:
+def true_front(device: str, objectives: list[Objective], constraints: list[Constraint] | None = None) -> TrueFront:
     """The exact front of the table; constraints restrict the feasible cells
     (normalisation stays over all 15,625 cells)."""
     F = objective_table(device, objectives)
@@ -187,8 +185,15 @@ def run_search(
     strat = create_strategy(strategy, SPACE, objectives, constraints, seed=seed, **options)
     with Store(store_path) as store:
         runner = Runner(
-            SPACE, NB201Evaluator(device), strat, store, f"nb201-{device}-{strategy}-{seed}",
-            budget, constraints, batch_size=batch_size, progress=False,
+            SPACE,
+            NB201Evaluator(device),
+            strat,
+            store,
+            f"nb201-{device}-{strategy}-{seed}",
+            budget,
+            constraints,
+            batch_size=batch_size,
+            progress=False,
         )
         trials = runner.run()
     return trials, runner.search_seconds

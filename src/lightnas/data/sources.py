@@ -21,8 +21,16 @@ from lightnas.errors import LightnasError
 
 BUILTIN = ("fashion-mnist", "digits")
 FASHION_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 _IMAGE_EXT = {".png", ".jpg", ".jpeg"}
 
@@ -199,7 +207,11 @@ def _labels(y: np.ndarray, what: str) -> np.ndarray:
 def read_idx(path: Path) -> np.ndarray:
     """Read an IDX file (optionally gzipped), as in the MNIST distribution."""
     try:
-        raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+        if path.suffix == ".gz":
+            with gzip.open(path) as fh:
+                raw = fh.read()
+        else:
+            raw = path.read_bytes()
     except (OSError, EOFError) as exc:
         raise LightnasError(f"cannot read IDX file {path}: {exc}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 8:
@@ -233,8 +245,14 @@ def load_fashion_embedded(seed: int) -> Dataset:
     with path.open("rb") as fh, np.load(fh) as z:
         x, y, xt, yt = z["x_train"], z["y_train"], z["x_test"], z["y_test"]
     return _finish(
-        "fashion-mnist", x[:, None], y.astype(np.int64), seed, list(FASHION_CLASSES),
-        x_test=xt[:, None], y_test=yt.astype(np.int64), hflip=True,
+        "fashion-mnist",
+        x[:, None],
+        y.astype(np.int64),
+        seed,
+        list(FASHION_CLASSES),
+        x_test=xt[:, None],
+        y_test=yt.astype(np.int64),
+        hflip=True,
         info={"source": "embedded Fashion-MNIST subset (15,000 train, official 10,000 test), MIT"},
     )
 
@@ -245,7 +263,11 @@ def load_digits(seed: int) -> Dataset:
     d = sk_digits()
     x = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
     return _finish(
-        "digits", x, d.target.astype(np.int64), seed, [str(c) for c in range(10)],
+        "digits",
+        x,
+        d.target.astype(np.int64),
+        seed,
+        [str(c) for c in range(10)],
         info={"source": "scikit-learn digits (1,797 8x8 images)"},
     )
 
@@ -274,8 +296,7 @@ def load_npz(path: Path, seed: int) -> Dataset:
             extra[f"y_{split}"] = _labels(ys, f"{path}:y_{split}")
     all_y = np.concatenate([y, *[v for k, v in extra.items() if k.startswith("y_")]])
     n_classes = int(all_y.max()) + 1 if all_y.size else 0
-    return _finish(path.stem, x, y, seed, [str(c) for c in range(n_classes)], **extra,
-                   info={"source": str(path)})
+    return _finish(path.stem, x, y, seed, [str(c) for c in range(n_classes)], **extra, info={"source": str(path)})
 
 
 def load_image_folder(path: Path, seed: int) -> Dataset:
@@ -304,8 +325,7 @@ def load_image_folder(path: Path, seed: int) -> Dataset:
             images.append(arr)
             labels.append(label)
     x = as_nchw_uint8(np.stack(images), str(path))
-    return _finish(path.name, x, np.array(labels), seed, [d.name for d in class_dirs],
-                   info={"source": str(path)})
+    return _finish(path.name, x, np.array(labels), seed, [d.name for d in class_dirs], info={"source": str(path)})
 
 
 def load_idx_folder(path: Path, seed: int) -> Dataset:
@@ -313,8 +333,17 @@ def load_idx_folder(path: Path, seed: int) -> Dataset:
     xt, yt = read_idx_pair(path, "t10k")
     n = int(max(y.max(), yt.max())) + 1
     classes = list(FASHION_CLASSES) if n == 10 and "fashion" in str(path).lower() else [str(c) for c in range(n)]
-    return _finish(path.name, x[:, None], y, seed, classes, x_test=xt[:, None], y_test=yt,
-                   hflip="fashion" in str(path).lower(), info={"source": f"IDX files in {path}"})
+    return _finish(
+        path.name,
+        x[:, None],
+        y,
+        seed,
+        classes,
+        x_test=xt[:, None],
+        y_test=yt,
+        hflip="fashion" in str(path).lower(),
+        info={"source": f"IDX files in {path}"},
+    )
 
 
 def load_dataset(spec: str, seed: int = 0) -> Dataset:

@@ -63,8 +63,14 @@ def to_onnx_bytes(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
     buf = io.BytesIO()
     model.eval()
     torch.onnx.export(
-        model, (torch.zeros(1, *input_shape),), buf, input_names=["input"], output_names=["logits"],
-        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False,
+        model,
+        (torch.zeros(1, *input_shape),),
+        buf,
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
     )
     return buf.getvalue()
 

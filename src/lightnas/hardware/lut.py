@@ -115,8 +115,13 @@ class LatencyTable:
         (a_coef, b_coef), *_ = np.linalg.lstsq(A, np.array(measured), rcond=None)
         pred = a_coef * np.array(sums) + b_coef
         rel = np.abs(pred - measured) / np.array(measured)
-        table.calibration = {"a": float(a_coef), "b": float(b_coef), "n": len(archs),
-                             "mean_abs_rel_error": float(rel.mean()), "max_abs_rel_error": float(rel.max())}
+        table.calibration = {
+            "a": float(a_coef),
+            "b": float(b_coef),
+            "n": len(archs),
+            "mean_abs_rel_error": float(rel.mean()),
+            "max_abs_rel_error": float(rel.max()),
+        }
         table.meta = {
             "format": LUT_FORMAT,
             "machine": machine_info(),
@@ -151,8 +156,15 @@ class LatencyTable:
 
     # -- files ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {"supernet": self.supernet, "config": self.config, "backend": self.backend,
-                "threads": self.threads, "calibration": self.calibration, "meta": self.meta, "parts": self.parts}
+        return {
+            "supernet": self.supernet,
+            "config": self.config,
+            "backend": self.backend,
+            "threads": self.threads,
+            "calibration": self.calibration,
+            "meta": self.meta,
+            "parts": self.parts,
+        }
 
     def save(self, path: Path) -> None:
         from lightnas.io import write_json
@@ -168,8 +180,15 @@ class LatencyTable:
             d = json.loads(path.read_text())
             if d.get("meta", {}).get("format") != LUT_FORMAT:
                 raise LightnasError(f"{path} is not a lightnas latency table")
-            return cls(d["supernet"], d["config"], d["backend"], int(d["threads"]),
-                       {k: float(v) for k, v in d["parts"].items()}, d["calibration"], d["meta"])
+            return cls(
+                d["supernet"],
+                d["config"],
+                d["backend"],
+                int(d["threads"]),
+                {k: float(v) for k, v in d["parts"].items()},
+                d["calibration"],
+                d["meta"],
+            )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise LightnasError(f"{path} is not a valid latency table: {exc}") from None
 
@@ -199,8 +218,12 @@ def check_table(table: LatencyTable, net: Any, samples: int = 50, seed: int = 1)
     rng = np.random.default_rng(seed)
     archs = list(dict.fromkeys(net.space.sample(rng) for _ in range(samples)))
     pred = np.array([table.predict(a) for a in archs])
-    meas = np.array([measure_latency(net.extract(a), net.config.input_shape, table.backend, table.threads)
-                     ["latency_ms"] for a in archs])
+    meas = np.array(
+        [
+            measure_latency(net.extract(a), net.config.input_shape, table.backend, table.threads)["latency_ms"]
+            for a in archs
+        ]
+    )
     rel = (pred - meas) / meas
     worst = np.argsort(-np.abs(rel))[:5]
     return {
@@ -208,6 +231,13 @@ def check_table(table: LatencyTable, net: Any, samples: int = 50, seed: int = 1)
         "within_10pct": float(np.mean(np.abs(rel) <= 0.10)),
         "spearman": float(spearmanr(pred, meas)[0]),
         "mean_abs_rel_error": float(np.mean(np.abs(rel))),
-        "worst": [{"key": archs[i].key, "predicted_ms": float(pred[i]), "measured_ms": float(meas[i]),
-                   "rel_error": float(rel[i])} for i in worst],
+        "worst": [
+            {
+                "key": archs[i].key,
+                "predicted_ms": float(pred[i]),
+                "measured_ms": float(meas[i]),
+                "rel_error": float(rel[i]),
+            }
+            for i in worst
+        ],
     }

@@ -22,7 +22,8 @@ def _shape(text: str) -> tuple[int, int, int]:
 
 def add_lut_parser(sub: Any) -> None:
     lut = sub.add_parser("lut", help="latency lookup tables for this machine").add_subparsers(
-        dest="lut", parser_class=sub._parser_class)
+        dest="lut", parser_class=sub._parser_class
+    )
     p = lut.add_parser("build", help="measure every part of a super-network's space")
     p.add_argument("--supernet", default="mobilenet")
     p.add_argument("--input-shape", default="1,28,28", help="C,H,W")
@@ -53,13 +54,16 @@ def cmd_build(args: argparse.Namespace) -> int:
         raise LightnasError("--threads must be >= 1 and --calib-samples >= 2")
     setup_torch(args.threads)
     net = create_supernet(args.supernet, input_shape=_shape(args.input_shape), n_classes=args.classes)
-    table = LatencyTable.build(net, backend=args.backend, threads=args.threads,
-                               calib_samples=args.calib_samples, progress=True)
+    table = LatencyTable.build(
+        net, backend=args.backend, threads=args.threads, calib_samples=args.calib_samples, progress=True
+    )
     table.save(out)
     c = table.calibration
-    print(f"wrote {out}: {table.meta['n_parts']} parts in {table.meta['build_seconds']} s; calibration "
-          f"latency = {c['a']:.3f} * sum + {c['b']:.4f} ms (mean error {c['mean_abs_rel_error']:.1%} "
-          f"on {c['n']} sub-networks)")
+    print(
+        f"wrote {out}: {table.meta['n_parts']} parts in {table.meta['build_seconds']} s; calibration "
+        f"latency = {c['a']:.3f} * sum + {c['b']:.4f} ms (mean error {c['mean_abs_rel_error']:.1%} "
+        f"on {c['n']} sub-networks)"
+    )
     return 0
 
 
@@ -80,10 +84,14 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(json.dumps(res))
         return 0
     print(f"{res['samples']} sub-networks, backend {table.backend}, {table.threads} thread(s)")
-    print(f"within ±10%: {res['within_10pct']:.0%}   Spearman: {res['spearman']:.3f}   "
-          f"mean |error|: {res['mean_abs_rel_error']:.1%}")
+    print(
+        f"within ±10%: {res['within_10pct']:.0%}   Spearman: {res['spearman']:.3f}   "
+        f"mean |error|: {res['mean_abs_rel_error']:.1%}"
+    )
     print("worst cases:")
     for w in res["worst"]:
-        print(f"  {w['predicted_ms']:.3f} ms predicted, {w['measured_ms']:.3f} ms measured "
-              f"({w['rel_error']:+.1%})  {w['key']}")
+        print(
+            f"  {w['predicted_ms']:.3f} ms predicted, {w['measured_ms']:.3f} ms measured "
+            f"({w['rel_error']:+.1%})  {w['key']}"
+        )
     return 0

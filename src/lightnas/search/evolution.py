@@ -43,8 +43,7 @@ class RegularizedEvolution(Strategy):
         for _ in range(20 * n):
             if len(out) == n:
                 break
-            idx = self.rng.choice(len(self.population), size=min(self.sample_size, len(self.population)),
-                                  replace=False)
+            idx = self.rng.choice(len(self.population), size=min(self.sample_size, len(self.population)), replace=False)
             members = [self.population[i] for i in idx]
             F = np.array([m[1] for m in members])
             viol = np.array([m[2] for m in members])

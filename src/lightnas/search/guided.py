@@ -74,7 +74,7 @@ class GuidedSearch(Strategy):
         constraints: Sequence[Constraint] = (),
         seed: int = 0,
         n_init: int | None = None,
-        predictor: str = "trees",
+        predictor: str = "ensemble",
         beta: float = 0.5,
         pool_size: int = 4000,
         enumerate_limit: int = 100_000,
@@ -87,9 +87,7 @@ class GuidedSearch(Strategy):
         all_codes = space.enumerate_codes(enumerate_limit)
         self._all_codes = all_codes
         self._all_feats = space.features_from_codes(all_codes) if all_codes is not None else None
-        self._all_keys = (
-            {tuple(c): i for i, c in enumerate(all_codes.tolist())} if all_codes is not None else None
-        )
+        self._all_keys = {tuple(c): i for i, c in enumerate(all_codes.tolist())} if all_codes is not None else None
         design = balanced_design(space, self.n_init, self.rng)
         start = [space.smallest(), space.largest()] + [space.decode(c) for c in design]
         self._start: list[Arch] = list(dict.fromkeys(start))
@@ -154,26 +152,34 @@ class GuidedSearch(Strategy):
         """Greedy batch by hypervolume improvement with Kriging believer."""
         ref_pts = np.vstack([F, mu]) if len(F) else mu
         lo = ref_pts.min(axis=0)
-        hi = (F.max(axis=0) if len(F) else ref_pts.max(axis=0))
+        hi = F.max(axis=0) if len(F) else ref_pts.max(axis=0)
         scale = np.where(hi - lo > 0, hi - lo, 1.0)
         front = (F[nondominated_mask(F)] - lo) / scale if len(F) else np.zeros((0, mu.shape[1]))
         opt = (mu - self.beta * sd - lo) / scale
         mean = (mu - lo) / scale
         ref = np.full(mu.shape[1], 1.1)
         chosen: list[int] = []
+        # lazy greedy: a candidate's gain only shrinks as the front grows, so
+        # the picks come from the best-scored candidates of the first round
+        first = self._score(front, opt, ref)
+        keep = np.argsort(-first)[: max(50 * n, 500)]
+        mu, sd, opt, mean = mu[keep], sd[keep], opt[keep], mean[keep]
         alive = np.ones(len(mu), dtype=bool)
         for _ in range(min(n, len(mu))):
-            gain = hv_improvement(front, opt, ref, self.rng)
-            if len(front):
-                score = np.where(gain > 0, gain, -additive_epsilon(front, opt))
-            else:
-                score = gain
+            score = self._score(front, opt, ref)
             score = np.where(alive, score, -np.inf)
             best = float(score.max())
             ties = np.flatnonzero(score >= best - 1e-12)
             i = int(ties[self.rng.integers(len(ties))])
-            chosen.append(i)
+            chosen.append(int(keep[i]))
             alive[i] = False
             front = np.vstack([front, mean[i]])
             front = front[nondominated_mask(front)]
         return chosen
+
+    def _score(self, front: np.ndarray, opt: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        """Hypervolume improvement, or minus the additive-epsilon distance when none."""
+        gain = hv_improvement(front, opt, ref, self.rng)
+        if len(front):
+            return np.where(gain > 0, gain, -additive_epsilon(front, opt))
+        return gain

@@ -29,7 +29,7 @@ class LINAS(Strategy):
         constraints: Sequence[Constraint] = (),
         seed: int = 0,
         population: int = 50,
-        inner_generations: int = 200,
+        inner_generations: int = 100,
     ):
         super().__init__(space, objectives, constraints, seed)
         self.population = population
@@ -74,8 +74,14 @@ class LINAS(Strategy):
 
         class Surrogate(Problem):
             def __init__(self) -> None:
-                super().__init__(n_var=space.n_dims, n_obj=len(models), n_ieq_constr=len(cons),
-                                 xl=np.zeros(space.n_dims), xu=space.cardinalities - 1.0, vtype=int)
+                super().__init__(
+                    n_var=space.n_dims,
+                    n_obj=len(models),
+                    n_ieq_constr=len(cons),
+                    xl=np.zeros(space.n_dims),
+                    xu=space.cardinalities - 1.0,
+                    vtype=int,
+                )
 
             def _evaluate(self, x: np.ndarray, out: dict, *args: object, **kwargs: object) -> None:
                 feats = space.features_from_codes(np.clip(np.round(x), 0, space.cardinalities - 1).astype(int))
@@ -86,10 +92,15 @@ class LINAS(Strategy):
                     )
 
         algo = NSGA2(
-            pop_size=self.population, sampling=IntegerRandomSampling(),
+            pop_size=self.population,
+            sampling=IntegerRandomSampling(),
             crossover=SBX(prob=0.9, eta=15, vtype=float, repair=RoundingRepair()),
-            mutation=PM(eta=20, vtype=float, repair=RoundingRepair()), eliminate_duplicates=True,
+            mutation=PM(eta=20, vtype=float, repair=RoundingRepair()),
+            # duplicates are removed below; eliminating them inside pymoo makes its mating
+            # retry for a long time once the predicted front covers a small space
+            eliminate_duplicates=False,
         )
-        res = minimize(Surrogate(), algo, ("n_gen", self.inner_generations),
-                       seed=int(self.rng.integers(2**31)), verbose=False)
+        res = minimize(
+            Surrogate(), algo, ("n_gen", self.inner_generations), seed=int(self.rng.integers(2**31)), verbose=False
+        )
         return list(dict.fromkeys(space.decode(x) for x in res.pop.get("X")))

@@ -48,8 +48,12 @@ class _PymooStrategy(Strategy):
         from pymoo.core.problem import Problem
 
         problem = Problem(
-            n_var=space.n_dims, n_obj=len(objectives), n_ieq_constr=len(constraints),
-            xl=np.zeros(space.n_dims), xu=space.cardinalities - 1.0, vtype=int,
+            n_var=space.n_dims,
+            n_obj=len(objectives),
+            n_ieq_constr=len(constraints),
+            xl=np.zeros(space.n_dims),
+            xu=space.cardinalities - 1.0,
+            vtype=int,
         )
         self.algorithm = self._make(pop_size)
         self.algorithm.setup(problem, termination=("n_gen", 10**9), seed=seed, verbose=False)

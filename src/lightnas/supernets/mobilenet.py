@@ -107,17 +107,13 @@ class MobileNetConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["stages"] = [
-            {"channels": s.channels, "depths": list(s.depths), "stride": s.stride} for s in self.stages
-        ]
+        d["stages"] = [{"channels": s.channels, "depths": list(s.depths), "stride": s.stride} for s in self.stages]
         return _lists(d)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MobileNetConfig:
         d = dict(d)
-        d["stages"] = tuple(
-            StageSpec(s["channels"], tuple(s["depths"]), s["stride"]) for s in d["stages"]
-        )
+        d["stages"] = tuple(StageSpec(s["channels"], tuple(s["depths"]), s["stride"]) for s in d["stages"])
         for k in ("input_shape", "kernels", "expands", "widths"):
             d[k] = tuple(d[k])
         return cls(**d)
@@ -170,8 +166,14 @@ class ElasticBN(nn.BatchNorm2d):
             if momentum is None:  # cumulative average, used by BN recalibration
                 momentum = 1.0 / float(self.num_batches_tracked)
         return F.batch_norm(
-            x, self.running_mean[:c], self.running_var[:c], self.weight[:c], self.bias[:c],
-            self.training, momentum or 0.0, self.eps,
+            x,
+            self.running_mean[:c],
+            self.running_var[:c],
+            self.weight[:c],
+            self.bias[:c],
+            self.training,
+            momentum or 0.0,
+            self.eps,
         )
 
 

@@ -77,7 +77,7 @@ class TrainConfig:
     warmup_epochs: float = 0.3  # learning-rate warm-up
     recipe: str = "warmup-sandwich"
     warmup_fraction: float = 0.4  # share of epochs with the largest alone (warmup-sandwich, progressive)
-    augment: bool = True
+    augment: bool = False  # random shifts and flips; helps long runs, hurts 6-epoch ones (measured)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -198,8 +198,9 @@ def train_supernet(
             loss.backward()
             soft = F.softmax(logits.detach(), dim=1)
             phase = phase_of(cfg, epoch)
-            students = [] if phase == "largest" else [space.smallest()] + [
-                space.sample(rng) for _ in range(cfg.n_random)]
+            students = (
+                [] if phase == "largest" else [space.smallest()] + [space.sample(rng) for _ in range(cfg.n_random)]
+            )
             for arch in students:
                 net.set_active(restrict(space, arch, phase))
                 kd = F.kl_div(F.log_softmax(net(xb), dim=1), soft, reduction="batchmean")
@@ -209,8 +210,11 @@ def train_supernet(
             seen += len(idx)
             loss_sum += float(loss.detach()) * len(idx)
             if bar is not None:
-                bar.set_postfix(step=f"{i + 1}/{steps_per_epoch}", loss=f"{loss_sum / seen:.3f}",
-                                img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+                bar.set_postfix(
+                    step=f"{i + 1}/{steps_per_epoch}",
+                    loss=f"{loss_sum / seen:.3f}",
+                    img_s=f"{seen / (time.perf_counter() - t0):.0f}",
+                )
         seconds = time.perf_counter() - t0
         # quick health check: the largest sub-network on the validation split
         net.set_active(space.largest())
@@ -225,8 +229,9 @@ def train_supernet(
         atomic_save(state, checkpoint)
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_sum / max(seen, 1):.3f}", val_largest=f"{val:.1f}%",
-                            img_s=f"{seen / seconds:.0f}")
+            bar.set_postfix(
+                loss=f"{loss_sum / max(seen, 1):.3f}", val_largest=f"{val:.1f}%", img_s=f"{seen / seconds:.0f}"
+            )
     if bar is not None:
         bar.close()
     if "state_dict" not in state:  # nothing left to train: return what is on disk
