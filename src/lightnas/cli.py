@@ -26,7 +26,7 @@ def _run_options(p: argparse.ArgumentParser, defaults: bool = True) -> None:
         default=d("fashion-mnist"),
         help="fashion-mnist (embedded), digits, or a path (.npz, image folder, IDX folder)",
     )
-    p.add_argument("--epochs", type=int, default=d(6), help="super-network training epochs")
+    p.add_argument("--epochs", type=int, default=d(8), help="super-network training epochs")
     p.add_argument("--budget", type=int, default=d(60), help="number of sub-networks evaluated by the search")
     p.add_argument("--seed", type=int, default=d(0))
     p.add_argument("--strategy", default=d("lightnas"), help="search strategy (see 'lightnas strategies')")

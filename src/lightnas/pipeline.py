@@ -43,7 +43,7 @@ class RunConfig:
     data: str = "fashion-mnist"
     seed: int = 0
     supernet: str = "mobilenet"
-    epochs: int = 6
+    epochs: int = 8
     batch_size: int = 128
     budget: int = 60
     strategy: str = "lightnas"
