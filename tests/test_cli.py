@@ -135,3 +135,13 @@ def test_end_to_end_digits(tmp_path):
     con = sqlite3.connect(out / "lightnas.db")
     n = con.execute("SELECT COUNT(*) FROM evaluations WHERE status='ok'").fetchone()[0]
     assert n == 8
+    # fine-tune one exported model with distillation: a new folder, card and ONNX; the original stays
+    before = (out / "models" / ids[0] / "card.json").read_text()
+    res = run_cli("finetune", str(out), "--arch", ids[0], "--epochs", "1", "--quiet")
+    assert res.returncode == 0, res.stderr
+    ft = out / "models" / f"{ids[0]}-ft1"
+    card = json.loads((ft / "card.json").read_text())
+    assert card["finetuned_from"] == ids[0] and "test_accuracy_gain" in card
+    assert (ft / "model.onnx").is_file() and card["verification"]["onnx_max_abs_diff"] <= 1e-4
+    assert (out / "models" / ids[0] / "card.json").read_text() == before
+    one_line_error(run_cli("finetune", str(out), "--arch", "net-nothere"), "malformed architecture key")

@@ -107,6 +107,14 @@ def _stage(name: str) -> Callable[[argparse.Namespace], int]:
     return cmd
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from lightnas import pipeline
+
+    out = Path(args.dir)
+    pipeline.stage_finetune(out, pipeline.load_folder(out), args.arch, args.epochs, args.quiet)
+    return 0
+
+
 def cmd_bench_nb201(args: argparse.Namespace) -> int:
     from lightnas.bench.cli import bench_nb201
 
@@ -142,6 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("dir", help="run folder")
         _run_options(p, defaults=False)
         p.set_defaults(fn=_stage(name))
+
+    p = sub.add_parser("finetune", help="fine-tune an exported sub-network with distillation and re-export it")
+    p.add_argument("dir", help="run folder")
+    p.add_argument("--arch", required=True, help="model id (models/<id>) or architecture key")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(fn=cmd_finetune)
 
     p = sub.add_parser("strategies", help="list the search strategies")
     p.set_defaults(fn=cmd_strategies)

@@ -67,6 +67,28 @@ def export_subnet(
     diff = float((net(x_val) - plain(x_val)).abs().max())
     if diff > EXTRACT_TOL:
         raise LightnasError(f"extracted {arch.key} differs from the super-network by {diff:.2e}")
+    return export_plain(plain, net.config, supernet_name, arch, data, out_dir / model_id(arch), search_metrics,
+                        latency_backend, threads, latency_source, {"extract_max_abs_diff": diff})
+
+
+@torch.no_grad()
+def export_plain(
+    plain: torch.nn.Module,
+    config: Any,
+    supernet_name: str,
+    arch: Arch,
+    data: Dataset,
+    folder: Path,
+    search_metrics: dict[str, float],
+    latency_backend: str = "torch",
+    threads: int = 1,
+    latency_source: str = "measured",
+    verification: dict[str, float] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write a plain module (state dict, arch, ONNX verified against PyTorch
+    within 1e-4, card with test accuracy, cost and latency) into ``folder``."""
+    plain = plain.eval()
     x_test = to_tensor(data.x_test, data)
     torch_logits = torch.cat([plain(x_test[i : i + 1000]) for i in range(0, len(x_test), 1000)]).numpy()
     test_acc = 100.0 * float((torch_logits.argmax(1) == data.y_test).mean())
@@ -81,16 +103,15 @@ def export_subnet(
     onnx_acc = 100.0 * float((ort_logits.argmax(1) == data.y_test).mean())
     cost = count_cost(plain, data.input_shape)
     lat = measure_latency(plain, data.input_shape, latency_backend, threads, repeats=100)
-    folder = out_dir / model_id(arch)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_save(plain.state_dict(), folder / "model.pt")
     write_json(
-        {"supernet": supernet_name, "config": net.config.to_dict(), "key": arch.key, "arch": dict(arch)},
+        {"supernet": supernet_name, "config": config.to_dict(), "key": arch.key, "arch": dict(arch)},
         folder / "arch.json",
     )
     write_bytes(onnx_bytes, folder / "model.onnx")
     card = {
-        "id": model_id(arch),
+        "id": folder.name,
         "key": arch.key,
         "arch": dict(arch),
         "supernet": supernet_name,
@@ -116,9 +137,10 @@ def export_subnet(
             "input_shape": [1, *data.input_shape],
         },
         "preprocessing": data.preprocessing(),
-        "verification": {"extract_max_abs_diff": diff, "onnx_max_abs_diff": onnx_diff},
+        "verification": {**(verification or {}), "onnx_max_abs_diff": onnx_diff},
         "files": {"state_dict": "model.pt", "arch": "arch.json", "onnx": "model.onnx"},
         "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **(extra or {}),
     }
     write_json(card, folder / "card.json")
     return card

@@ -337,3 +337,52 @@ def run_all(
         times[f"{name}_seconds"] = round(time.perf_counter() - t, 1)
     times["total_seconds"] = round(time.perf_counter() - t0, 1)
     return stage_report(out, cfg, quiet, extra=times)
+
+
+def stage_finetune(out: Path, cfg: RunConfig, arch_ref: str, epochs: int, quiet: bool = False) -> dict[str, Any]:
+    """Fine-tune an exported sub-network (by model id or architecture key)
+    with distillation from the largest sub-network; export it again as
+    ``models/<id>-ft<epochs>`` with a new card that states the gain."""
+    import torch
+
+    from lightnas.export import export_plain, model_id
+    from lightnas.train.common import accuracy, recalibrate_bn, to_tensor
+    from lightnas.train.trainer import finetune
+
+    net, state, data = _context(out, cfg)
+    card_file = out / "models" / arch_ref / "card.json"
+    if card_file.is_file():
+        card = json.loads(card_file.read_text())
+        arch = net.space.make(card["arch"])
+    else:
+        arch = net.space.from_key(arch_ref)
+        card_file = out / "models" / model_id(arch) / "card.json"
+        if not card_file.is_file():
+            raise LightnasError(f"{arch_ref} is not an exported model of {out} (see models/index.json)")
+        card = json.loads(card_file.read_text())
+    x_cal = to_tensor(data.x_train[:1024], data)
+    net.set_active(net.space.largest())
+    recalibrate_bn(net, x_cal)
+    teacher = net.extract(net.space.largest()).eval()
+    net.set_active(arch)
+    recalibrate_bn(net, x_cal)
+    student = net.extract(arch)
+    x_val, y_val = to_tensor(data.x_val, data), torch.from_numpy(data.y_val)
+    before_val = accuracy(student, x_val, y_val)
+    history = finetune(student, teacher, data, epochs, seed=cfg.seed, progress=not quiet)
+    folder = out / "models" / f"{card['id']}-ft{epochs}"
+    new = export_plain(
+        student, net.config, state["supernet"], arch, data, folder,
+        {"accuracy": history[-1]["val_accuracy"], "latency_ms": card["latency"]["latency_ms"]},
+        cfg.backend, cfg.threads, "measured",
+        extra={"finetuned_from": card["id"], "finetune_epochs": epochs, "finetune_history": history,
+               "test_accuracy_before": card["test_accuracy"], "val_accuracy_before": before_val},
+    )
+    new["test_accuracy_gain"] = new["test_accuracy"] - card["test_accuracy"]
+    from lightnas.io import write_json
+
+    write_json(new, folder / "card.json")
+    if not quiet:
+        print(f"fine-tuned {card['id']} for {epochs} epochs: test {card['test_accuracy']:.2f}% -> "
+              f"{new['test_accuracy']:.2f}% ({new['test_accuracy_gain']:+.2f}); exported to {folder}")
+    return new

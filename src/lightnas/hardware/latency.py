@@ -122,3 +122,40 @@ def measure_latency(
     finally:
         torch.set_num_threads(old_threads)
     return _summary(times, backend, threads, batch, str(device))
+
+
+def measure_many(
+    items: list[tuple[nn.Module, tuple[int, ...]]],
+    backend: str = "torch",
+    threads: int = 1,
+    rounds: int = 3,
+    repeats: int = 15,
+    min_seconds: float = 0.01,
+    seed: int = 0,
+) -> list[float]:
+    """Median latency (ms) of each (module, input shape), robust to bursts of
+    load on a shared machine: ``rounds`` passes over all items in shuffled
+    order, each a :func:`measure_latency`, and the median of an item's rounds."""
+    rng = np.random.default_rng(seed)
+    prepared: list[Any] = []
+    for module, shape in items:
+        if backend == "onnxruntime":  # export once, not once per round
+            sess = onnx_session(to_onnx_bytes(module, shape), threads)
+            feed = {"input": np.random.default_rng(0).standard_normal((1, *shape)).astype(np.float32)}
+            prepared.append(lambda s=sess, f=feed: s.run(None, f))
+        else:
+            x = torch.randn(1, *shape)
+            prepared.append(lambda m=module.eval(), x=x: m(x))
+    results: list[list[float]] = [[] for _ in items]
+    torch.set_flush_denormal(True)
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            for _ in range(rounds):
+                for i in rng.permutation(len(items)):
+                    times = _repeat(prepared[i], 5, repeats, min_seconds)
+                    results[i].append(float(np.median(times)))
+    finally:
+        torch.set_num_threads(old_threads)
+    return [float(np.median(r)) for r in results]

@@ -3,8 +3,9 @@
 ``LatencyTable.build`` measures every distinct part of the space (the stem,
 every block configuration at every position and input size, the head) with
 :func:`measure_latency`, then calibrates the sum of parts against whole
-sub-networks measured the same way: ``latency = a * sum(parts) + b``
-(least squares on a sample), recorded in the table with its fit quality.
+sub-networks measured the same way: ``latency = a * sum(parts) + c * n_parts + b``
+(least squares on a sample; ``c`` prices each part's share of the
+whole network's overhead), recorded in the table with its fit quality.
 Prediction is a handful of dictionary look-ups (microseconds).
 """
 
@@ -89,35 +90,27 @@ class LatencyTable:
     ) -> LatencyTable:
         """Measure every part of ``net``'s space, then calibrate on
         ``calib_samples`` whole sub-networks (plus the smallest and largest)."""
-        from lightnas.hardware.latency import measure_latency
+        from lightnas.hardware.latency import measure_many
 
         t0 = time.perf_counter()
         specs = net.all_latency_parts()
-        parts: dict[str, float] = {}
-        it = specs
         if progress:
-            from tqdm.auto import tqdm
-
-            it = tqdm(specs, desc="lut parts", unit="part", file=sys.stderr)
-        for spec in it:
-            module, shape = net.build_part(spec)
-            parts[_key(spec)] = measure_latency(module, shape, backend, threads, repeats=20, min_seconds=0.02)[
-                "latency_ms"
-            ]
+            print(f"measuring {len(specs)} parts, 3 rounds ...", file=sys.stderr)
+        values = measure_many([net.build_part(spec) for spec in specs], backend, threads, seed=seed)
+        parts = {_key(spec): v for spec, v in zip(specs, values, strict=True)}
         table = cls(net.registry_name, net.config.to_dict(), backend, threads, parts)
         rng = np.random.default_rng(seed)
         archs = [net.space.smallest(), net.space.largest()] + [net.space.sample(rng) for _ in range(calib_samples)]
-        sums, measured = [], []
-        for a in archs:
-            sums.append(table.raw_sum(net, a))
-            measured.append(measure_latency(net.extract(a), net.config.input_shape, backend, threads)["latency_ms"])
-        A = np.stack([np.array(sums), np.ones(len(sums))], axis=1)
-        (a_coef, b_coef), *_ = np.linalg.lstsq(A, np.array(measured), rcond=None)
-        pred = a_coef * np.array(sums) + b_coef
-        rel = np.abs(pred - measured) / np.array(measured)
+        sums = [table.raw_sum(net, a) for a in archs]
+        measured = measure_whole(net, archs, backend, threads, seed)
+        counts = [len(net.latency_parts(a)) for a in archs]
+        A = np.stack([np.array(sums), np.array(counts, dtype=float), np.ones(len(sums))], axis=1)
+        coef, *_ = np.linalg.lstsq(A, np.array(measured), rcond=None)
+        rel = np.abs(A @ coef - measured) / np.array(measured)
         table.calibration = {
-            "a": float(a_coef),
-            "b": float(b_coef),
+            "a": float(coef[0]),
+            "c": float(coef[1]),
+            "b": float(coef[2]),
             "n": len(archs),
             "mean_abs_rel_error": float(rel.mean()),
             "max_abs_rel_error": float(rel.max()),
@@ -152,7 +145,9 @@ class LatencyTable:
         net = getattr(self, "_net", None)
         if net is None:
             raise LightnasError("bind the latency table to its super-network before predicting")
-        return self.calibration["a"] * self.raw_sum(net, arch) + self.calibration["b"]
+        c = self.calibration
+        n_parts = len(net.latency_parts(arch))
+        return c["a"] * self.raw_sum(net, arch) + c.get("c", 0.0) * n_parts + c["b"]
 
     # -- files ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -209,21 +204,23 @@ class LatencyTable:
         return problems
 
 
+def measure_whole(net: Any, archs: list[Arch], backend: str, threads: int, seed: int = 0) -> list[float]:
+    """Latency (ms) of whole sub-networks, measured as robustly as the parts."""
+    from lightnas.hardware.latency import measure_many
+
+    shape = tuple(net.config.input_shape)
+    return measure_many([(net.extract(a), shape) for a in archs], backend, threads, repeats=30,
+                        min_seconds=0.03, seed=seed)
+
+
 def check_table(table: LatencyTable, net: Any, samples: int = 50, seed: int = 1) -> dict[str, Any]:
     """Measure ``samples`` random sub-networks and compare with the table."""
     from scipy.stats import spearmanr
 
-    from lightnas.hardware.latency import measure_latency
-
     rng = np.random.default_rng(seed)
     archs = list(dict.fromkeys(net.space.sample(rng) for _ in range(samples)))
     pred = np.array([table.predict(a) for a in archs])
-    meas = np.array(
-        [
-            measure_latency(net.extract(a), net.config.input_shape, table.backend, table.threads)["latency_ms"]
-            for a in archs
-        ]
-    )
+    meas = np.array(measure_whole(net, archs, table.backend, table.threads, seed))
     rel = (pred - meas) / meas
     worst = np.argsort(-np.abs(rel))[:5]
     return {
