@@ -145,7 +145,8 @@ def measure_many(
             prepared.append(lambda s=sess, f=feed: s.run(None, f))
         else:
             x = torch.randn(1, *shape)
-            prepared.append(lambda m=module.eval(), x=x: m(x))
+            module.eval()
+            prepared.append(lambda m=module, x=x: m(x))
     results: list[list[float]] = [[] for _ in items]
     torch.set_flush_denormal(True)
     old_threads = torch.get_num_threads()

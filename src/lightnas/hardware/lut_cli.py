@@ -61,7 +61,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     c = table.calibration
     print(
         f"wrote {out}: {table.meta['n_parts']} parts in {table.meta['build_seconds']} s; calibration "
-        f"latency = {c['a']:.3f} * sum + {c['c']:.4f} * parts + {c['b']:.4f} ms (mean error {c['mean_abs_rel_error']:.1%} "
+        f"latency = {c['a']:.3f} * sum + {c['c']:.4f} * parts + {c['b']:.4f} ms "
+        f"(mean error {c['mean_abs_rel_error']:.1%} "
         f"on {c['n']} sub-networks)"
     )
     return 0
