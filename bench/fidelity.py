@@ -72,19 +72,30 @@ def main() -> int:
             recalibrate_bn(net, x_cal)
             inherited = accuracy(net, x_test, y_test)
             t1 = time.perf_counter()
-            train_supernet("mobilenet", cfg, data, tc, Path(tmp) / "alone.pt", resume=False, progress=False,
-                           only=dict(arch))
+            train_supernet(
+                "mobilenet", cfg, data, tc, Path(tmp) / "alone.pt", resume=False, progress=False, only=dict(arch)
+            )
             alone_s = time.perf_counter() - t1
             solo, _ = load_supernet(Path(tmp) / "alone.pt")
             solo.set_active(arch)
             recalibrate_bn(solo, x_cal)
             standalone = accuracy(solo, x_test, y_test)
             cost = count_cost(net.extract(arch), data.input_shape)
-            rows.append({"key": arch.key, "macs": cost["macs"], "inherited": inherited,
-                         "standalone": standalone, "train_seconds": alone_s})
+            rows.append(
+                {
+                    "key": arch.key,
+                    "macs": cost["macs"],
+                    "inherited": inherited,
+                    "standalone": standalone,
+                    "train_seconds": alone_s,
+                }
+            )
             if not args.json:
-                print(f"{cost['macs']:>10.0f} MACs  inherited {inherited:6.2f}%  stand-alone {standalone:6.2f}%  "
-                      f"({alone_s:.0f} s)", flush=True)
+                print(
+                    f"{cost['macs']:>10.0f} MACs  inherited {inherited:6.2f}%  stand-alone {standalone:6.2f}%  "
+                    f"({alone_s:.0f} s)",
+                    flush=True,
+                )
     inh = np.array([r["inherited"] for r in rows])
     alone = np.array([r["standalone"] for r in rows])
     gap = alone - inh
@@ -105,11 +116,15 @@ def main() -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"Kendall tau {result['kendall_tau']:.3f}  Spearman {result['spearman']:.3f}  mean gap "
-              f"{result['mean_gap']:+.2f} pts  worst gap {result['worst_gap']:+.2f} pts  largest "
-              f"{result['largest_gap']:+.2f} pts")
-        print(f"super-network training {super_s:.0f} s vs {result['standalone_train_seconds_total']:.0f} s "
-              f"for the {len(rows)} sub-networks trained one by one")
+        print(
+            f"Kendall tau {result['kendall_tau']:.3f}  Spearman {result['spearman']:.3f}  mean gap "
+            f"{result['mean_gap']:+.2f} pts  worst gap {result['worst_gap']:+.2f} pts  largest "
+            f"{result['largest_gap']:+.2f} pts"
+        )
+        print(
+            f"super-network training {super_s:.0f} s vs {result['standalone_train_seconds_total']:.0f} s "
+            f"for the {len(rows)} sub-networks trained one by one"
+        )
     return 0
 
 

@@ -44,7 +44,7 @@ def main() -> int:
     from lightnas.supernets import create_supernet
     from lightnas.train.common import setup_torch
 
-    setup_torch(2)
+    setup_torch(1)  # the measurement thread count, process-wide (see hardware/latency.py)
     if args.run:
         from lightnas.train.trainer import load_supernet
 

@@ -67,8 +67,19 @@ def export_subnet(
     diff = float((net(x_val) - plain(x_val)).abs().max())
     if diff > EXTRACT_TOL:
         raise LightnasError(f"extracted {arch.key} differs from the super-network by {diff:.2e}")
-    return export_plain(plain, net.config, supernet_name, arch, data, out_dir / model_id(arch), search_metrics,
-                        latency_backend, threads, latency_source, {"extract_max_abs_diff": diff})
+    return export_plain(
+        plain,
+        net.config,
+        supernet_name,
+        arch,
+        data,
+        out_dir / model_id(arch),
+        search_metrics,
+        latency_backend,
+        threads,
+        latency_source,
+        {"extract_max_abs_diff": diff},
+    )
 
 
 @torch.no_grad()

@@ -162,7 +162,9 @@ def _context(out: Path, cfg: RunConfig) -> tuple[Any, dict[str, Any], Any]:
     from lightnas.train.common import setup_torch
     from lightnas.train.trainer import load_supernet
 
-    setup_torch()
+    # the whole process at the measurement thread count: a larger OpenMP pool
+    # left from training slowed 1-thread latency by 30-60% here (measured)
+    setup_torch(cfg.threads)
     net, state = load_supernet(out / "supernet.pt")
     if state["epoch"] < cfg.epochs:
         raise LightnasError(
@@ -372,17 +374,31 @@ def stage_finetune(out: Path, cfg: RunConfig, arch_ref: str, epochs: int, quiet:
     history = finetune(student, teacher, data, epochs, seed=cfg.seed, progress=not quiet)
     folder = out / "models" / f"{card['id']}-ft{epochs}"
     new = export_plain(
-        student, net.config, state["supernet"], arch, data, folder,
+        student,
+        net.config,
+        state["supernet"],
+        arch,
+        data,
+        folder,
         {"accuracy": history[-1]["val_accuracy"], "latency_ms": card["latency"]["latency_ms"]},
-        cfg.backend, cfg.threads, "measured",
-        extra={"finetuned_from": card["id"], "finetune_epochs": epochs, "finetune_history": history,
-               "test_accuracy_before": card["test_accuracy"], "val_accuracy_before": before_val},
+        cfg.backend,
+        cfg.threads,
+        "measured",
+        extra={
+            "finetuned_from": card["id"],
+            "finetune_epochs": epochs,
+            "finetune_history": history,
+            "test_accuracy_before": card["test_accuracy"],
+            "val_accuracy_before": before_val,
+        },
     )
     new["test_accuracy_gain"] = new["test_accuracy"] - card["test_accuracy"]
     from lightnas.io import write_json
 
     write_json(new, folder / "card.json")
     if not quiet:
-        print(f"fine-tuned {card['id']} for {epochs} epochs: test {card['test_accuracy']:.2f}% -> "
-              f"{new['test_accuracy']:.2f}% ({new['test_accuracy_gain']:+.2f}); exported to {folder}")
+        print(
+            f"fine-tuned {card['id']} for {epochs} epochs: test {card['test_accuracy']:.2f}% -> "
+            f"{new['test_accuracy']:.2f}% ({new['test_accuracy_gain']:+.2f}); exported to {folder}"
+        )
     return new

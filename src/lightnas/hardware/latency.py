@@ -91,7 +91,10 @@ def measure_latency(
 
     Fixed thread count (``threads``), denormals flushed, ``warmup`` untimed
     runs, then at least ``repeats`` timed runs and at least ``min_seconds``
-    of timing. On CUDA each run is synchronised. Returns the median
+    of timing. On CUDA each run is synchronised. Call it in a process whose
+    global thread count already is ``threads`` (``setup_torch(threads)``): on
+    this 2-core machine a 1-thread measurement in a process that had used 2
+    threads ran 30-60% slower than in a 1-thread process. Returns the median
     (``latency_ms``), its interquartile range (``latency_iqr_ms``), the mean,
     and how it was measured (backend, threads, batch, device, repeats).
     """

@@ -209,8 +209,9 @@ def measure_whole(net: Any, archs: list[Arch], backend: str, threads: int, seed:
     from lightnas.hardware.latency import measure_many
 
     shape = tuple(net.config.input_shape)
-    return measure_many([(net.extract(a), shape) for a in archs], backend, threads, repeats=30,
-                        min_seconds=0.03, seed=seed)
+    return measure_many(
+        [(net.extract(a), shape) for a in archs], backend, threads, repeats=30, min_seconds=0.03, seed=seed
+    )
 
 
 def check_table(table: LatencyTable, net: Any, samples: int = 50, seed: int = 1) -> dict[str, Any]:
