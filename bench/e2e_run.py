@@ -143,7 +143,7 @@ def main() -> int:
         "wall_seconds": round(wall, 1) if wall is not None else summary.get("total_seconds"),
         "stage_seconds": {k: v for k, v in summary.items() if k.endswith("_seconds")},
         "best_test_accuracy": best["test_accuracy"],
-        "best_onnx_test_accuracy": best["onnx_test_accuracy"],
+        "best_onnx_torch_agreement": best["verification"]["onnx_torch_prediction_agreement"],
         "best_latency_ms": best["latency"]["latency_ms"],
         "n_exported": len(cards),
         "latency_span": max(lat) / min(lat),

@@ -31,6 +31,7 @@ def one_line_error(res, needle):
         (["run", "--max-latency-ms", "-1"], "impossible constraint"),
         (["run", "--constraint", "colour<=3"], "cannot constrain"),
         (["run", "--epochs", "0"], "epochs"),
+        (["run", "--recipe", "magic"], "unknown recipe"),
         (["run", "--budget", "x"], "invalid int"),
         (["frobnicate"], "invalid choice"),
         (["search", "/nonexistent-run"], "no lightnas run"),

@@ -45,6 +45,11 @@ def _run_options(p: argparse.ArgumentParser, defaults: bool = True) -> None:
     p.add_argument("--backend", choices=("torch", "onnxruntime"), default=d("torch"))
     p.add_argument("--threads", type=int, default=d(1), help="threads for latency measurement")
     p.add_argument("--batch-size", type=int, default=d(128), help="training batch size")
+    p.add_argument(
+        "--recipe",
+        default=d("warmup-sandwich"),
+        help="super-network training: warmup-sandwich, sandwich (BigNAS) or progressive (Once-for-All)",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run already in the folder")
     p.add_argument("--force", action="store_true", help="replace the run already in the folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars or tables")
@@ -72,7 +77,18 @@ def _config(args: argparse.Namespace, base: object | None = None) -> object:
     from lightnas.pipeline import RunConfig
 
     values = asdict(base) if base is not None else {}  # type: ignore[call-overload]
-    for name in ("data", "epochs", "budget", "seed", "strategy", "latency", "backend", "threads", "batch_size"):
+    for name in (
+        "data",
+        "epochs",
+        "budget",
+        "seed",
+        "strategy",
+        "latency",
+        "backend",
+        "threads",
+        "batch_size",
+        "recipe",
+    ):
         v = getattr(args, name, None)
         if v is not None:
             values[name] = v

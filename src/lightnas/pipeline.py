@@ -45,6 +45,7 @@ class RunConfig:
     supernet: str = "mobilenet"
     epochs: int = 8
     batch_size: int = 128
+    recipe: str = "warmup-sandwich"
     budget: int = 60
     strategy: str = "lightnas"
     constraints: list[str] = field(default_factory=list)
@@ -57,6 +58,10 @@ class RunConfig:
         for name in ("epochs", "batch_size", "budget", "threads", "max_export"):
             if int(getattr(self, name)) < 1:
                 raise LightnasError(f"{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
+        from lightnas.train.recipes import RECIPES
+
+        if self.recipe not in RECIPES:
+            raise LightnasError(f"unknown recipe {self.recipe!r} (choose from {', '.join(RECIPES)})")
         if self.latency not in ("measure", "lut"):
             raise LightnasError(f"--latency must be 'measure' or 'lut', not {self.latency!r}")
         if self.backend not in ("torch", "onnxruntime"):
@@ -153,7 +158,7 @@ def stage_train(out: Path, cfg: RunConfig, quiet: bool = False) -> dict[str, Any
         f"{len(data.y_test)} test images of {data.input_shape}",
         quiet,
     )
-    tc = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed)
+    tc = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed, recipe=cfg.recipe)
     return train_supernet(cfg.supernet, net_cfg, data, tc, out / "supernet.pt", resume=True, progress=not quiet)
 
 

@@ -35,9 +35,9 @@ from lightnas.data.sources import Dataset
 from lightnas.errors import LightnasError
 from lightnas.supernets import supernet_from_config
 from lightnas.train.common import accuracy, atomic_save, recalibrate_bn, safe_load, setup_torch, to_tensor
+from lightnas.train.recipes import RECIPES
 
 CHECKPOINT_FORMAT = "lightnas-supernet-1"
-RECIPES = ("warmup-sandwich", "sandwich", "progressive")
 
 
 def phase_of(cfg: TrainConfig, epoch: int) -> str:
