@@ -51,11 +51,9 @@ class LINAS(Strategy):
     def _inner_search(self) -> list[Arch]:
         from pymoo.algorithms.moo.nsga2 import NSGA2
         from pymoo.core.problem import Problem
-        from pymoo.operators.crossover.sbx import SBX
-        from pymoo.operators.mutation.pm import PM
-        from pymoo.operators.repair.rounding import RoundingRepair
-        from pymoo.operators.sampling.rnd import IntegerRandomSampling
         from pymoo.optimize import minimize
+
+        from lightnas.search.pymoo_strategies import integer_operators
 
         X = self.space.features(self.archs)
         models = []
@@ -91,15 +89,9 @@ class LINAS(Strategy):
                         [(p.predict(feats)[0] - c.bound) * (1 if c.op == "<=" else -1) for c, p in cons], axis=1
                     )
 
-        algo = NSGA2(
-            pop_size=self.population,
-            sampling=IntegerRandomSampling(),
-            crossover=SBX(prob=0.9, eta=15, vtype=float, repair=RoundingRepair()),
-            mutation=PM(eta=20, vtype=float, repair=RoundingRepair()),
-            # duplicates are removed below; eliminating them inside pymoo makes its mating
-            # retry for a long time once the predicted front covers a small space
-            eliminate_duplicates=False,
-        )
+        # duplicates are removed below; eliminating them inside pymoo makes its mating
+        # retry for a long time once the predicted front covers a small space
+        algo = NSGA2(pop_size=self.population, **integer_operators(eliminate_duplicates=False))
         res = minimize(
             Surrogate(), algo, ("n_gen", self.inner_generations), seed=int(self.rng.integers(2**31)), verbose=False
         )

@@ -33,6 +33,22 @@ def penalised(
     return f, g
 
 
+def integer_operators(eliminate_duplicates: bool) -> dict[str, Any]:
+    """pymoo's recommended operators for integer vectors: random integer
+    sampling, SBX crossover and polynomial mutation with rounding repair."""
+    from pymoo.operators.crossover.sbx import SBX
+    from pymoo.operators.mutation.pm import PM
+    from pymoo.operators.repair.rounding import RoundingRepair
+    from pymoo.operators.sampling.rnd import IntegerRandomSampling
+
+    return {
+        "sampling": IntegerRandomSampling(),
+        "crossover": SBX(prob=0.9, eta=15, vtype=float, repair=RoundingRepair()),
+        "mutation": PM(eta=20, vtype=float, repair=RoundingRepair()),
+        "eliminate_duplicates": eliminate_duplicates,
+    }
+
+
 class _PymooStrategy(Strategy):
     max_generations_per_ask = 100
 
@@ -65,17 +81,7 @@ class _PymooStrategy(Strategy):
         raise NotImplementedError
 
     def _operators(self) -> dict[str, Any]:
-        from pymoo.operators.crossover.sbx import SBX
-        from pymoo.operators.mutation.pm import PM
-        from pymoo.operators.repair.rounding import RoundingRepair
-        from pymoo.operators.sampling.rnd import IntegerRandomSampling
-
-        return {
-            "sampling": IntegerRandomSampling(),
-            "crossover": SBX(prob=0.9, eta=15, vtype=float, repair=RoundingRepair()),
-            "mutation": PM(eta=20, vtype=float, repair=RoundingRepair()),
-            "eliminate_duplicates": True,
-        }
+        return integer_operators(eliminate_duplicates=True)
 
     def _ask(self, n: int) -> list[Arch]:
         for _ in range(self.max_generations_per_ask):
