@@ -146,3 +146,16 @@ def test_end_to_end_digits(tmp_path):
     assert (ft / "model.onnx").is_file() and card["verification"]["onnx_max_abs_diff"] <= 1e-4
     assert (out / "models" / ids[0] / "card.json").read_text() == before
     one_line_error(run_cli("finetune", str(out), "--arch", "net-nothere"), "malformed architecture key")
+
+
+def test_run_with_latency_lookup_table(tmp_path):
+    out = tmp_path / "lut-run"
+    res = run_cli("run", "--data", "digits", "--out", str(out), "--epochs", "1", "--budget", "4", "--latency", "lut",
+                  "--quiet")
+    assert res.returncode == 0, res.stderr
+    table = json.loads((out / "lut.json").read_text())
+    assert table["backend"] == "torch" and table["threads"] == 1 and table["meta"]["n_parts"] > 0
+    ids = json.loads((out / "models" / "index.json").read_text())["models"]
+    card = json.loads((out / "models" / ids[0] / "card.json").read_text())
+    assert card["latency"]["search_latency_source"] == "lookup table"
+    assert card["latency"]["search_latency_ms"] > 0 and card["latency"]["latency_ms"] > 0
