@@ -150,8 +150,9 @@ def test_end_to_end_digits(tmp_path):
 
 def test_run_with_latency_lookup_table(tmp_path):
     out = tmp_path / "lut-run"
-    res = run_cli("run", "--data", "digits", "--out", str(out), "--epochs", "1", "--budget", "4", "--latency", "lut",
-                  "--quiet")
+    res = run_cli(
+        "run", "--data", "digits", "--out", str(out), "--epochs", "1", "--budget", "4", "--latency", "lut", "--quiet"
+    )
     assert res.returncode == 0, res.stderr
     table = json.loads((out / "lut.json").read_text())
     assert table["backend"] == "torch" and table["threads"] == 1 and table["meta"]["n_parts"] > 0
