@@ -192,7 +192,7 @@ def _evaluator(out: Path, cfg: RunConfig, net: Any, data: Any) -> Any:
             lut = LatencyTable.load(lut_path)
             lut.check_compatible(backend=cfg.backend, threads=cfg.threads)
         else:
-            lut = LatencyTable.build(net, data.input_shape, cfg.backend, cfg.threads)
+            lut = LatencyTable.build(net, backend=cfg.backend, threads=cfg.threads)
             lut.save(lut_path)
         lut.bind(net)
     return SupernetEvaluator(net, data, backend=cfg.backend, threads=cfg.threads, lut=lut)

@@ -81,7 +81,6 @@ class LatencyTable:
     def build(
         cls,
         net: Any,
-        input_shape: tuple[int, ...] | None = None,
         backend: str = "torch",
         threads: int = 1,
         calib_samples: int = 24,

@@ -102,8 +102,8 @@ class GuidedSearch(Strategy):
                 mask[self._all_keys[tuple(self.space.encode(a).tolist())]] = False
             return self._all_codes[mask], self._all_feats[mask]
         archs: set[Arch] = set()
-        _, F = self.feasible_data()
-        front = [a for a, keep in zip(self.feasible_data()[0], nondominated_mask(F), strict=True) if keep]
+        feasible_archs, F = self.feasible_data()
+        front = [a for a, keep in zip(feasible_archs, nondominated_mask(F), strict=True) if keep]
         for a in front:
             for _ in range(max(1, self.pool_size // (2 * max(len(front), 1)))):
                 archs.add(self.space.mutate(a, self.rng))
