@@ -24,7 +24,7 @@ import torch
 from lightnas.data.sources import Dataset
 from lightnas.errors import LightnasError
 from lightnas.hardware.cost import count_cost
-from lightnas.hardware.latency import measure_latency, onnx_session, to_onnx_bytes
+from lightnas.hardware.latency import QUANTILE, measure_latency, onnx_session, to_onnx_bytes
 from lightnas.io import write_bytes, write_json
 from lightnas.space import Arch
 from lightnas.supernets import supernet_from_config
@@ -138,8 +138,9 @@ def export_plain(
         "peak_act_bytes": cost["peak_act_bytes"],
         "latency": {
             "latency_ms": lat["latency_ms"],
+            "latency_median_ms": lat["latency_median_ms"],
             "latency_iqr_ms": lat["latency_iqr_ms"],
-            "how": f"measured at export: median of {lat['repeats']} runs after warm-up",
+            "how": f"measured at export: {QUANTILE}th percentile of {lat['repeats']} runs after warm-up",
             "search_latency_ms": search_metrics.get("latency_ms"),
             "search_latency_source": latency_source,
             "backend": lat["backend"],

@@ -58,7 +58,7 @@ def test_cost_matches_analytic_count():
 def test_lut_build_predict_save_load_check(tmp_path):
     torch.set_num_threads(1)
     net = small_net()
-    table = LatencyTable.build(net, backend="torch", threads=1, calib_samples=6).bind(net)
+    table = LatencyTable.build(net, backend="torch", threads=1, calib_samples=6, window_s=1.0).bind(net)
     assert table.meta["n_parts"] == len(net.all_latency_parts())
     assert {"machine", "date", "input_shape"} <= set(table.meta)
     assert table.meta["machine"]["torch"] == torch.__version__
@@ -74,13 +74,13 @@ def test_lut_build_predict_save_load_check(tmp_path):
         assert again.check_compatible("torch", 1) == []
     with pytest.warns(UserWarning, match="backend"):
         again.check_compatible("onnxruntime", 1)
-    res = check_table(again, net, samples=8)
+    res = check_table(again, net, samples=8, window_s=0.5)
     assert 0 <= res["within_10pct"] <= 1 and len(res["worst"]) >= 1
 
 
 def test_lut_refuses_other_supernet_and_bad_files(tmp_path):
     net = small_net()
-    table = LatencyTable.build(net, threads=1, calib_samples=3)
+    table = LatencyTable.build(net, threads=1, calib_samples=3, window_s=0.5)
     with pytest.raises(LightnasError, match="different super-network"):
         table.bind(create_supernet("mobilenet"))
     (tmp_path / "x.json").write_text(json.dumps({"parts": {}}))

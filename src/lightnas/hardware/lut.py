@@ -3,8 +3,9 @@
 ``LatencyTable.build`` measures every distinct part of the space (the stem,
 every block configuration at every position and input size, the head) with
 :func:`measure_latency`, then calibrates the sum of parts against whole
-sub-networks measured the same way: ``latency = a * sum(parts) + c * n_parts + b``
-(least squares on a sample; ``c`` prices each part's share of the
+sub-networks measured in the same interleaved rounds:
+``latency = a * sum(parts) + c * n_parts + b`` (least relative squares on a
+sample; ``c`` prices each part's share of the
 whole network's overhead), recorded in the table with its fit quality.
 Prediction is a handful of dictionary look-ups (microseconds).
 """
@@ -86,25 +87,33 @@ class LatencyTable:
         calib_samples: int = 24,
         seed: int = 0,
         progress: bool = False,
+        window_s: float = 30.0,
     ) -> LatencyTable:
         """Measure every part of ``net``'s space, then calibrate on
-        ``calib_samples`` whole sub-networks (plus the smallest and largest)."""
+        ``calib_samples`` whole sub-networks (plus the smallest and largest).
+        ``window_s``: the least time (seconds) the interleaved measurement
+        spans (see :func:`~lightnas.hardware.latency.interleaved_timings`)."""
         from lightnas.hardware.latency import measure_many
 
         t0 = time.perf_counter()
         specs = net.all_latency_parts()
-        if progress:
-            print(f"measuring {len(specs)} parts, 3 rounds ...", file=sys.stderr)
-        values = measure_many([net.build_part(spec) for spec in specs], backend, threads, seed=seed)
-        parts = {_key(spec): v for spec, v in zip(specs, values, strict=True)}
-        table = cls(net.registry_name, net.config.to_dict(), backend, threads, parts)
         rng = np.random.default_rng(seed)
         archs = [net.space.smallest(), net.space.largest()] + [net.space.sample(rng) for _ in range(calib_samples)]
+        if progress:
+            print(f"measuring {len(specs)} parts and {len(archs)} whole sub-networks ...", file=sys.stderr)
+        # parts and whole sub-networks in one interleaved measurement, so that
+        # the calibration compares them at the same machine speed
+        shape = tuple(net.config.input_shape)
+        items = [net.build_part(spec) for spec in specs] + [(net.extract(a), shape) for a in archs]
+        values = measure_many(items, backend, threads, seed=seed, min_seconds=window_s)
+        parts = {_key(spec): v for spec, v in zip(specs, values, strict=False)}
+        measured = values[len(specs) :]
+        table = cls(net.registry_name, net.config.to_dict(), backend, threads, parts)
         sums = [table.raw_sum(net, a) for a in archs]
-        measured = measure_whole(net, archs, backend, threads, seed)
         counts = [len(net.latency_parts(a)) for a in archs]
         A = np.stack([np.array(sums), np.array(counts, dtype=float), np.ones(len(sums))], axis=1)
-        coef, *_ = np.linalg.lstsq(A, np.array(measured), rcond=None)
+        y = np.array(measured)
+        coef, *_ = np.linalg.lstsq(A / y[:, None], np.ones(len(y)), rcond=None)  # least relative squares
         rel = np.abs(A @ coef - measured) / np.array(measured)
         table.calibration = {
             "a": float(coef[0]),
@@ -113,6 +122,7 @@ class LatencyTable:
             "n": len(archs),
             "mean_abs_rel_error": float(rel.mean()),
             "max_abs_rel_error": float(rel.max()),
+            "points": [[round(float(v), 5) for v in row] for row in np.column_stack([sums, counts, measured])],
         }
         table.meta = {
             "format": LUT_FORMAT,
@@ -203,31 +213,44 @@ class LatencyTable:
         return problems
 
 
-def measure_whole(net: Any, archs: list[Arch], backend: str, threads: int, seed: int = 0) -> list[float]:
+def measure_whole(
+    net: Any, archs: list[Arch], backend: str, threads: int, seed: int = 0, window_s: float = 30.0
+) -> list[float]:
     """Latency (ms) of whole sub-networks, measured as robustly as the parts."""
     from lightnas.hardware.latency import measure_many
 
     shape = tuple(net.config.input_shape)
-    return measure_many(
-        [(net.extract(a), shape) for a in archs], backend, threads, repeats=30, min_seconds=0.03, seed=seed
-    )
+    return measure_many([(net.extract(a), shape) for a in archs], backend, threads, seed=seed, min_seconds=window_s)
 
 
-def check_table(table: LatencyTable, net: Any, samples: int = 50, seed: int = 1) -> dict[str, Any]:
-    """Measure ``samples`` random sub-networks and compare with the table."""
+def check_table(
+    table: LatencyTable, net: Any, samples: int = 50, seed: int = 1, window_s: float = 30.0
+) -> dict[str, Any]:
+    """Measure ``samples`` random sub-networks and compare with the table.
+
+    The sub-networks are measured twice (two independent interleaved passes);
+    the ground truth is the mean of the two, and the agreement of the passes
+    with each other (``remeasure_*``) is reported beside the table's: it is
+    the best any predictor can score against this machine's measurements.
+    """
     from scipy.stats import spearmanr
 
     rng = np.random.default_rng(seed)
     archs = list(dict.fromkeys(net.space.sample(rng) for _ in range(samples)))
     pred = np.array([table.predict(a) for a in archs])
-    meas = np.array(measure_whole(net, archs, table.backend, table.threads, seed))
+    first = np.array(measure_whole(net, archs, table.backend, table.threads, seed, window_s))
+    second = np.array(measure_whole(net, archs, table.backend, table.threads, seed + 1, window_s))
+    meas = (first + second) / 2
     rel = (pred - meas) / meas
+    again = (second - first) / first
     worst = np.argsort(-np.abs(rel))[:5]
     return {
         "samples": len(archs),
         "within_10pct": float(np.mean(np.abs(rel) <= 0.10)),
         "spearman": float(spearmanr(pred, meas)[0]),
         "mean_abs_rel_error": float(np.mean(np.abs(rel))),
+        "remeasure_within_10pct": float(np.mean(np.abs(again) <= 0.10)),
+        "remeasure_spearman": float(spearmanr(first, second)[0]),
         "worst": [
             {
                 "key": archs[i].key,

@@ -89,6 +89,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"within ±10%: {res['within_10pct']:.0%}   Spearman: {res['spearman']:.3f}   "
         f"mean |error|: {res['mean_abs_rel_error']:.1%}"
     )
+    print(
+        f"the machine against itself (two measurements of the same sub-networks): "
+        f"within ±10%: {res['remeasure_within_10pct']:.0%}   Spearman: {res['remeasure_spearman']:.3f}"
+    )
     print("worst cases:")
     for w in res["worst"]:
         print(
