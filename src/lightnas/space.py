@@ -297,6 +297,14 @@ class SearchSpace:
         """Each dimension at its last value (by convention the most expensive)."""
         return self.decode(self.cardinalities - 1)
 
+    def scaled(self, t: float) -> Arch:
+        """Every dimension ``t`` (0 to 1) of the way from its first value to its
+        last: the chain of nested sub-networks from :meth:`smallest` (0) to
+        :meth:`largest` (1) that SortedNet-style training walks."""
+        if not 0.0 <= t <= 1.0:
+            raise ValueError(f"t must be in [0, 1], not {t}")
+        return self.decode(np.rint(t * (self.cardinalities - 1)).astype(int))
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,

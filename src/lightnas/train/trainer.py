@@ -16,6 +16,10 @@ Recipes (``TrainConfig.recipe``):
 - ``progressive``: Once-for-All's progressive shrinking: the largest alone,
   then elastic kernel, then elastic depth, then everything (equal shares of
   the remaining epochs), always distilling from the largest.
+- ``sorted``: SortedNet's nested schedule after the same warm-up as the
+  default: the students are the smallest and ``n_random`` sub-networks drawn
+  from the sorted chain that scales every dimension together from smallest
+  to largest (:meth:`SearchSpace.scaled`), instead of from the whole space.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ def phase_of(cfg: TrainConfig, epoch: int) -> str:
     warm = int(round(cfg.warmup_fraction * cfg.epochs))
     if epoch < warm:
         return "largest"
-    if cfg.recipe == "warmup-sandwich":
+    if cfg.recipe in ("warmup-sandwich", "sorted"):
         return "all"
     rest = (epoch - warm) / max(cfg.epochs - warm, 1)
     return "kernel" if rest < 1 / 3 else "depth" if rest < 2 / 3 else "all"
@@ -143,9 +147,16 @@ def train_supernet(
     dict, optimiser state, epoch, configs, data description and history.
     """
     setup_torch(threads)
-    net = supernet_from_config(supernet_name, supernet_config)
+    torch.manual_seed(cfg.seed)  # the initial weights: the same seed trains the same network
+    # channels-last before anything is loaded into it, so that a resumed run
+    # computes in the same layout (and so the same floats) as an uninterrupted one
+    net = supernet_from_config(supernet_name, supernet_config).to(memory_format=torch.channels_last)
     space = net.space
     teacher = space.make(only) if only is not None else space.largest()
+
+    def draw(rng: np.random.Generator) -> Any:
+        return space.scaled(float(rng.uniform())) if cfg.recipe == "sorted" else space.sample(rng)
+
     if cfg.optimizer == "sgd":
         opt: torch.optim.Optimizer = torch.optim.SGD(
             net.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay
@@ -168,7 +179,6 @@ def train_supernet(
         net.load_state_dict(old.get("train_state_dict", old["state_dict"]))
         opt.load_state_dict(old["optimizer"])
         state.update(epoch=int(old["epoch"]), history=list(old["history"]))
-    net = net.to(memory_format=torch.channels_last)
     params = dict(net.named_parameters())
     ema = {n: p.detach().clone() for n, p in params.items()}
     if resume and checkpoint.exists() and "ema" in old:
@@ -190,6 +200,7 @@ def train_supernet(
     for epoch in range(state["epoch"], cfg.epochs):
         net.train()
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout: a resumed epoch draws what it would have
         rng = np.random.default_rng([cfg.seed, epoch])
         order = torch.randperm(len(x_train), generator=gen)
         t0 = time.perf_counter()
@@ -210,9 +221,7 @@ def train_supernet(
             loss.backward()
             soft = F.softmax(logits.detach(), dim=1)
             phase = phase_of(cfg, epoch)
-            students = (
-                [] if phase == "largest" else [space.smallest()] + [space.sample(rng) for _ in range(cfg.n_random)]
-            )
+            students = [] if phase == "largest" else [space.smallest()] + [draw(rng) for _ in range(cfg.n_random)]
             for arch in students:
                 net.set_active(restrict(space, arch, phase))
                 kd = F.kl_div(F.log_softmax(net(xb), dim=1), soft, reduction="batchmean")
