@@ -1,17 +1,25 @@
 """Issue-4 figures: does inherited accuracy match stand-alone training?
 
-Trains the super-network once (recipe ``--recipe``), picks ``--n-subnets``
-sub-networks spread over the MAC range (smallest and largest included),
-then trains each of them alone from scratch with the same data, schedule and
-epochs, and compares test accuracies: Kendall tau, Spearman rho, mean and
-worst gap (stand-alone minus inherited, points), and the training cost of
-the super-network against training the sub-networks one by one.
+Picks ``--n-subnets`` sub-networks spread over the MAC range (smallest and
+largest included), trains each of them alone from scratch with the same data,
+schedule and epochs as the super-network, then for every training variant
+trains the super-network once and compares test accuracies: Kendall tau,
+Spearman rho, mean and worst gap (stand-alone minus inherited, points), the
+largest sub-network's gap, the same at several BatchNorm-recalibration sample
+sizes, and the training cost of the super-network against training the
+sub-networks one by one.
 
-    python bench/fidelity.py [--quick] [--json] [--recipe warmup-sandwich] [--epochs 6]
+    python bench/fidelity.py [--quick] [--json] [--variants warmup-sandwich,sandwich,progressive,sorted]
+                             [--epochs 8] [--cache fidelity-standalone.json]
 
-``--quick`` (digits, 1 epoch, 4 sub-networks) is a smoke test, not a figure.
-With ``--json`` the last line is a JSON object with kendall_tau, spearman,
-mean_gap, worst_gap, n_subnets (and more).
+A variant is a recipe name, optionally with ``@N`` for N random sub-networks
+per step besides the largest and smallest (``warmup-sandwich@2``). Stand-alone
+results are kept in ``--cache`` (written after each one), so comparing more
+variants later costs only their super-network training. ``--quick`` (digits,
+1 epoch, 4 sub-networks) is a smoke test, not a figure. With ``--json`` the
+last line is a JSON object with kendall_tau, spearman, mean_gap, worst_gap,
+n_subnets (of the first variant) and every variant's figures under
+``variants``.
 """
 
 from __future__ import annotations
@@ -27,103 +35,145 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau, spearmanr
 
+CALIB_SIZES = (256, 1024, 4096)
+DEFAULT_CALIB = 1024  # what the search's evaluator uses
+
+
+def figures(inherited: np.ndarray, alone: np.ndarray) -> dict[str, float]:
+    gap = alone - inherited
+    return {
+        "kendall_tau": float(kendalltau(inherited, alone)[0]),
+        "spearman": float(spearmanr(inherited, alone)[0]),
+        "mean_gap": float(gap.mean()),
+        "worst_gap": float(gap.max()),
+        "largest_gap": float(gap[1]),  # picks[1] is the largest sub-network
+    }
+
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--data", default=None)
-    ap.add_argument("--recipe", default="warmup-sandwich")
+    ap.add_argument("--variants", default="warmup-sandwich")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--n-subnets", type=int, default=None)
+    ap.add_argument("--cache", default=None, help="JSON file keeping the stand-alone results")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    data_name = args.data or ("digits" if args.quick else "fashion-mnist")
-    epochs = args.epochs or (1 if args.quick else 6)
-    n_sub = args.n_subnets or (4 if args.quick else 12)
 
     from lightnas.data import load_dataset
+    from lightnas.hardware import count_cost
+    from lightnas.io import write_json
+    from lightnas.supernets import supernet_from_config
     from lightnas.supernets.mobilenet import MobileNetConfig
     from lightnas.train.common import accuracy, recalibrate_bn, setup_torch, to_tensor
     from lightnas.train.trainer import TrainConfig, load_supernet, train_supernet
 
+    data_name = args.data or ("digits" if args.quick else "fashion-mnist")
+    epochs = args.epochs or (1 if args.quick else TrainConfig().epochs)
+    n_sub = args.n_subnets or (4 if args.quick else 12)
     setup_torch()
     data = load_dataset(data_name, args.seed)
     cfg = MobileNetConfig(input_shape=data.input_shape, n_classes=data.n_classes).to_dict()
-    tc = TrainConfig(epochs=epochs, batch_size=128, seed=args.seed, recipe=args.recipe)
     x_test, y_test = to_tensor(data.x_test, data), torch.from_numpy(data.y_test)
-    x_cal = to_tensor(data.x_train[:1024], data)
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        train_supernet("mobilenet", cfg, data, tc, Path(tmp) / "super.pt", resume=False, progress=False)
-        super_s = time.perf_counter() - t0
-        net, _ = load_supernet(Path(tmp) / "super.pt")
-        from lightnas.hardware import count_cost
+    x_cal = to_tensor(data.x_train[: max(CALIB_SIZES)], data)
+    say = (lambda *a: None) if args.json else (lambda *a: print(*a, flush=True))
 
-        rng = np.random.default_rng(args.seed)
-        pool = [net.space.sample(rng) for _ in range(400)]
-        macs = np.array([count_cost(net.extract(a), data.input_shape)["macs"] for a in pool])
-        order = np.argsort(macs)
-        picks = [net.space.smallest(), net.space.largest()]
-        picks += [pool[order[int(q * (len(pool) - 1))]] for q in np.linspace(0.05, 0.95, n_sub - 2)]
-        rows = []
-        for arch in picks:
-            net.set_active(arch)
-            recalibrate_bn(net, x_cal)
-            inherited = accuracy(net, x_test, y_test)
-            t1 = time.perf_counter()
-            train_supernet(
-                "mobilenet", cfg, data, tc, Path(tmp) / "alone.pt", resume=False, progress=False, only=dict(arch)
+    # the sub-networks: spread over MACs, chosen before any training
+    space_net = supernet_from_config("mobilenet", cfg)
+    rng = np.random.default_rng(args.seed)
+    pool = [space_net.space.sample(rng) for _ in range(400)]
+    macs = np.array([count_cost(space_net.extract(a), data.input_shape)["macs"] for a in pool])
+    order = np.argsort(macs)
+    picks = [space_net.space.smallest(), space_net.space.largest()]
+    picks += [pool[order[int(q * (len(pool) - 1))]] for q in np.linspace(0.05, 0.95, n_sub - 2)]
+
+    # stand-alone baselines (cached)
+    cache_path = Path(args.cache) if args.cache else None
+    cache = json.loads(cache_path.read_text()) if cache_path and cache_path.is_file() else {}
+    inherited: dict[str, dict[int, list[float]]] = {}
+    super_seconds: dict[str, float] = {}
+    alone: list[float] = []
+    alone_s: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        # every variant's super-network first: the running figures below then
+        # cover every variant from the first stand-alone result on
+        for variant in args.variants.split(","):
+            recipe, _, n_random = variant.partition("@")
+            tc = TrainConfig(epochs=epochs, seed=args.seed, recipe=recipe, n_random=int(n_random or 1))
+            t0 = time.perf_counter()
+            ckpt = Path(tmp) / "super.pt"
+            train_supernet("mobilenet", cfg, data, tc, ckpt, resume=False, progress=False)
+            super_seconds[variant] = time.perf_counter() - t0
+            net, _ = load_supernet(ckpt)
+            inherited[variant] = {n: [] for n in CALIB_SIZES}
+            for arch in picks:
+                net.set_active(arch)
+                for n in CALIB_SIZES:
+                    recalibrate_bn(net, x_cal[:n])
+                    inherited[variant][n].append(accuracy(net, x_test, y_test))
+            say(f"super-network {variant}: {super_seconds[variant]:.0f} s")
+        # stand-alone baselines (cached), with running figures
+        for k, arch in enumerate(picks):
+            tag = f"{data_name}|{epochs}|{args.seed}|{arch.key}"
+            if tag not in cache:
+                tc = TrainConfig(epochs=epochs, seed=args.seed)
+                t1 = time.perf_counter()
+                ckpt = Path(tmp) / "alone.pt"
+                train_supernet("mobilenet", cfg, data, tc, ckpt, resume=False, progress=False, only=dict(arch))
+                seconds = time.perf_counter() - t1
+                solo, _ = load_supernet(ckpt)
+                solo.set_active(arch)
+                recalibrate_bn(solo, x_cal[:DEFAULT_CALIB])
+                cache[tag] = {"accuracy": accuracy(solo, x_test, y_test), "seconds": seconds}
+                if cache_path:
+                    write_json(cache, cache_path)
+            alone.append(cache[tag]["accuracy"])
+            alone_s.append(cache[tag]["seconds"])
+            mac = count_cost(space_net.extract(arch), data.input_shape)["macs"]
+            say(
+                f"stand-alone {mac:>10.0f} MACs  {alone[-1]:6.2f}%  ({alone_s[-1]:.0f} s)   inherited "
+                + "  ".join(f"{v}: {inh[DEFAULT_CALIB][k]:.2f}%" for v, inh in inherited.items())
             )
-            alone_s = time.perf_counter() - t1
-            solo, _ = load_supernet(Path(tmp) / "alone.pt")
-            solo.set_active(arch)
-            recalibrate_bn(solo, x_cal)
-            standalone = accuracy(solo, x_test, y_test)
-            cost = count_cost(net.extract(arch), data.input_shape)
-            rows.append(
-                {
-                    "key": arch.key,
-                    "macs": cost["macs"],
-                    "inherited": inherited,
-                    "standalone": standalone,
-                    "train_seconds": alone_s,
-                }
+    alone_arr = np.array(alone)
+    results = []
+    for variant, inh in inherited.items():
+        res = {
+            "variant": variant,
+            **figures(np.array(inh[DEFAULT_CALIB]), alone_arr),
+            "calib_sizes": {str(n): figures(np.array(v), alone_arr) for n, v in inh.items()},
+            "supernet_train_seconds": round(super_seconds[variant], 1),
+            "rows": [
+                {"key": a.key, "inherited": i, "standalone": s}
+                for a, i, s in zip(picks, inh[DEFAULT_CALIB], alone, strict=True)
+            ],
+        }
+        results.append(res)
+        say(
+            f"{variant:<20} tau {res['kendall_tau']:.3f}  rho {res['spearman']:.3f}  mean gap "
+            f"{res['mean_gap']:+.2f}  worst {res['worst_gap']:+.2f}  largest {res['largest_gap']:+.2f} pts  "
+            f"(super-network {res['supernet_train_seconds']:.0f} s)   BN calib "
+            + "  ".join(
+                f"{n}: tau {f['kendall_tau']:.2f} gap {f['mean_gap']:+.2f}" for n, f in res["calib_sizes"].items()
             )
-            if not args.json:
-                print(
-                    f"{cost['macs']:>10.0f} MACs  inherited {inherited:6.2f}%  stand-alone {standalone:6.2f}%  "
-                    f"({alone_s:.0f} s)",
-                    flush=True,
-                )
-    inh = np.array([r["inherited"] for r in rows])
-    alone = np.array([r["standalone"] for r in rows])
-    gap = alone - inh
-    result = {
-        "kendall_tau": float(kendalltau(inh, alone)[0]),
-        "spearman": float(spearmanr(inh, alone)[0]),
-        "mean_gap": float(gap.mean()),
-        "worst_gap": float(gap.max()),
-        "largest_gap": float(gap[1]),
-        "n_subnets": len(rows),
-        "recipe": args.recipe,
+        )
+    first = results[0]
+    summary = {
+        **{k: first[k] for k in ("kendall_tau", "spearman", "mean_gap", "worst_gap", "largest_gap")},
+        "n_subnets": len(picks),
         "epochs": epochs,
         "data": data_name,
-        "supernet_train_seconds": round(super_s, 1),
-        "standalone_train_seconds_total": round(sum(r["train_seconds"] for r in rows), 1),
-        "rows": rows,
+        "supernet_train_seconds": first["supernet_train_seconds"],
+        "standalone_train_seconds_total": round(sum(alone_s), 1),
+        "variants": results,
     }
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(summary))
     else:
-        print(
-            f"Kendall tau {result['kendall_tau']:.3f}  Spearman {result['spearman']:.3f}  mean gap "
-            f"{result['mean_gap']:+.2f} pts  worst gap {result['worst_gap']:+.2f} pts  largest "
-            f"{result['largest_gap']:+.2f} pts"
-        )
-        print(
-            f"super-network training {super_s:.0f} s vs {result['standalone_train_seconds_total']:.0f} s "
-            f"for the {len(rows)} sub-networks trained one by one"
+        say(
+            f"training cost: super-network {first['supernet_train_seconds']:.0f} s vs "
+            f"{summary['standalone_train_seconds_total']:.0f} s for the {len(picks)} sub-networks trained one by one"
         )
     return 0
 

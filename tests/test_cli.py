@@ -85,6 +85,8 @@ def test_end_to_end_digits(tmp_path):
     assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
     ids = json.loads((out / "models" / "index.json").read_text())["models"]
     assert ids
+    cost = json.loads((out / "summary.json").read_text())["training_cost"]
+    assert cost["n_subnets"] == len(ids) and cost["supernet_train_seconds"] > 0 and cost["one_by_one_train_seconds"] > 0
     from lightnas.data import load_dataset
 
     data = load_dataset("digits", 0)

@@ -30,6 +30,7 @@ RUN_FILES = (
     "pareto.png",
     "report.html",
     "summary.json",
+    "training_cost.json",
     "models",
 )
 OBJECTIVES = [Objective("accuracy", "max"), Objective("latency_ms", "min")]
@@ -289,7 +290,28 @@ def stage_export(out: Path, cfg: RunConfig, quiet: bool = False) -> list[dict[st
             quiet,
         )
     write_json({"study": cfg.study(), "models": [c["id"] for c in cards]}, out / "models" / "index.json")
+    write_json(training_cost(net, state, data, cfg, archs), out / "training_cost.json")
     return cards
+
+
+def training_cost(net: Any, state: dict[str, Any], data: Any, cfg: RunConfig, archs: list[Any]) -> dict[str, Any]:
+    """The Once-for-All argument, measured: the super-network's training time
+    (from its checkpoint history) against training the exported sub-networks
+    one by one with the same schedule (each estimated from timed stand-alone
+    training steps, see ``standalone_train_seconds``). Seconds."""
+    from lightnas.train.trainer import TrainConfig, standalone_train_seconds
+
+    tc = TrainConfig(**state["train_config"])
+    one_by_one = [standalone_train_seconds(net, net.space.make(a), data, tc) for a in archs]
+    supernet_s = float(sum(h["seconds"] for h in state["history"]))
+    return {
+        "supernet_train_seconds": round(supernet_s, 1),
+        "one_by_one_train_seconds": round(float(sum(one_by_one)), 1),
+        "n_subnets": len(archs),
+        "ratio": round(float(sum(one_by_one)) / supernet_s, 2) if supernet_s > 0 else None,
+        "how": "super-network: measured epoch times; one by one: timed stand-alone training steps of each "
+        "exported sub-network times the same number of steps",
+    }
 
 
 def stage_report(out: Path, cfg: RunConfig, quiet: bool = False, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -310,14 +332,22 @@ def stage_report(out: Path, cfg: RunConfig, quiet: bool = False, extra: dict[str
         title=f"{cfg.data}: {len(evaluated)} sub-networks evaluated",
     )
     best = max(cards, key=lambda c: c["test_accuracy"])
+    cost_file = out / "training_cost.json"
+    cost = json.loads(cost_file.read_text()) if cost_file.is_file() else None
     summary = {
         "headline": f"{len(cards)} models exported; best test accuracy {best['test_accuracy']:.2f}% at "
         f"{best['latency']['latency_ms']:.3f} ms; front spans {latency_span(cards):.1f}x in latency",
         "best_test_accuracy": best["test_accuracy"],
         "latency_span": latency_span(cards),
         "evaluations": len(evaluated),
+        **({"training_cost": cost} if cost else {}),
         **(extra or {}),
     }
+    if cost:
+        summary["headline"] += (
+            f"; training the super-network took {cost['supernet_train_seconds']:.0f} s, training the "
+            f"{cost['n_subnets']} exported sub-networks one by one would take ~{cost['one_by_one_train_seconds']:.0f} s"
+        )
     old = out / "summary.json"
     if old.exists():
         summary = {**json.loads(old.read_text()), **summary}

@@ -14,12 +14,21 @@ class Evaluator:
     (parameters, MACs, table latency, ...). The runner checks constraints on
     them before paying for ``evaluate`` and records rejected architectures
     as skipped. The default has none.
+
+    ``known_metrics(arch)`` returns the metrics known in microseconds, without
+    building or measuring anything (table look-ups, latency-table
+    predictions): strategies may compute them for thousands of candidates
+    instead of predicting them. They must equal what ``cheap_metrics`` or
+    ``evaluate`` report for the same metric. The default has none.
     """
 
     def evaluate(self, arch: Arch) -> dict[str, float]:
         raise NotImplementedError
 
     def cheap_metrics(self, arch: Arch) -> dict[str, float]:
+        return {}
+
+    def known_metrics(self, arch: Arch) -> dict[str, float]:
         return {}
 
 

@@ -56,6 +56,10 @@ class SupernetEvaluator(Evaluator):
             self._cheap[arch] = metrics
         return dict(self._cheap[arch])
 
+    def known_metrics(self, arch: Arch) -> dict[str, float]:
+        """The latency table's prediction (``latency_ms``) when searching with one."""
+        return {"latency_ms": float(self.lut.predict(arch))} if self.lut is not None else {}
+
     @torch.no_grad()
     def evaluate(self, arch: Arch) -> dict[str, float]:
         self.net.set_active(arch)

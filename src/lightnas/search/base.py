@@ -87,6 +87,13 @@ class Strategy(ABC):
         self.metrics: list[dict[str, float]] = []
         self._told: set[Arch] = set()
         self._pending: set[Arch] = set()
+        self.known: Callable[[Arch], Mapping[str, float]] | None = None
+
+    def use_known_metrics(self, fn: Callable[[Arch], Mapping[str, float]]) -> None:
+        """Give the strategy the evaluator's ``known_metrics`` (metrics known
+        in microseconds for any architecture, such as table latency); the
+        runner calls it. Strategies may use them instead of predictions."""
+        self.known = fn
 
     # -- the contract ---------------------------------------------------------
     def ask(self, n: int) -> list[Arch]:

@@ -6,7 +6,9 @@ Algorithm (see ``docs/search.md``):
    cost range of the front) plus a balanced random design in which every value
    of every dimension appears about equally often.
 2. *Each batch*: fit one predictor per objective (and per constrained metric)
-   on every evaluation so far. Score candidates: the whole space when it is
+   on every evaluation so far, except for metrics the evaluator knows without
+   measuring (``known_metrics``: a latency table, a benchmark's table), which
+   are used exactly. Score candidates: the whole space when it is
    small enough to enumerate, else a pool of random samples and mutations of
    the current front. Drop candidates predicted infeasible.
 3. *Select by hypervolume improvement*: each candidate's optimistic point
@@ -78,8 +80,11 @@ class GuidedSearch(Strategy):
         beta: float = 0.5,
         pool_size: int = 4000,
         enumerate_limit: int = 100_000,
+        use_known: bool = True,
     ):
         super().__init__(space, objectives, constraints, seed)
+        self.use_known = use_known
+        self._known_cache: dict[bytes, dict[str, float]] = {}
         self.n_init = n_init if n_init is not None else max(10, 2 * space.n_dims)
         self.predictor = predictor
         self.beta = beta
@@ -126,8 +131,13 @@ class GuidedSearch(Strategy):
         if len(codes) == 0:
             return []
         # predicted objectives (minimisation form) of candidates
+        known = self._known(codes)
         means, stds = [], []
         for o in self.objectives:
+            if o.metric in known:  # exact, no prediction needed
+                means.append(o.as_min(known[o.metric]))
+                stds.append(np.zeros(len(codes)))
+                continue
             y = np.array([o.as_min(self.metrics[i][o.metric]) for i in usable])
             mu, sd = create_predictor(self.predictor).fit(X[usable], y).predict(feats)
             means.append(mu)
@@ -136,6 +146,9 @@ class GuidedSearch(Strategy):
         sd = np.stack(stds, axis=1)
         ok = np.ones(len(codes), dtype=bool)
         for c in self.constraints:
+            if c.metric in known:
+                ok &= known[c.metric] <= c.bound if c.op == "<=" else known[c.metric] >= c.bound
+                continue
             rows = [i for i, m in enumerate(self.metrics) if c.metric in m]
             if len(rows) < 3:
                 continue
@@ -147,6 +160,19 @@ class GuidedSearch(Strategy):
             codes, mu, sd = codes[ok], mu[ok], sd[ok]
         _, F = self.feasible_data()
         return [self.space.decode(codes[i]) for i in self._select(F, mu, sd, n)]
+
+    def _known(self, codes: np.ndarray) -> dict[str, np.ndarray]:
+        """The evaluator's known metrics of ``codes`` (cached per architecture)."""
+        if self.known is None or not self.use_known or len(codes) == 0:
+            return {}
+        rows = []
+        for c in codes:
+            key = c.tobytes()
+            if key not in self._known_cache:
+                self._known_cache[key] = dict(self.known(self.space.decode(c)))
+            rows.append(self._known_cache[key])
+        names = set(rows[0]).intersection(*rows[1:])
+        return {n: np.array([r[n] for r in rows], dtype=float) for n in names}
 
     def _select(self, F: np.ndarray, mu: np.ndarray, sd: np.ndarray, n: int) -> list[int]:
         """Greedy batch by hypervolume improvement with Kriging believer."""

@@ -57,6 +57,7 @@ class Runner:
         self.space = space
         self.evaluator = evaluator
         self.strategy = strategy
+        strategy.use_known_metrics(evaluator.known_metrics)
         self.store = store
         self.study = study
         self.budget = budget

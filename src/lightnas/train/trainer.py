@@ -283,6 +283,36 @@ def load_supernet(checkpoint: Path) -> tuple[Any, dict[str, Any]]:
     return net, state
 
 
+def standalone_train_seconds(
+    net: Any, arch: Any, data: Dataset, cfg: TrainConfig, steps: int = 4, threads: int | None = None
+) -> float:
+    """Estimated seconds to train ``arch`` alone with ``cfg``'s schedule:
+    ``steps`` timed training steps (forward, loss, backward, AdamW step on a
+    batch of ``cfg.batch_size`` training images, after one untimed step) of a
+    fresh copy of the extracted sub-network, times the steps of ``cfg.epochs``
+    epochs. ``threads`` as in :func:`setup_torch` (the training thread count;
+    call this after any latency measurement, see ``measure_latency``)."""
+    import copy
+
+    setup_torch(threads)
+    model = copy.deepcopy(net.extract(arch)).train().to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n = min(cfg.batch_size, len(data.x_train))
+    xb, yb = to_tensor(data.x_train[:n], data), torch.from_numpy(data.y_train[:n])
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(xb), yb, label_smoothing=cfg.label_smoothing).backward()
+        opt.step()
+
+    step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    per_step = (time.perf_counter() - t0) / steps
+    return per_step * math.ceil(len(data.x_train) / cfg.batch_size) * cfg.epochs
+
+
 def finetune(
     student: torch.nn.Module,
     teacher: torch.nn.Module,
