@@ -74,3 +74,13 @@ def test_cli_writes_one_row_per_evaluation(tmp_path):
     first = rows[1].split(",")
     row = int(np.flatnonzero(table.arch == int(first[1]))[0])
     assert float(first[3]) == pytest.approx(table.columns["c10valid_valid_200ep"][row])
+
+
+def test_guided_search_uses_known_latency_exactly():
+    """Table latency is known before evaluation: once its predictor-guided
+    phase runs, the strategy proposes no architecture that breaks a latency
+    bound (a predicted latency would let some through)."""
+    c = [Constraint("latency_ms", "<=", 3.0)]
+    trials, _ = nb201.run_search("pixel3", "lightnas", 40, seed=3, constraints=c)
+    assert len(trials) > 40  # the start design and the first random batch hit the bound
+    assert all(t.status == "ok" and t.metrics["latency_ms"] <= 3.0 for t in trials[-30:])
