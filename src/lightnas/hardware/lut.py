@@ -2,8 +2,8 @@
 
 ``LatencyTable.build`` measures every distinct part of the space (the stem,
 every block configuration at every position and input size, the head) with
-:func:`measure_latency`, then calibrates the sum of parts against whole
-sub-networks measured in the same interleaved rounds:
+:func:`~lightnas.hardware.latency.measure_many` and calibrates the sum of
+parts against whole sub-networks measured in the same interleaved rounds:
 ``latency = a * sum(parts) + c * n_parts + b`` (least relative squares on a
 sample; ``c`` prices each part's share of the
 whole network's overhead), recorded in the table with its fit quality.
