@@ -73,3 +73,16 @@ def test_latency_parts_cover_every_sub_network():
     rng = np.random.default_rng(0)
     for _ in range(50):
         assert set(net.latency_parts(net.space.sample(rng))) <= every
+
+
+@torch.no_grad()
+def test_zero_init_residual_makes_every_skippable_block_the_identity():
+    net = create_supernet("mobilenet").eval()
+    net.zero_init_residual()
+    x = torch.randn(3, 1, 28, 28)
+    deep = net.space.largest()
+    shallow = net.space.make({**dict(deep), **{n: 1 for n in deep if n.endswith("d")}})
+    net.set_active(deep)
+    ref = net(x)
+    net.set_active(shallow)
+    torch.testing.assert_close(net(x), ref)

@@ -35,6 +35,10 @@ def test_every_recipe_trains_and_loads(recipe, digits, tmp_path):
     net, ckpt = load_supernet(tmp_path / "s.pt")
     assert ckpt["train_config"]["recipe"] == recipe
     assert all(torch.isfinite(p).all() for p in net.parameters())
+    # the weights searched and exported are the moving average, every one of them (BatchNorm's too)
+    for k, v in ckpt["train_state_dict"].items():
+        if k.endswith(("weight", "bias")):
+            assert not torch.equal(ckpt["state_dict"][k], v), k
 
 
 def test_progressive_schedule_opens_kernel_then_depth_then_all():

@@ -243,6 +243,16 @@ class ElasticMobileNet(nn.Module):
         self._last_in = prev
         self.set_active(self.space.largest())
 
+    @torch.no_grad()
+    def zero_init_residual(self) -> None:
+        """Zero the scale of the last BatchNorm of every block that can be
+        skipped (blocks 2, 3, ... of a stage, all residual): each starts as the
+        identity, so a sub-network without it sees the features the others
+        see (the BigNAS initialisation)."""
+        for blk, (_, b) in zip(self.blocks, self.stage_of, strict=True):
+            if b > 1:
+                blk.bn3.weight.zero_()
+
     def latency_parts(self, arch: Arch) -> list[tuple]:
         """Hashable specs of the parts whose latencies sum to ``arch``'s."""
         return latency_parts(self.config, self.space.make(dict(arch)))

@@ -24,6 +24,7 @@ Recipes (``TrainConfig.recipe``):
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 import time
@@ -82,6 +83,7 @@ class TrainConfig:
     recipe: str = "warmup-sandwich"
     warmup_fraction: float = 0.5  # share of epochs with the largest alone (warmup-sandwich, progressive)
     ema_decay: float = 0.99  # exponential moving average of the weights (0: off), as in BigNAS
+    zero_init_residual: bool = True  # residual branches start at zero: a skipped block is then a small change
     augment: bool = False  # random shifts and flips; helps long runs, hurts 6-epoch ones (measured)
     seed: int = 0
 
@@ -151,7 +153,10 @@ def train_supernet(
     # channels-last before anything is loaded into it, so that a resumed run
     # computes in the same layout (and so the same floats) as an uninterrupted one
     net = supernet_from_config(supernet_name, supernet_config).to(memory_format=torch.channels_last)
+    if cfg.zero_init_residual and hasattr(net, "zero_init_residual"):
+        net.zero_init_residual()
     space = net.space
+    dropouts = [m for m in net.modules() if isinstance(m, torch.nn.Dropout)]
     teacher = space.make(only) if only is not None else space.largest()
 
     def draw(rng: np.random.Generator) -> Any:
@@ -222,10 +227,14 @@ def train_supernet(
             soft = F.softmax(logits.detach(), dim=1)
             phase = phase_of(cfg, epoch)
             students = [] if phase == "largest" else [space.smallest()] + [draw(rng) for _ in range(cfg.n_random)]
+            for m in dropouts:  # BigNAS: only the largest is regularised; the students learn from it
+                m.train(False)
             for arch in students:
                 net.set_active(restrict(space, arch, phase))
                 kd = F.kl_div(F.log_softmax(net(xb), dim=1), soft, reduction="batchmean")
                 kd.backward()
+            for m in dropouts:
+                m.train(True)
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             opt.step()
             if cfg.ema_decay > 0:
@@ -255,7 +264,8 @@ def train_supernet(
             {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "val_acc_largest": val, "seconds": seconds}
         )
         state["epoch"] = epoch + 1
-        state["state_dict"] = {k: v.contiguous() for k, v in net.state_dict().items()}
+        # copies: the raw weights are loaded back into these very tensors below
+        state["state_dict"] = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
         state["ema"] = {n: v.contiguous() for n, v in ema.items()}
         state["optimizer"] = opt.state_dict()
         net.load_state_dict(state["train_state_dict"])  # training continues from the raw weights
@@ -292,8 +302,6 @@ def standalone_train_seconds(
     fresh copy of the extracted sub-network, times the steps of ``cfg.epochs``
     epochs. ``threads`` as in :func:`setup_torch` (the training thread count;
     call this after any latency measurement, see ``measure_latency``)."""
-    import copy
-
     setup_torch(threads)
     model = copy.deepcopy(net.extract(arch)).train().to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -325,7 +333,10 @@ def finetune(
 ) -> list[dict[str, float]]:
     """Fine-tune a plain sub-network with knowledge distillation from
     ``teacher`` (eval mode): loss = KL(teacher || student) + cross-entropy,
-    AdamW with cosine decay. Returns per-epoch validation accuracy."""
+    AdamW with cosine decay. ``student`` ends with the weights of its best
+    validation accuracy, the starting weights included (entry 0 of the
+    returned per-epoch history, ``"kept"`` marks the epoch kept), so
+    fine-tuning never makes it worse on the validation split."""
     if epochs < 1:
         raise LightnasError(f"epochs must be at least 1, not {epochs}")
     setup_torch()
@@ -334,7 +345,8 @@ def finetune(
     teacher.eval()
     opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * math.ceil(len(x_train) / batch_size)
-    history = []
+    history = [{"epoch": 0, "val_accuracy": accuracy(student, x_val, y_val)}]
+    best = (history[0]["val_accuracy"], 0, copy.deepcopy(student.state_dict()))
     gen = torch.Generator().manual_seed(seed)
     step = 0
     for epoch in range(epochs):
@@ -357,7 +369,11 @@ def finetune(
             opt.step()
             step += 1
         history.append({"epoch": epoch + 1, "val_accuracy": accuracy(student, x_val, y_val)})
+        if history[-1]["val_accuracy"] > best[0]:
+            best = (history[-1]["val_accuracy"], epoch + 1, copy.deepcopy(student.state_dict()))
         if progress:
             print(f"finetune epoch {epoch + 1}/{epochs}: val {history[-1]['val_accuracy']:.2f}%", file=sys.stderr)
+    student.load_state_dict(best[2])
     student.eval()
+    history[best[1]]["kept"] = True
     return history
