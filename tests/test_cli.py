@@ -147,6 +147,14 @@ def test_end_to_end_digits(tmp_path):
     assert card["finetuned_from"] == ids[0] and "test_accuracy_gain" in card
     assert (ft / "model.onnx").is_file() and card["verification"]["onnx_max_abs_diff"] <= 1e-4
     assert (out / "models" / ids[0] / "card.json").read_text() == before
+    # the epoch kept is the best on validation, the starting weights included
+    history = card["finetune_history"]
+    kept = [h for h in history if h.get("kept")]
+    assert history[0]["epoch"] == 0 and len(kept) == 1
+    assert kept[0]["val_accuracy"] == max(h["val_accuracy"] for h in history)
+    # a second fine-tuning with the same epochs does not replace the first silently
+    one_line_error(run_cli("finetune", str(out), "--arch", ids[0], "--epochs", "1"), "already exists")
+    assert json.loads((ft / "card.json").read_text()) == card
     one_line_error(run_cli("finetune", str(out), "--arch", "net-nothere"), "malformed architecture key")
 
 

@@ -127,7 +127,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from lightnas import pipeline
 
     out = Path(args.dir)
-    pipeline.stage_finetune(out, pipeline.load_folder(out), args.arch, args.epochs, args.quiet)
+    pipeline.stage_finetune(out, pipeline.load_folder(out), args.arch, args.epochs, args.quiet, args.force)
     return 0
 
 
@@ -171,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", help="run folder")
     p.add_argument("--arch", required=True, help="model id (models/<id>) or architecture key")
     p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--force", action="store_true", help="replace an earlier fine-tuning with the same epochs")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(fn=cmd_finetune)
 

@@ -376,10 +376,14 @@ def run_all(
     return stage_report(out, cfg, quiet, extra=times)
 
 
-def stage_finetune(out: Path, cfg: RunConfig, arch_ref: str, epochs: int, quiet: bool = False) -> dict[str, Any]:
+def stage_finetune(
+    out: Path, cfg: RunConfig, arch_ref: str, epochs: int, quiet: bool = False, force: bool = False
+) -> dict[str, Any]:
     """Fine-tune an exported sub-network (by model id or architecture key)
     with distillation from the largest sub-network; export it again as
-    ``models/<id>-ft<epochs>`` with a new card that states the gain."""
+    ``models/<id>-ft<epochs>`` with a new card that states the gain (test
+    accuracy, points). An existing ``-ft<epochs>`` folder is replaced only
+    with ``force``."""
     import torch
 
     from lightnas.export import export_plain, model_id
@@ -397,6 +401,9 @@ def stage_finetune(out: Path, cfg: RunConfig, arch_ref: str, epochs: int, quiet:
         if not card_file.is_file():
             raise LightnasError(f"{arch_ref} is not an exported model of {out} (see models/index.json)")
         card = json.loads(card_file.read_text())
+    folder = out / "models" / f"{card['id']}-ft{epochs}"
+    if folder.exists() and not force:
+        raise LightnasError(f"{folder} already exists (use --force to replace it)")
     x_cal = to_tensor(data.x_train[:1024], data)
     net.set_active(net.space.largest())
     recalibrate_bn(net, x_cal)
@@ -407,7 +414,6 @@ def stage_finetune(out: Path, cfg: RunConfig, arch_ref: str, epochs: int, quiet:
     x_val, y_val = to_tensor(data.x_val, data), torch.from_numpy(data.y_val)
     before_val = accuracy(student, x_val, y_val)
     history = finetune(student, teacher, data, epochs, seed=cfg.seed, progress=not quiet)
-    folder = out / "models" / f"{card['id']}-ft{epochs}"
     new = export_plain(
         student,
         net.config,
@@ -415,7 +421,7 @@ def stage_finetune(out: Path, cfg: RunConfig, arch_ref: str, epochs: int, quiet:
         arch,
         data,
         folder,
-        {"accuracy": history[-1]["val_accuracy"], "latency_ms": card["latency"]["latency_ms"]},
+        {"accuracy": max(h["val_accuracy"] for h in history), "latency_ms": card["latency"]["latency_ms"]},
         cfg.backend,
         cfg.threads,
         "measured",
