@@ -10,14 +10,22 @@ sizes, and the training cost of the super-network against training the
 sub-networks one by one.
 
     python bench/fidelity.py [--quick] [--json] [--variants warmup-sandwich,sandwich,progressive,sorted]
-                             [--epochs 8] [--cache fidelity-standalone.json]
+                             [--epochs 8] [--cache fidelity-standalone.json] [--alone-seeds 0,1]
+                             [--threads N]
 
 A variant is a recipe name, optionally with ``@N`` for N random sub-networks
-per step besides the largest and smallest (``warmup-sandwich@2``). Stand-alone
-results are kept in ``--cache`` (written after each one), so comparing more
-variants later costs only their super-network training. ``--quick`` (digits,
-1 epoch, 4 sub-networks) is a smoke test, not a figure. With ``--json`` the
-last line is a JSON object with kendall_tau, spearman, mean_gap, worst_gap,
+per step besides the largest and smallest (``warmup-sandwich@2``) and ``:E``
+for a super-network trained E epochs instead of ``--epochs`` (``sandwich:16``;
+the stand-alone runs keep ``--epochs``, and the training-cost figures say
+what that costs). Stand-alone results are kept in ``--cache`` (written after
+each one, re-read before each one, so processes can share it): comparing
+more variants later costs only their super-network training; ``--variants
+''`` trains only the stand-alone runs. ``--alone-seeds 0,1`` trains every
+stand-alone run with both seeds: the reference is their mean, and the two
+seeds against each other give the figures that no super-network can beat on
+this budget. ``--quick`` (digits, 1 epoch, 4 sub-networks) is a smoke test,
+not a figure. With ``--json`` the progress goes to stderr and the last line
+of stdout is a JSON object with kendall_tau, spearman, mean_gap, worst_gap,
 n_subnets (of the first variant) and every variant's figures under
 ``variants``.
 """
@@ -59,7 +67,14 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--n-subnets", type=int, default=None)
     ap.add_argument("--cache", default=None, help="JSON file keeping the stand-alone results")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="data split, sub-network sample and training seed")
+    ap.add_argument(
+        "--alone-seeds",
+        default=None,
+        help="training seeds of the stand-alone runs (default: --seed); with two or more, the reference is "
+        "their mean and the stand-alone runs are also compared with each other (the noise ceiling)",
+    )
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     args = ap.parse_args()
 
     from lightnas.data import load_dataset
@@ -73,12 +88,15 @@ def main() -> int:
     data_name = args.data or ("digits" if args.quick else "fashion-mnist")
     epochs = args.epochs or (1 if args.quick else TrainConfig().epochs)
     n_sub = args.n_subnets or (4 if args.quick else 12)
-    setup_torch()
+    setup_torch(args.threads)
+    variants = [v for v in args.variants.split(",") if v]  # none: only the stand-alone baselines
+    alone_seeds = [int(v) for v in args.alone_seeds.split(",")] if args.alone_seeds else [args.seed]
     data = load_dataset(data_name, args.seed)
     cfg = MobileNetConfig(input_shape=data.input_shape, n_classes=data.n_classes).to_dict()
     x_test, y_test = to_tensor(data.x_test, data), torch.from_numpy(data.y_test)
     x_cal = to_tensor(data.x_train[: max(CALIB_SIZES)], data)
-    say = (lambda *a: None) if args.json else (lambda *a: print(*a, flush=True))
+    out = sys.stderr if args.json else sys.stdout  # with --json, stdout carries only the JSON line
+    say = lambda *a: print(*a, file=out, flush=True)  # noqa: E731
 
     # the sub-networks: spread over MACs, chosen before any training
     space_net = supernet_from_config("mobilenet", cfg)
@@ -91,20 +109,28 @@ def main() -> int:
 
     # stand-alone baselines (cached)
     cache_path = Path(args.cache) if args.cache else None
-    cache = json.loads(cache_path.read_text()) if cache_path and cache_path.is_file() else {}
+
+    def read_cache() -> dict[str, dict[str, float]]:
+        return json.loads(cache_path.read_text()) if cache_path and cache_path.is_file() else {}
+
+    cache = read_cache()
     inherited: dict[str, dict[int, list[float]]] = {}
     super_seconds: dict[str, float] = {}
-    alone: list[float] = []
+    alone: list[float] = []  # mean over the stand-alone seeds
+    alone_runs: list[list[float]] = []
     alone_s: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         # every variant's super-network first: the running figures below then
         # cover every variant from the first stand-alone result on
-        for variant in args.variants.split(","):
-            recipe, _, n_random = variant.partition("@")
-            tc = TrainConfig(epochs=epochs, seed=args.seed, recipe=recipe, n_random=int(n_random or 1))
+        for variant in variants:
+            rest, _, super_epochs = variant.partition(":")
+            recipe, _, n_random = rest.partition("@")
+            tc = TrainConfig(
+                epochs=int(super_epochs or epochs), seed=args.seed, recipe=recipe, n_random=int(n_random or 1)
+            )
             t0 = time.perf_counter()
             ckpt = Path(tmp) / "super.pt"
-            train_supernet("mobilenet", cfg, data, tc, ckpt, resume=False, progress=False)
+            train_supernet("mobilenet", cfg, data, tc, ckpt, resume=False, progress=False, threads=args.threads)
             super_seconds[variant] = time.perf_counter() - t0
             net, _ = load_supernet(ckpt)
             inherited[variant] = {n: [] for n in CALIB_SIZES}
@@ -113,24 +139,45 @@ def main() -> int:
                 for n in CALIB_SIZES:
                     recalibrate_bn(net, x_cal[:n])
                     inherited[variant][n].append(accuracy(net, x_test, y_test))
-            say(f"super-network {variant}: {super_seconds[variant]:.0f} s")
+            say(
+                f"super-network {variant}: {super_seconds[variant]:.0f} s; inherited "
+                + " ".join(f"{a:.2f}" for a in inherited[variant][DEFAULT_CALIB])
+            )
         # stand-alone baselines (cached), with running figures
         for k, arch in enumerate(picks):
-            tag = f"{data_name}|{epochs}|{args.seed}|{arch.key}"
-            if tag not in cache:
-                tc = TrainConfig(epochs=epochs, seed=args.seed)
-                t1 = time.perf_counter()
-                ckpt = Path(tmp) / "alone.pt"
-                train_supernet("mobilenet", cfg, data, tc, ckpt, resume=False, progress=False, only=dict(arch))
-                seconds = time.perf_counter() - t1
-                solo, _ = load_supernet(ckpt)
-                solo.set_active(arch)
-                recalibrate_bn(solo, x_cal[:DEFAULT_CALIB])
-                cache[tag] = {"accuracy": accuracy(solo, x_test, y_test), "seconds": seconds}
-                if cache_path:
-                    write_json(cache, cache_path)
-            alone.append(cache[tag]["accuracy"])
-            alone_s.append(cache[tag]["seconds"])
+            runs = []
+            for train_seed in alone_seeds:
+                tag = f"{data_name}|{epochs}|{args.seed}|{arch.key}"
+                tag += "" if train_seed == args.seed else f"|train-seed{train_seed}"
+                cache.update(read_cache())  # another process may share the cache
+                if tag not in cache:
+                    # a plain network trained alone: PyTorch's default initialisation
+                    tc = TrainConfig(epochs=epochs, seed=train_seed, zero_init_residual=False)
+                    t1 = time.perf_counter()
+                    ckpt = Path(tmp) / "alone.pt"
+                    train_supernet(
+                        "mobilenet",
+                        cfg,
+                        data,
+                        tc,
+                        ckpt,
+                        resume=False,
+                        progress=False,
+                        threads=args.threads,
+                        only=dict(arch),
+                    )
+                    seconds = time.perf_counter() - t1
+                    solo, _ = load_supernet(ckpt)
+                    solo.set_active(arch)
+                    recalibrate_bn(solo, x_cal[:DEFAULT_CALIB])
+                    result = {"accuracy": accuracy(solo, x_test, y_test), "seconds": seconds}
+                    cache = {**read_cache(), **cache, tag: result}
+                    if cache_path:
+                        write_json(cache, cache_path)
+                runs.append(cache[tag])
+            alone_runs.append([r["accuracy"] for r in runs])
+            alone.append(float(np.mean(alone_runs[-1])))
+            alone_s.append(runs[0]["seconds"])
             mac = count_cost(space_net.extract(arch), data.input_shape)["macs"]
             say(
                 f"stand-alone {mac:>10.0f} MACs  {alone[-1]:6.2f}%  ({alone_s[-1]:.0f} s)   inherited "
@@ -158,19 +205,28 @@ def main() -> int:
                 f"{n}: tau {f['kendall_tau']:.2f} gap {f['mean_gap']:+.2f}" for n, f in res["calib_sizes"].items()
             )
         )
-    first = results[0]
+    if len(alone_seeds) > 1:  # the stand-alone runs against each other: what no super-network can beat
+        runs = np.array(alone_runs)
+        ceiling = figures(runs[:, 1], runs[:, 0])
+        say(
+            f"stand-alone seed {alone_seeds[0]} vs seed {alone_seeds[1]}: tau {ceiling['kendall_tau']:.3f}  "
+            f"rho {ceiling['spearman']:.3f}  mean |difference| {np.abs(runs[:, 0] - runs[:, 1]).mean():.2f} pts"
+        )
+    first = results[0] if results else {}
     summary = {
-        **{k: first[k] for k in ("kendall_tau", "spearman", "mean_gap", "worst_gap", "largest_gap")},
+        **{k: first.get(k) for k in ("kendall_tau", "spearman", "mean_gap", "worst_gap", "largest_gap")},
         "n_subnets": len(picks),
         "epochs": epochs,
         "data": data_name,
-        "supernet_train_seconds": first["supernet_train_seconds"],
+        "supernet_train_seconds": first.get("supernet_train_seconds"),
         "standalone_train_seconds_total": round(sum(alone_s), 1),
+        "alone_seeds": alone_seeds,
+        **({"standalone_seed_agreement": ceiling} if len(alone_seeds) > 1 else {}),
         "variants": results,
     }
     if args.json:
         print(json.dumps(summary))
-    else:
+    elif results:
         say(
             f"training cost: super-network {first['supernet_train_seconds']:.0f} s vs "
             f"{summary['standalone_train_seconds_total']:.0f} s for the {len(picks)} sub-networks trained one by one"
