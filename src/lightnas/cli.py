@@ -47,7 +47,7 @@ def _run_options(p: argparse.ArgumentParser, defaults: bool = True) -> None:
     p.add_argument("--batch-size", type=int, default=d(128), help="training batch size")
     p.add_argument(
         "--recipe",
-        default=d("warmup-sandwich"),
+        default=d("sandwich"),
         help="training recipe: warmup-sandwich, sandwich (BigNAS), progressive (Once-for-All), sorted (SortedNet)",
     )
     p.add_argument("--resume", action="store_true", help="continue the run already in the folder")

@@ -46,7 +46,7 @@ class RunConfig:
     supernet: str = "mobilenet"
     epochs: int = 8
     batch_size: int = 128
-    recipe: str = "warmup-sandwich"
+    recipe: str = "sandwich"
     budget: int = 60
     strategy: str = "lightnas"
     constraints: list[str] = field(default_factory=list)

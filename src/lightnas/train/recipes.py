@@ -1,3 +1,3 @@
 """Names of the super-network training recipes (torch-free, for config validation)."""
 
-RECIPES = ("warmup-sandwich", "sandwich", "progressive", "sorted")
+RECIPES = ("sandwich", "warmup-sandwich", "progressive", "sorted")

@@ -3,21 +3,25 @@
 Each step trains the largest sub-network on the labels, then the smallest
 and ``n_random`` random sub-networks on the largest's soft predictions
 (BigNAS / Once-for-All in-place distillation), accumulating gradients
-before one optimiser step. The checkpoint is written atomically after every
-epoch; training resumes from it.
+before one optimiser step. The students' summed gradient is projected off
+the largest's when the two conflict (``TrainConfig.project_conflicts``), the
+students run without dropout, and every residual block that a sub-network
+can skip starts as the identity (``zero_init_residual``). The weights saved
+for search and export are an exponential moving average. The checkpoint is
+written atomically after every epoch; training resumes from it.
 
 Recipes (``TrainConfig.recipe``):
 
-- ``warmup-sandwich`` (default): the largest sub-network alone for the first
-  ``warmup_fraction`` of the epochs, then the sandwich rule. On short CPU
-  budgets the shared weights first learn good features at full size, which
-  the smaller sub-networks then inherit.
-- ``sandwich``: BigNAS, the sandwich rule from the first step.
+- ``sandwich`` (default): BigNAS, the sandwich rule from the first step;
+  the best fidelity of the four in ``bench/fidelity.py`` (the README's table).
+- ``warmup-sandwich``: the largest sub-network alone for the first
+  ``warmup_fraction`` of the epochs, then the sandwich rule: the largest
+  learns faster, the students get half the epochs.
 - ``progressive``: Once-for-All's progressive shrinking: the largest alone,
   then elastic kernel, then elastic depth, then everything (equal shares of
   the remaining epochs), always distilling from the largest.
-- ``sorted``: SortedNet's nested schedule after the same warm-up as the
-  default: the students are the smallest and ``n_random`` sub-networks drawn
+- ``sorted``: SortedNet's nested schedule after the same warm-up as
+  ``warmup-sandwich``: the students are the smallest and ``n_random`` sub-networks drawn
   from the sorted chain that scales every dimension together from smallest
   to largest (:meth:`SearchSpace.scaled`), instead of from the whole space.
 """
@@ -80,10 +84,11 @@ class TrainConfig:
     label_smoothing: float = 0.1
     n_random: int = 1  # random sub-networks per step, besides largest and smallest
     warmup_epochs: float = 0.3  # learning-rate warm-up
-    recipe: str = "warmup-sandwich"
+    recipe: str = "sandwich"
     warmup_fraction: float = 0.5  # share of epochs with the largest alone (warmup-sandwich, progressive)
     ema_decay: float = 0.99  # exponential moving average of the weights (0: off), as in BigNAS
     zero_init_residual: bool = True  # residual branches start at zero: a skipped block is then a small change
+    project_conflicts: bool = True  # students' gradient may not work against the largest's (see _add_projected)
     augment: bool = False  # random shifts and flips; helps long runs, hurts 6-epoch ones (measured)
     seed: int = 0
 
@@ -119,6 +124,38 @@ def augment(x: torch.Tensor, pad: int, hflip: bool, gen: torch.Generator) -> tor
         flip = torch.rand(b, generator=gen) < 0.5
         x = torch.where(flip[:, None, None, None], x.flip(3), x)
     return x.contiguous(memory_format=torch.channels_last)
+
+
+def _take_grads(params: list[torch.nn.Parameter]) -> list[torch.Tensor | None]:
+    """Remove and return the accumulated gradients."""
+    grads = [p.grad for p in params]
+    for p in params:
+        p.grad = None
+    return grads
+
+
+@torch.no_grad()
+def _add_projected(params: list[torch.nn.Parameter], largest: list[torch.Tensor | None]) -> None:
+    """Set each gradient to ``largest + students``, where the students'
+    gradient (what ``params`` hold) first loses its component against the
+    largest's when the two conflict (negative dot product over all weights):
+    a first-order guarantee that the step that teaches the students does not
+    undo what it teaches the largest (gradient projection, as NASViT does
+    for the same conflict; PCGrad in multi-task learning)."""
+    dot = sq = 0.0
+    for p, g in zip(params, largest, strict=True):
+        if g is not None:
+            sq += float((g * g).sum())
+            if p.grad is not None:
+                dot += float((p.grad * g).sum())
+    scale = dot / sq if dot < 0 and sq > 0 else 0.0
+    for p, g in zip(params, largest, strict=True):
+        if g is None:
+            continue
+        if p.grad is None:
+            p.grad = g
+        else:
+            p.grad.add_(g, alpha=1.0 - scale)
 
 
 def lr_at(step: float, total: float, warmup: float, base: float) -> float:
@@ -185,6 +222,7 @@ def train_supernet(
         opt.load_state_dict(old["optimizer"])
         state.update(epoch=int(old["epoch"]), history=list(old["history"]))
     params = dict(net.named_parameters())
+    plist = list(params.values())
     ema = {n: p.detach().clone() for n, p in params.items()}
     if resume and checkpoint.exists() and "ema" in old:
         for n, v in old["ema"].items():
@@ -227,6 +265,7 @@ def train_supernet(
             soft = F.softmax(logits.detach(), dim=1)
             phase = phase_of(cfg, epoch)
             students = [] if phase == "largest" else [space.smallest()] + [draw(rng) for _ in range(cfg.n_random)]
+            largest_grads = _take_grads(plist) if students and cfg.project_conflicts else None
             for m in dropouts:  # BigNAS: only the largest is regularised; the students learn from it
                 m.train(False)
             for arch in students:
@@ -235,6 +274,8 @@ def train_supernet(
                 kd.backward()
             for m in dropouts:
                 m.train(True)
+            if largest_grads is not None:
+                _add_projected(plist, largest_grads)
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             opt.step()
             if cfg.ema_decay > 0:
