@@ -63,7 +63,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--data", default=None)
-    ap.add_argument("--variants", default="warmup-sandwich")
+    ap.add_argument("--variants", default="sandwich")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--n-subnets", type=int, default=None)
     ap.add_argument("--cache", default=None, help="JSON file keeping the stand-alone results")
