@@ -28,7 +28,7 @@ from lightnas.hardware.latency import QUANTILE, measure_latency, onnx_session, t
 from lightnas.io import write_bytes, write_json
 from lightnas.space import Arch
 from lightnas.supernets import supernet_from_config
-from lightnas.train.common import atomic_save, recalibrate_bn, safe_load, to_tensor
+from lightnas.train.common import CALIB_IMAGES, EVAL_BATCH, atomic_save, predict, recalibrate_bn, safe_load, to_tensor
 
 EXTRACT_TOL = 1e-5
 ONNX_TOL = 1e-4
@@ -51,7 +51,7 @@ def export_subnet(
     latency_backend: str = "torch",
     threads: int = 1,
     latency_source: str = "measured",
-    calib_size: int = 1024,
+    calib_size: int = CALIB_IMAGES,
 ) -> dict[str, Any]:
     """Extract, verify and write one sub-network; returns its card.
 
@@ -102,13 +102,16 @@ def export_plain(
     within 1e-4, card with test accuracy, cost and latency) into ``folder``."""
     plain = plain.eval()
     x_test = to_tensor(data.x_test, data)
-    torch_logits = torch.cat([plain(x_test[i : i + 1000]) for i in range(0, len(x_test), 1000)]).numpy()
+    torch_logits = predict(plain, x_test).numpy()
     test_acc = 100.0 * float((torch_logits.argmax(1) == data.y_test).mean())
     onnx_bytes = to_onnx_bytes(plain, data.input_shape)
     sess = onnx_session(onnx_bytes, threads)
     n_check = min(ONNX_CHECK_IMAGES, len(x_test))  # the whole test set costs as much again, for nothing new
     ort_logits = np.concatenate(
-        [sess.run(None, {"input": x_test[i : min(i + 1000, n_check)].numpy()})[0] for i in range(0, n_check, 1000)]
+        [
+            sess.run(None, {"input": x_test[i : min(i + EVAL_BATCH, n_check)].numpy()})[0]
+            for i in range(0, n_check, EVAL_BATCH)
+        ]
     )
     onnx_diff = float(np.abs(ort_logits - torch_logits[:n_check]).max())
     if onnx_diff > ONNX_TOL:

@@ -387,7 +387,7 @@ def stage_finetune(
     import torch
 
     from lightnas.export import export_plain, model_id
-    from lightnas.train.common import accuracy, recalibrate_bn, to_tensor
+    from lightnas.train.common import CALIB_IMAGES, accuracy, recalibrate_bn, to_tensor
     from lightnas.train.trainer import finetune
 
     net, state, data = _context(out, cfg)
@@ -404,7 +404,7 @@ def stage_finetune(
     folder = out / "models" / f"{card['id']}-ft{epochs}"
     if folder.exists() and not force:
         raise LightnasError(f"{folder} already exists (use --force to replace it)")
-    x_cal = to_tensor(data.x_train[:1024], data)
+    x_cal = to_tensor(data.x_train[:CALIB_IMAGES], data)
     net.set_active(net.space.largest())
     recalibrate_bn(net, x_cal)
     teacher = net.extract(net.space.largest()).eval()

@@ -11,7 +11,7 @@ from lightnas.evaluate.base import Evaluator
 from lightnas.hardware.cost import count_cost
 from lightnas.hardware.latency import measure_latency
 from lightnas.space import Arch
-from lightnas.train.common import accuracy, recalibrate_bn, to_tensor
+from lightnas.train.common import CALIB_IMAGES, accuracy, recalibrate_bn, to_tensor
 
 
 class SupernetEvaluator(Evaluator):
@@ -28,7 +28,7 @@ class SupernetEvaluator(Evaluator):
         self,
         net: Any,
         data: Dataset,
-        calib_size: int = 1024,
+        calib_size: int = CALIB_IMAGES,
         backend: str = "torch",
         threads: int = 1,
         lut: Any = None,

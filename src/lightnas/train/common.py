@@ -14,6 +14,9 @@ from lightnas.data.sources import Dataset
 from lightnas.errors import LightnasError
 from lightnas.io import atomic_write
 
+EVAL_BATCH = 256  # inference chunk: on this 2-core CPU, 1,000-image chunks ran 2-3x slower (cache misses)
+CALIB_IMAGES = 256  # BatchNorm recalibration sample: 256, 1,024 and 4,096 give the same figures (bench/fidelity.py)
+
 
 def setup_torch(threads: int | None = None) -> int:
     """Flush denormals (5x-300x slowdowns otherwise) and fix the thread count.
@@ -34,13 +37,17 @@ def to_tensor(x: np.ndarray, data: Dataset) -> torch.Tensor:
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
-    """Top-1 accuracy in percent, model in eval mode."""
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = EVAL_BATCH) -> torch.Tensor:
+    """Logits of ``model`` in eval mode over ``x``, computed ``batch_size`` images at a time."""
     model.eval()
-    correct = 0
-    for i in range(0, len(x), batch_size):
-        correct += int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
-    return 100.0 * correct / max(len(x), 1)
+    return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = EVAL_BATCH) -> float:
+    """Top-1 accuracy in percent, model in eval mode."""
+    if len(x) == 0:
+        return 0.0
+    return 100.0 * float((predict(model, x, batch_size).argmax(1) == y).float().mean())
 
 
 @torch.no_grad()
