@@ -17,7 +17,9 @@ A variant is a recipe name, optionally with ``@N`` for N random sub-networks
 per step besides the largest and smallest (``warmup-sandwich@2``) and ``:E``
 for a super-network trained E epochs instead of ``--epochs`` (``sandwich:16``;
 the stand-alone runs keep ``--epochs``, and the training-cost figures say
-what that costs). Stand-alone results are kept in ``--cache`` (written after
+what that costs), then any ``+field=value`` of :class:`TrainConfig`
+(``sandwich+project_conflicts=false``, ``sandwich+student_label_weight=0.5``).
+Stand-alone results are kept in ``--cache`` (written after
 each one, re-read before each one, so processes can share it): comparing
 more variants later costs only their super-network training; ``--variants
 ''`` trains only the stand-alone runs. ``--alone-seeds 0,1`` trains every
@@ -33,18 +35,20 @@ n_subnets (of the first variant) and every variant's figures under
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from scipy.stats import kendalltau, spearmanr
 
 CALIB_SIZES = (256, 1024, 4096)
-DEFAULT_CALIB = 1024  # what the search's evaluator uses
+STANDALONE_CALIB = 1024  # the stand-alone networks' BatchNorm (the cached results were calibrated so)
 
 
 def figures(inherited: np.ndarray, alone: np.ndarray) -> dict[str, float]:
@@ -56,6 +60,25 @@ def figures(inherited: np.ndarray, alone: np.ndarray) -> dict[str, float]:
         "worst_gap": float(gap.max()),
         "largest_gap": float(gap[1]),  # picks[1] is the largest sub-network
     }
+
+
+def variant_config(variant: str, epochs: int, seed: int) -> Any:
+    """``recipe[@N][:E][+field=value...]`` -> the super-network's TrainConfig."""
+    from lightnas.train.trainer import TrainConfig
+
+    head, *overrides = variant.split("+")
+    rest, _, super_epochs = head.partition(":")
+    recipe, _, n_random = rest.partition("@")
+    fields = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+    kw: dict[str, Any] = {}
+    for item in overrides:
+        name, _, value = item.partition("=")
+        if name not in fields:
+            raise SystemExit(f"unknown TrainConfig field {name!r} in variant {variant!r}")
+        kind = fields[name]
+        kw[name] = value in ("1", "true", "True") if kind == "bool" else float(value) if kind == "float" else value
+        kw[name] = int(value) if kind == "int" else kw[name]
+    return TrainConfig(epochs=int(super_epochs or epochs), seed=seed, recipe=recipe, n_random=int(n_random or 1), **kw)
 
 
 def main() -> int:
@@ -82,6 +105,7 @@ def main() -> int:
     from lightnas.io import write_json
     from lightnas.supernets import supernet_from_config
     from lightnas.supernets.mobilenet import MobileNetConfig
+    from lightnas.train.common import CALIB_IMAGES as DEFAULT_CALIB  # what the search's evaluator uses
     from lightnas.train.common import accuracy, recalibrate_bn, setup_torch, to_tensor
     from lightnas.train.trainer import TrainConfig, load_supernet, train_supernet
 
@@ -123,11 +147,7 @@ def main() -> int:
         # every variant's super-network first: the running figures below then
         # cover every variant from the first stand-alone result on
         for variant in variants:
-            rest, _, super_epochs = variant.partition(":")
-            recipe, _, n_random = rest.partition("@")
-            tc = TrainConfig(
-                epochs=int(super_epochs or epochs), seed=args.seed, recipe=recipe, n_random=int(n_random or 1)
-            )
+            tc = variant_config(variant, epochs, args.seed)
             t0 = time.perf_counter()
             ckpt = Path(tmp) / "super.pt"
             train_supernet("mobilenet", cfg, data, tc, ckpt, resume=False, progress=False, threads=args.threads)
@@ -169,7 +189,7 @@ def main() -> int:
                     seconds = time.perf_counter() - t1
                     solo, _ = load_supernet(ckpt)
                     solo.set_active(arch)
-                    recalibrate_bn(solo, x_cal[:DEFAULT_CALIB])
+                    recalibrate_bn(solo, x_cal[:STANDALONE_CALIB])
                     result = {"accuracy": accuracy(solo, x_test, y_test), "seconds": seconds}
                     cache = {**read_cache(), **cache, tag: result}
                     if cache_path:

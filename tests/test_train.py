@@ -113,3 +113,20 @@ def test_students_gradient_never_works_against_the_largest():
     p[0].grad, p[1].grad = torch.tensor([1.0, 2.0, 0.0]), None
     _add_projected(p, largest)
     torch.testing.assert_close(torch.cat([q.grad for q in p]), torch.tensor([2.0, 2.0, 0.0, 0.0, 1.0]))
+
+
+def test_students_learn_from_the_largest_and_the_labels_as_weighted():
+    from lightnas.errors import LightnasError
+    from lightnas.train.trainer import student_loss
+
+    torch.manual_seed(0)
+    logits, labels = torch.randn(8, 5), torch.randint(0, 5, (8,))
+    soft = torch.softmax(torch.randn(8, 5), dim=1)
+    kd = torch.nn.functional.kl_div(torch.log_softmax(logits, dim=1), soft, reduction="batchmean")
+    ce = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=0.1)
+    loss = {w: student_loss(logits, soft, labels, TrainConfig(student_label_weight=w)) for w in (0.0, 0.5, 1.0)}
+    torch.testing.assert_close(loss[0.0], kd)
+    torch.testing.assert_close(loss[1.0], ce)
+    torch.testing.assert_close(loss[0.5], 0.5 * kd + 0.5 * ce)
+    with pytest.raises(LightnasError, match="student_label_weight"):
+        TrainConfig(student_label_weight=1.5)

@@ -45,9 +45,8 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = EVAL_BATCH) -> 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = EVAL_BATCH) -> float:
     """Top-1 accuracy in percent, model in eval mode."""
-    if len(x) == 0:
-        return 0.0
-    return 100.0 * float((predict(model, x, batch_size).argmax(1) == y).float().mean())
+    correct = int((predict(model, x, batch_size).argmax(1) == y).sum()) if len(x) else 0
+    return 100.0 * correct / max(len(x), 1)
 
 
 @torch.no_grad()
