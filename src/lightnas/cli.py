@@ -48,7 +48,7 @@ def _run_options(p: argparse.ArgumentParser, defaults: bool = True) -> None:
     p.add_argument(
         "--recipe",
         default=d("sandwich"),
-        help="training recipe: warmup-sandwich, sandwich (BigNAS), progressive (Once-for-All), sorted (SortedNet)",
+        help="training recipe: sandwich (BigNAS), warmup-sandwich, progressive (Once-for-All), sorted (SortedNet)",
     )
     p.add_argument("--resume", action="store_true", help="continue the run already in the folder")
     p.add_argument("--force", action="store_true", help="replace the run already in the folder")
