@@ -69,15 +69,14 @@ def variant_config(variant: str, epochs: int, seed: int) -> Any:
     head, *overrides = variant.split("+")
     rest, _, super_epochs = head.partition(":")
     recipe, _, n_random = rest.partition("@")
-    fields = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+    fields = {f.name: f.type for f in dataclasses.fields(TrainConfig)}  # type names (postponed annotations)
+    parse = {"bool": lambda v: v.lower() in ("1", "true"), "int": int, "float": float}
     kw: dict[str, Any] = {}
     for item in overrides:
         name, _, value = item.partition("=")
         if name not in fields:
             raise SystemExit(f"unknown TrainConfig field {name!r} in variant {variant!r}")
-        kind = fields[name]
-        kw[name] = value in ("1", "true", "True") if kind == "bool" else float(value) if kind == "float" else value
-        kw[name] = int(value) if kind == "int" else kw[name]
+        kw[name] = parse.get(str(fields[name]), str)(value)
     return TrainConfig(epochs=int(super_epochs or epochs), seed=seed, recipe=recipe, n_random=int(n_random or 1), **kw)
 
 
@@ -105,8 +104,7 @@ def main() -> int:
     from lightnas.io import write_json
     from lightnas.supernets import supernet_from_config
     from lightnas.supernets.mobilenet import MobileNetConfig
-    from lightnas.train.common import CALIB_IMAGES as DEFAULT_CALIB  # what the search's evaluator uses
-    from lightnas.train.common import accuracy, recalibrate_bn, setup_torch, to_tensor
+    from lightnas.train.common import CALIB_IMAGES, accuracy, recalibrate_bn, setup_torch, to_tensor
     from lightnas.train.trainer import TrainConfig, load_supernet, train_supernet
 
     data_name = args.data or ("digits" if args.quick else "fashion-mnist")
@@ -161,7 +159,7 @@ def main() -> int:
                     inherited[variant][n].append(accuracy(net, x_test, y_test))
             say(
                 f"super-network {variant}: {super_seconds[variant]:.0f} s; inherited "
-                + " ".join(f"{a:.2f}" for a in inherited[variant][DEFAULT_CALIB])
+                + " ".join(f"{a:.2f}" for a in inherited[variant][CALIB_IMAGES])
             )
         # stand-alone baselines (cached), with running figures
         for k, arch in enumerate(picks):
@@ -201,19 +199,19 @@ def main() -> int:
             mac = count_cost(space_net.extract(arch), data.input_shape)["macs"]
             say(
                 f"stand-alone {mac:>10.0f} MACs  {alone[-1]:6.2f}%  ({alone_s[-1]:.0f} s)   inherited "
-                + "  ".join(f"{v}: {inh[DEFAULT_CALIB][k]:.2f}%" for v, inh in inherited.items())
+                + "  ".join(f"{v}: {inh[CALIB_IMAGES][k]:.2f}%" for v, inh in inherited.items())
             )
     alone_arr = np.array(alone)
     results = []
     for variant, inh in inherited.items():
         res = {
             "variant": variant,
-            **figures(np.array(inh[DEFAULT_CALIB]), alone_arr),
+            **figures(np.array(inh[CALIB_IMAGES]), alone_arr),
             "calib_sizes": {str(n): figures(np.array(v), alone_arr) for n, v in inh.items()},
             "supernet_train_seconds": round(super_seconds[variant], 1),
             "rows": [
                 {"key": a.key, "inherited": i, "standalone": s}
-                for a, i, s in zip(picks, inh[DEFAULT_CALIB], alone, strict=True)
+                for a, i, s in zip(picks, inh[CALIB_IMAGES], alone, strict=True)
             ],
         }
         results.append(res)

@@ -170,8 +170,6 @@ def student_loss(logits: torch.Tensor, soft: torch.Tensor, labels: torch.Tensor,
     cross-entropy on the labels, ``w = cfg.student_label_weight``."""
     w = cfg.student_label_weight
     kd = F.kl_div(F.log_softmax(logits, dim=1), soft, reduction="batchmean")
-    if w == 0:
-        return kd
     return (1 - w) * kd + w * F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
 
 
