@@ -27,7 +27,7 @@ def main() -> int:
     X = nb201.SPACE.features_from_codes(table.codes)
     targets = {"accuracy": table.columns["c10valid_valid_200ep"], "latency": table.columns[f"lat_{args.device}"]}
     print(f"{'predictor':<10} {'n':>4} {'tau accuracy':>13} {'tau latency':>12} {'fit+predict s':>14}")
-    for name in sorted(PREDICTORS):
+    for name in PREDICTORS.names():
         for n in [int(v) for v in args.sizes.split(",")]:
             taus = {k: [] for k in targets}
             secs = []

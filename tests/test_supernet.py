@@ -5,6 +5,7 @@ import torch
 from lightnas.errors import LightnasError
 from lightnas.supernets import create_supernet, list_supernets
 from lightnas.supernets.mobilenet import PlainNet
+from lightnas.testing import SupernetTests
 
 torch.set_flush_denormal(True)
 
@@ -78,7 +79,7 @@ def test_latency_parts_cover_every_sub_network():
 @torch.no_grad()
 def test_zero_init_residual_makes_every_skippable_block_the_identity():
     net = create_supernet("mobilenet").eval()
-    net.zero_init_residual()
+    net.init_for_training()
     x = torch.randn(3, 1, 28, 28)
     deep = net.space.largest()
     shallow = net.space.make({**dict(deep), **{n: 1 for n in deep if n.endswith("d")}})
@@ -86,3 +87,16 @@ def test_zero_init_residual_makes_every_skippable_block_the_identity():
     ref = net(x)
     net.set_active(shallow)
     torch.testing.assert_close(net(x), ref)
+
+
+# every registered super-network gets the whole contract suite
+for _name in list_supernets():
+    globals()[f"TestSupernet_{_name}"] = type(f"TestSupernet_{_name}", (SupernetTests,), {"supernet": _name})
+
+
+class TestMobileNetOnDigits(SupernetTests):
+    """The contract on 8x8 RGB-less images: strides adapt to tiny inputs."""
+
+    supernet = "mobilenet"
+    input_shape = (1, 8, 8)
+    n_classes = 7

@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 import torch
 
+from lightnas.config import TrainConfig
 from lightnas.data import load_dataset
+from lightnas.supernets import create_supernet
 from lightnas.supernets.mobilenet import MobileNetConfig
 from lightnas.train.recipes import RECIPES
-from lightnas.train.trainer import TrainConfig, load_supernet, phase_of, restrict, train_supernet
+from lightnas.train.trainer import load_supernet, train_supernet
 
 torch.set_flush_denormal(True)
 
@@ -27,9 +29,9 @@ def _config(data):
     return MobileNetConfig(input_shape=data.input_shape, n_classes=data.n_classes).to_dict()
 
 
-@pytest.mark.parametrize("recipe", RECIPES)
+@pytest.mark.parametrize("recipe", RECIPES.names())
 def test_every_recipe_trains_and_loads(recipe, digits, tmp_path):
-    cfg = TrainConfig(epochs=2, batch_size=128, recipe=recipe, warmup_fraction=0.0 if recipe == "sandwich" else 0.5)
+    cfg = TrainConfig(epochs=2, recipe=recipe, warmup_fraction=0.0 if recipe == "sandwich" else 0.5)
     state = train_supernet("mobilenet", _config(digits), digits, cfg, tmp_path / "s.pt", progress=False, threads=1)
     assert [h["epoch"] for h in state["history"]] == [1, 2]
     net, ckpt = load_supernet(tmp_path / "s.pt")
@@ -41,26 +43,58 @@ def test_every_recipe_trains_and_loads(recipe, digits, tmp_path):
             assert not torch.equal(ckpt["state_dict"][k], v), k
 
 
+def _recipe(name, **kw):
+    net = create_supernet("mobilenet")
+    cfg = TrainConfig(recipe=name, **kw)
+    return RECIPES.get(name)(cfg, net.space, net.elastic_groups()), net
+
+
 def test_progressive_schedule_opens_kernel_then_depth_then_all():
-    cfg = TrainConfig(epochs=8, recipe="progressive", warmup_fraction=0.25)
-    assert [phase_of(cfg, e) for e in range(8)] == ["largest"] * 2 + ["kernel"] * 2 + ["depth"] * 2 + ["all"] * 2
-    assert {phase_of(TrainConfig(epochs=4, recipe="sandwich"), e) for e in range(4)} == {"all"}
+    recipe, _ = _recipe("progressive", epochs=8, warmup_fraction=0.25)
+    kinds = [recipe.free_kinds(e) for e in range(8)]
+    assert kinds[:2] == [frozenset()] * 2 and kinds[6:] == [None] * 2
+    assert "kernel" in kinds[2] and "depth" not in kinds[2] and "depth" in kinds[4] and "width" not in kinds[4]
+    sandwich, _ = _recipe("sandwich", epochs=4)
+    assert {sandwich.free_kinds(e) for e in range(4)} == {None}
+    rng = np.random.default_rng(0)
+    assert recipe.students(0, rng) == []  # the largest alone: no students
+    assert sandwich.students(0, rng)[0] == sandwich.space.smallest()
 
 
-def test_restrict_pins_what_is_not_yet_elastic():
-    from lightnas.supernets import create_supernet
-
-    space = create_supernet("mobilenet").space
+def test_restrict_pins_what_is_not_yet_elastic_by_kind():
+    recipe, net = _recipe("progressive")
+    space, groups = net.space, net.elastic_groups()
     small, large = space.smallest(), space.largest()
-    kernel = restrict(space, small, "kernel")
-    depth = restrict(space, small, "depth")
+    kernel = recipe.restrict(small, frozenset({"kernel"}))
+    depth = recipe.restrict(small, frozenset({"kernel", "depth"}))
     for name in large:
-        if name.endswith(("d", "w")) or name.endswith("e"):
-            assert kernel[name] == large[name], name
-        if name.endswith("d"):
+        assert kernel[name] == (small[name] if groups[name] == "kernel" else large[name]), name
+        if groups[name] == "depth":
             assert depth[name] == small[name], name
-    assert restrict(space, small, "all") == small
-    assert restrict(space, small, "largest") == large
+    assert recipe.restrict(small, None) == small
+    assert recipe.restrict(small, frozenset()) == large
+
+
+def test_cost_sampler_spreads_students_over_the_cost_range():
+    from lightnas.train.sampling import CostSampler, PartCost
+
+    net = create_supernet("mobilenet")
+    cost = PartCost(net)
+    rng = np.random.default_rng(0)
+    uniform = np.array([CostSampler(net.space, cost.macs).fraction(net.space.sample(rng)) for _ in range(200)])
+    sampler = CostSampler(net.space, cost.macs)
+    drawn = np.array([sampler.fraction(a) for _ in range(100) for a in sampler.draw(rng, 2)])
+    # uniform draws crowd the middle of the log-cost range; the cost sampler fills every fifth of it
+    assert np.histogram(uniform, bins=5, range=(0, 1))[0][0] < 10
+    assert np.histogram(drawn, bins=5, range=(0, 1))[0].min() >= 20
+    # two students a step: one from each half of the range
+    halves = [sorted(sampler.fraction(a) for a in sampler.draw(rng, 2)) for _ in range(20)]
+    assert all(lo <= 0.5 + 0.1 and hi >= 0.5 - 0.1 for lo, hi in halves)
+    # part costs add up to the whole network's MACs
+    from lightnas.hardware.cost import count_cost
+
+    arch = net.space.sample(rng)
+    assert cost.macs(arch) == pytest.approx(count_cost(net.extract(arch), (1, 28, 28))["macs"])
 
 
 def test_sorted_chain_is_nested_from_smallest_to_largest():
@@ -76,7 +110,7 @@ def test_sorted_chain_is_nested_from_smallest_to_largest():
 def test_resumed_training_equals_uninterrupted(digits, tmp_path, monkeypatch):
     import lightnas.train.trainer as trainer
 
-    cfg = TrainConfig(epochs=2, batch_size=128)
+    cfg = TrainConfig(epochs=2)
     conf = _config(digits)
     whole = train_supernet("mobilenet", conf, digits, cfg, tmp_path / "a.pt", progress=False, threads=1)
 
@@ -117,14 +151,17 @@ def test_students_gradient_never_works_against_the_largest():
 
 def test_students_learn_from_the_largest_and_the_labels_as_weighted():
     from lightnas.errors import LightnasError
-    from lightnas.train.trainer import student_loss
+    from lightnas.tasks import create_task
 
     torch.manual_seed(0)
     logits, labels = torch.randn(8, 5), torch.randint(0, 5, (8,))
-    soft = torch.softmax(torch.randn(8, 5), dim=1)
+    teacher = torch.randn(8, 5)
+    soft = torch.softmax(teacher, dim=1)
     kd = torch.nn.functional.kl_div(torch.log_softmax(logits, dim=1), soft, reduction="batchmean")
     ce = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=0.1)
-    loss = {w: student_loss(logits, soft, labels, TrainConfig(student_label_weight=w)) for w in (0.0, 0.5, 1.0)}
+    loss = {
+        w: create_task("classification", label_weight=w).distill_loss(logits, teacher, labels) for w in (0.0, 0.5, 1.0)
+    }
     torch.testing.assert_close(loss[0.0], kd)
     torch.testing.assert_close(loss[1.0], ce)
     torch.testing.assert_close(loss[0.5], 0.5 * kd + 0.5 * ce)

@@ -1,17 +1,32 @@
 """The ``lightnas`` command: a table of subcommands.
 
-Every user error prints one line, ``lightnas: error: ...``, and exits with
-status 2; nothing already on disk is overwritten without ``--force``.
+The run options are built from :class:`lightnas.config.RunConfig` (one flag
+per configurable field, with its default in ``--help``). Every user error
+prints one line, ``lightnas: error: ...``, and exits with status 2; an
+unexpected internal error prints one line too and points to ``--debug`` for
+the traceback; nothing already on disk is overwritten without ``--force``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from lightnas.errors import LightnasError
+
+COST_FLAGS = (
+    ("--max-latency-ms", "latency_ms", "latency (ms, in the target runtime)"),
+    ("--max-params", "params", "parameters"),
+    ("--max-macs", "macs", "multiply-accumulates"),
+    ("--max-bytes", "bytes", "serialized float32 size in bytes"),
+    ("--max-peak-act-bytes", "peak_act_bytes", "peak activation memory in bytes"),
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -19,115 +34,90 @@ class _Parser(argparse.ArgumentParser):
         raise LightnasError(message)
 
 
-def _run_options(p: argparse.ArgumentParser, defaults: bool = True) -> None:
-    d = (lambda v: v) if defaults else (lambda v: None)
-    p.add_argument(
-        "--data",
-        default=d("fashion-mnist"),
-        help="fashion-mnist (embedded), digits, or a path (.npz, image folder, IDX folder)",
-    )
-    p.add_argument("--epochs", type=int, default=d(8), help="super-network training epochs")
-    p.add_argument("--budget", type=int, default=d(60), help="number of sub-networks evaluated by the search")
-    p.add_argument("--seed", type=int, default=d(0))
-    p.add_argument("--strategy", default=d("lightnas"), help="search strategy (see 'lightnas strategies')")
-    p.add_argument("--max-latency-ms", type=float, help="hard constraint: latency_ms <= X")
-    p.add_argument("--max-params", type=float, help="hard constraint: params <= N")
-    p.add_argument("--max-macs", type=float, help="hard constraint: macs <= N")
-    p.add_argument("--max-bytes", type=float, help="hard constraint: serialized size <= N bytes")
-    p.add_argument("--max-peak-act-bytes", type=float, help="hard constraint: peak activation memory <= N bytes")
-    p.add_argument("--constraint", action="append", default=[], help="any constraint, e.g. 'macs<=2e6'")
-    p.add_argument(
-        "--latency",
-        choices=("measure", "lut"),
-        default=d("measure"),
-        help="latency objective: measured for each sub-network, or from a lookup table",
-    )
-    p.add_argument("--backend", choices=("torch", "onnxruntime"), default=d("torch"))
-    p.add_argument("--threads", type=int, default=d(1), help="threads for latency measurement")
-    p.add_argument("--batch-size", type=int, default=d(128), help="training batch size")
-    p.add_argument(
-        "--recipe",
-        default=d("sandwich"),
-        help="training recipe: sandwich (BigNAS), warmup-sandwich, progressive (Once-for-All), sorted (SortedNet)",
-    )
-    p.add_argument("--resume", action="store_true", help="continue the run already in the folder")
+def _convert(cli: Any) -> Callable[[str], Any]:
+    from lightnas.config import parse_option, parse_targets
+
+    if cli.path == "export.targets":
+        return parse_targets
+    if cli.path.endswith(".options"):
+        return parse_option
+    if cli.type is float:
+        return float
+    return int if cli.type is int else str
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """One option per flagged field of :class:`RunConfig`, plus the cost-bound
+    shortcuts; only options given appear in the namespace (``dest`` is the
+    field's dotted path)."""
+    from lightnas.config import cli_fields
+
+    for cli in cli_fields():
+        repeat = cli.path in ("search.constraints",) or cli.path.endswith(".options")
+        default = "none" if cli.default in ((), {}) else cli.default
+        p.add_argument(
+            cli.flag,
+            dest=cli.path,
+            type=_convert(cli),
+            action="append" if repeat else "store",
+            default=argparse.SUPPRESS,
+            help=f"{cli.help} (default: {default})",
+            metavar=cli.path.rsplit(".", 1)[-1].upper(),
+        )
+    for flag, metric, what in COST_FLAGS:
+        p.add_argument(
+            flag, dest=f"bound:{metric}", type=float, default=argparse.SUPPRESS, help=f"hard constraint: {what} <= X"
+        )
+    p.add_argument("--resume", action="store_true", help="continue the run already in the folder with its settings")
     p.add_argument("--force", action="store_true", help="replace the run already in the folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars or tables")
 
 
-def _constraints(args: argparse.Namespace) -> list[str]:
-    out = list(args.constraint)
-    for flag, metric in (
-        ("max_latency_ms", "latency_ms"),
-        ("max_params", "params"),
-        ("max_macs", "macs"),
-        ("max_bytes", "bytes"),
-        ("max_peak_act_bytes", "peak_act_bytes"),
-    ):
-        v = getattr(args, flag)
-        if v is not None:
-            out.append(f"{metric}<={v!r}")
-    return out
-
-
-def _config(args: argparse.Namespace, base: object | None = None) -> object:
-    from dataclasses import asdict
-
-    from lightnas.objectives import parse_constraint
-    from lightnas.pipeline import RunConfig
-
-    values = asdict(base) if base is not None else {}  # type: ignore[call-overload]
-    for name in (
-        "data",
-        "epochs",
-        "budget",
-        "seed",
-        "strategy",
-        "latency",
-        "backend",
-        "threads",
-        "batch_size",
-        "recipe",
-    ):
-        v = getattr(args, name, None)
-        if v is not None:
-            values[name] = v
-    extra = _constraints(args)
-    for c in extra:
-        parse_constraint(c)
-    if extra or "constraints" not in values:
-        values["constraints"] = extra
-    return RunConfig(**values)
+def explicit_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The run options given on the command line, as dotted paths -> values."""
+    values = {k: v for k, v in vars(args).items() if "." in k or k == "seed"}
+    bounds = [f"{k.split(':', 1)[1]}<={v!r}" for k, v in vars(args).items() if k.startswith("bound:")]
+    if bounds:
+        values["search.constraints"] = [*values.get("search.constraints", []), *bounds]
+    for key in ("supernet.options", "search.options"):
+        if key in values:
+            values[key] = dict(values[key])
+    return values
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from lightnas.pipeline import run_all
 
-    run_all(Path(args.out), _config(args), resume=args.resume, force=args.force, quiet=args.quiet)  # type: ignore[arg-type]
+    run_all(Path(args.out), explicit_options(args), resume=args.resume, force=args.force, quiet=args.quiet)
     return 0
 
 
 def _stage(name: str) -> Callable[[argparse.Namespace], int]:
     def cmd(args: argparse.Namespace) -> int:
         from lightnas import pipeline
+        from lightnas.runfolder import claim, open_folder, preflight
 
         out = Path(args.dir)
-        if name == "train" and (args.force or not (out / "config.json").exists()):
-            cfg = pipeline.prepare_folder(out, _config(args), resume=False, force=args.force)  # type: ignore[arg-type]
+        cfg, new = open_folder(out, explicit_options(args), resume=True, force=args.force, create=name == "train")
+        data = pipeline._data(cfg)
+        if new:
+            preflight(cfg, data)
+        claim(out, cfg, force=args.force)
+        if name == "report":
+            pipeline.stage_report(out, cfg, args.quiet)
         else:
-            cfg = _config(args, pipeline.load_folder(out))  # type: ignore[assignment]
-            pipeline.prepare_folder(out, cfg, resume=True)  # type: ignore[arg-type]
-        getattr(pipeline, f"stage_{name}")(out, cfg, args.quiet)
+            getattr(pipeline, f"stage_{name}")(out, cfg, args.quiet, data)
         return 0
 
     return cmd
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from lightnas import pipeline
+    from lightnas.finetune import stage_finetune
+    from lightnas.runfolder import load_folder
 
     out = Path(args.dir)
-    pipeline.stage_finetune(out, pipeline.load_folder(out), args.arch, args.epochs, args.quiet, args.force)
+    stage_finetune(out, load_folder(out), args.arch, args.epochs, args.quiet, args.force)
     return 0
 
 
@@ -137,11 +127,25 @@ def cmd_bench_nb201(args: argparse.Namespace) -> int:
     return bench_nb201(args)
 
 
-def cmd_strategies(args: argparse.Namespace) -> int:
-    from lightnas.search import list_strategies
+def _lister(registry: str) -> Callable[[argparse.Namespace], int]:
+    def cmd(args: argparse.Namespace) -> int:
+        import importlib
 
-    print("\n".join(list_strategies()))
-    return 0
+        module, _, name = registry.rpartition(".")
+        reg = getattr(importlib.import_module(module), name)
+        width = max(map(len, reg.names()))
+        for n in reg.names():
+            print(f"{n:<{width}}  {reg.summary(n)}")
+        return 0
+
+    return cmd
+
+
+LISTS = (
+    ("supernets", "lightnas.supernets.SUPERNETS", "list the registered super-networks"),
+    ("strategies", "lightnas.search.STRATEGIES", "list the search strategies"),
+    ("recipes", "lightnas.train.recipes.RECIPES", "list the training recipes"),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -149,11 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     from lightnas import __version__
 
     parser.add_argument("--version", action="version", version=f"lightnas {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     p = sub.add_parser("run", help="train, search, export and report in one go")
     p.add_argument("--out", default="lightnas-run", help="run folder (default: ./lightnas-run)")
-    _run_options(p)
+    add_run_options(p)
     p.set_defaults(fn=cmd_run)
 
     for name, text in (
@@ -164,19 +169,19 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("dir", help="run folder")
-        _run_options(p, defaults=False)
+        add_run_options(p)
         p.set_defaults(fn=_stage(name))
 
     p = sub.add_parser("finetune", help="fine-tune an exported sub-network with distillation and re-export it")
     p.add_argument("dir", help="run folder")
     p.add_argument("--arch", required=True, help="model id (models/<id>) or architecture key")
-    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=2, help="(default: 2)")
     p.add_argument("--force", action="store_true", help="replace an earlier fine-tuning with the same epochs")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(fn=cmd_finetune)
 
-    p = sub.add_parser("strategies", help="list the search strategies")
-    p.set_defaults(fn=cmd_strategies)
+    for name, registry, text in LISTS:
+        sub.add_parser(name, help=text).set_defaults(fn=_lister(registry))
 
     bench = sub.add_parser("bench", help="tabular benchmarks").add_subparsers(dest="bench", parser_class=_Parser)
     p = bench.add_parser("nb201", help="search NAS-Bench-201 with device latencies")
@@ -192,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("LIGHTNAS_DEBUG") == "1"
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -205,6 +212,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lightnas: interrupted (finished work is saved; continue with --resume)", file=sys.stderr)
         return 130
+    except (OSError, sqlite3.DatabaseError, json.JSONDecodeError, MemoryError) as exc:
+        if debug:
+            raise
+        print(f"lightnas: error: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - one line for users; the traceback with --debug
+        if debug:
+            raise
+        msg = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        print(f"lightnas: error: internal error ({msg}); rerun with --debug for the traceback", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

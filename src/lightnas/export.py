@@ -6,7 +6,8 @@ Each exported model is a folder ``models/<id>/`` with:
 - ``arch.json``: super-network name and config, architecture and its key;
 - ``model.onnx``: the same network for ONNX Runtime (input ``input``, NCHW
   float32, dynamic batch; output ``logits``);
-- ``card.json``: accuracy, cost, latency and how it was measured, and the
+- ``card.json``: accuracy, cost, latency in the target runtime (ONNX Runtime
+  by default) with PyTorch eager beside it and how both were measured, and the
   preprocessing an input needs.
 """
 
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +27,16 @@ import torch
 from lightnas.data.sources import Dataset
 from lightnas.errors import LightnasError
 from lightnas.hardware.cost import count_cost
-from lightnas.hardware.latency import QUANTILE, measure_latency, onnx_session, to_onnx_bytes
+from lightnas.hardware.latency import LATENCY_BACKENDS, QUANTILE, measure_latency, onnx_session, to_onnx_bytes
 from lightnas.io import write_bytes, write_json
 from lightnas.space import Arch
 from lightnas.supernets import supernet_from_config
-from lightnas.train.common import CALIB_IMAGES, EVAL_BATCH, atomic_save, predict, recalibrate_bn, safe_load, to_tensor
+from lightnas.train.common import CALIB_IMAGES, EVAL_BATCH, atomic_save, predict, safe_load, to_tensor
 
 EXTRACT_TOL = 1e-5
 ONNX_TOL = 1e-4
 ONNX_CHECK_IMAGES = 2000
+MODEL_ID = re.compile(r"^net-[0-9a-f]{10}(-ft[0-9]+)?$")
 
 
 def model_id(arch: Arch) -> str:
@@ -40,129 +44,125 @@ def model_id(arch: Arch) -> str:
     return "net-" + hashlib.sha1(arch.key.encode()).hexdigest()[:10]
 
 
+def check_model_id(text: str) -> str:
+    """``text`` when it is a model id this module writes (no separators, no
+    ``..``: ids read from files are used as folder names); a one-line error otherwise."""
+    if not isinstance(text, str) or not MODEL_ID.match(text):
+        raise LightnasError(f"{text!r} is not a lightnas model id (net-<10 hex digits>[-ftN])")
+    return text
+
+
+@dataclass(frozen=True)
+class ExportContext:
+    """What every exported model of a run shares: the super-network it comes
+    from, the data (test split, preprocessing), and the latency target."""
+
+    supernet_name: str
+    supernet_config: dict[str, Any]
+    data: Dataset
+    backend: str = "onnxruntime"
+    threads: int = 1
+    latency_source: str = "measured"  # how the search knew the latency: "measured" or "lookup table"
+
+
 @torch.no_grad()
 def export_subnet(
-    net: Any,
-    supernet_name: str,
-    arch: Arch,
-    data: Dataset,
-    out_dir: Path,
-    search_metrics: dict[str, float],
-    latency_backend: str = "torch",
-    threads: int = 1,
-    latency_source: str = "measured",
-    calib_size: int = CALIB_IMAGES,
+    net: Any, arch: Arch, out_dir: Path, ctx: ExportContext, search_metrics: dict[str, float]
 ) -> dict[str, Any]:
-    """Extract, verify and write one sub-network; returns its card.
+    """Calibrate, extract, verify and write one sub-network; returns its card.
 
     Raises :class:`LightnasError` when the plain module differs from the
     super-network's sub-network by more than 1e-5 (max abs, logits) or ONNX
     Runtime differs from PyTorch by more than 1e-4.
     """
-    net = net.eval()
-    x_calib = to_tensor(data.x_train[:calib_size], data)
+    data = ctx.data
+    x_calib = to_tensor(data.x_train[:CALIB_IMAGES], data)
     x_val = to_tensor(data.x_val[:256], data)
     net.set_active(arch)
-    recalibrate_bn(net, x_calib)
+    net.calibrate(x_calib)
     plain = net.extract(arch).eval()
-    diff = float((net(x_val) - plain(x_val)).abs().max())
+    diff = float((net(x_val) - plain(x_val)).abs().max()) if len(x_val) else 0.0
     if diff > EXTRACT_TOL:
         raise LightnasError(f"extracted {arch.key} differs from the super-network by {diff:.2e}")
-    return export_plain(
-        plain,
-        net.config,
-        supernet_name,
-        arch,
-        data,
-        out_dir / model_id(arch),
-        search_metrics,
-        latency_backend,
-        threads,
-        latency_source,
-        {"extract_max_abs_diff": diff},
-    )
+    return export_plain(plain, arch, out_dir / model_id(arch), ctx, search_metrics, {"extract_max_abs_diff": diff})
+
+
+def verify_onnx(plain: torch.nn.Module, onnx_bytes: bytes, x: torch.Tensor, key: str) -> tuple[np.ndarray, dict]:
+    """PyTorch logits over ``x`` and the ONNX Runtime check on its first
+    :data:`ONNX_CHECK_IMAGES` images (max abs difference <= :data:`ONNX_TOL`)."""
+    torch_logits = predict(plain, x).numpy()
+    sess = onnx_session(onnx_bytes, 1)
+    n = min(ONNX_CHECK_IMAGES, len(x))  # the whole test set costs as much again, for nothing new
+    chunks = [sess.run(None, {"input": x[i : min(i + EVAL_BATCH, n)].numpy()})[0] for i in range(0, n, EVAL_BATCH)]
+    ort_logits = np.concatenate(chunks) if chunks else np.zeros((0, torch_logits.shape[1]))
+    diff = float(np.abs(ort_logits - torch_logits[:n]).max()) if n else 0.0
+    if diff > ONNX_TOL:
+        raise LightnasError(f"ONNX Runtime differs from PyTorch by {diff:.2e} for {key}")
+    agree = float((ort_logits.argmax(1) == torch_logits[:n].argmax(1)).mean()) if n else 1.0
+    check = {"onnx_max_abs_diff": diff, "onnx_checked_images": n, "onnx_torch_prediction_agreement": agree}
+    return torch_logits, check
+
+
+def latencies(plain: torch.nn.Module, ctx: ExportContext, search_metrics: dict[str, float]) -> dict[str, Any]:
+    """The card's latency: the target runtime's figures first, every other
+    backend's beside them (ms, batch 1, ``ctx.threads`` threads)."""
+    input_shape = ctx.data.input_shape
+    runs = {b: measure_latency(plain, input_shape, b, ctx.threads, repeats=100) for b in LATENCY_BACKENDS.names()}
+    lat = runs[ctx.backend]
+    keep = ("latency_ms", "latency_median_ms", "latency_iqr_ms")
+    return {
+        **{k: lat[k] for k in keep},
+        "how": f"measured at export: {QUANTILE}th percentile of {lat['repeats']} runs after warm-up",
+        "search_latency_ms": search_metrics.get("latency_ms"),
+        "search_latency_source": ctx.latency_source,
+        "backend": lat["backend"],
+        "threads": lat["threads"],
+        "batch": lat["batch"],
+        "device": lat["device"],
+        "input_shape": [1, *input_shape],
+        "by_backend": {b: {k: r[k] for k in keep} for b, r in runs.items()},
+    }
 
 
 @torch.no_grad()
 def export_plain(
     plain: torch.nn.Module,
-    config: Any,
-    supernet_name: str,
     arch: Arch,
-    data: Dataset,
     folder: Path,
+    ctx: ExportContext,
     search_metrics: dict[str, float],
-    latency_backend: str = "torch",
-    threads: int = 1,
-    latency_source: str = "measured",
     verification: dict[str, float] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write a plain module (state dict, arch, ONNX verified against PyTorch
     within 1e-4, card with test accuracy, cost and latency) into ``folder``."""
+    data = ctx.data
     plain = plain.eval()
-    x_test = to_tensor(data.x_test, data)
-    torch_logits = predict(plain, x_test).numpy()
-    test_acc = 100.0 * float((torch_logits.argmax(1) == data.y_test).mean())
     onnx_bytes = to_onnx_bytes(plain, data.input_shape)
-    sess = onnx_session(onnx_bytes, threads)
-    n_check = min(ONNX_CHECK_IMAGES, len(x_test))  # the whole test set costs as much again, for nothing new
-    ort_logits = np.concatenate(
-        [
-            sess.run(None, {"input": x_test[i : min(i + EVAL_BATCH, n_check)].numpy()})[0]
-            for i in range(0, n_check, EVAL_BATCH)
-        ]
-    )
-    onnx_diff = float(np.abs(ort_logits - torch_logits[:n_check]).max())
-    if onnx_diff > ONNX_TOL:
-        raise LightnasError(f"ONNX Runtime differs from PyTorch by {onnx_diff:.2e} for {arch.key}")
-    agree = float((ort_logits.argmax(1) == torch_logits[:n_check].argmax(1)).mean())
+    logits, check = verify_onnx(plain, onnx_bytes, to_tensor(data.x_test, data), arch.key)
     cost = count_cost(plain, data.input_shape)
-    lat = measure_latency(plain, data.input_shape, latency_backend, threads, repeats=100)
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_save(plain.state_dict(), folder / "model.pt")
-    write_json(
-        {"supernet": supernet_name, "config": config.to_dict(), "key": arch.key, "arch": dict(arch)},
-        folder / "arch.json",
-    )
-    write_bytes(onnx_bytes, folder / "model.onnx")
     card = {
         "id": folder.name,
         "key": arch.key,
         "arch": dict(arch),
-        "supernet": supernet_name,
+        "supernet": ctx.supernet_name,
         "dataset": data.describe(),
         "val_accuracy": search_metrics.get("accuracy"),
-        "test_accuracy": test_acc,
-        "params": cost["params"],
-        "macs": cost["macs"],
-        "bytes": cost["bytes"],
+        "test_accuracy": 100.0 * float((logits.argmax(1) == data.y_test).mean()) if len(logits) else 0.0,
+        **{k: cost[k] for k in ("params", "macs", "bytes", "peak_act_bytes")},
         "onnx_bytes": len(onnx_bytes),
-        "peak_act_bytes": cost["peak_act_bytes"],
-        "latency": {
-            "latency_ms": lat["latency_ms"],
-            "latency_median_ms": lat["latency_median_ms"],
-            "latency_iqr_ms": lat["latency_iqr_ms"],
-            "how": f"measured at export: {QUANTILE}th percentile of {lat['repeats']} runs after warm-up",
-            "search_latency_ms": search_metrics.get("latency_ms"),
-            "search_latency_source": latency_source,
-            "backend": lat["backend"],
-            "threads": lat["threads"],
-            "batch": lat["batch"],
-            "device": lat["device"],
-            "input_shape": [1, *data.input_shape],
-        },
+        "latency": latencies(plain, ctx, search_metrics),
         "preprocessing": data.preprocessing(),
-        "verification": {
-            **(verification or {}),
-            "onnx_max_abs_diff": onnx_diff,
-            "onnx_checked_images": n_check,
-            "onnx_torch_prediction_agreement": agree,
-        },
+        "verification": {**(verification or {}), **check},
         "files": {"state_dict": "model.pt", "arch": "arch.json", "onnx": "model.onnx"},
         "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **(extra or {}),
     }
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_save(plain.state_dict(), folder / "model.pt")
+    meta = {"supernet": ctx.supernet_name, "config": ctx.supernet_config, "key": arch.key, "arch": dict(arch)}
+    write_json(meta, folder / "arch.json")
+    write_bytes(onnx_bytes, folder / "model.onnx")
     write_json(card, folder / "card.json")
     return card
 
@@ -178,8 +178,11 @@ def load_exported(folder: str | Path) -> torch.nn.Module:
         meta = json.loads(arch_file.read_text())
         supernet = supernet_from_config(meta["supernet"], meta["config"])
         arch = supernet.space.make(meta["arch"])
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise LightnasError(f"{arch_file} is malformed: {exc}") from None
     plain = supernet.extract(arch)
-    plain.load_state_dict(safe_load(folder / "model.pt"))
+    try:
+        plain.load_state_dict(safe_load(folder / "model.pt"))
+    except RuntimeError as exc:
+        raise LightnasError(f"{folder / 'model.pt'} does not fit {arch_file}: {str(exc).splitlines()[0]}") from None
     return plain.eval()

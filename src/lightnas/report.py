@@ -88,7 +88,7 @@ def plot_front(
             ax.axvline(c.bound, ls="--", c="C0", label=str(c))
         elif c.metric == "accuracy":
             ax.axhline(c.bound, ls="--", c="C0", label=str(c))
-    ax.set_xlabel("latency (ms, measured on this machine)")
+    ax.set_xlabel("latency (ms, on this machine, in the target runtime)")
     ax.set_ylabel("validation accuracy (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -140,3 +140,41 @@ def terminal_table(cards: Sequence[dict[str, Any]]) -> str:
 def latency_span(cards: Sequence[dict[str, Any]]) -> float:
     lats = np.array([c["latency"]["latency_ms"] for c in cards])
     return float(lats.max() / lats.min()) if len(lats) else 0.0
+
+
+def summarise(
+    cards: Sequence[dict[str, Any]],
+    n_evaluated: int,
+    cost: dict[str, Any] | None,
+    unmet_targets: Sequence[str] = (),
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The run's summary: headline, best test accuracy, latency span and
+    coverage of the exported models (largest latency ratio between
+    neighbours), the training-cost comparison, targets no model met."""
+    from lightnas.search.pareto import largest_gap
+
+    best = max(cards, key=lambda c: c["test_accuracy"])
+    lats = [c["latency"]["latency_ms"] for c in cards]
+    summary: dict[str, Any] = {
+        "headline": f"{len(cards)} models exported; best test accuracy {best['test_accuracy']:.2f}% at "
+        f"{best['latency']['latency_ms']:.3f} ms; latency span {latency_span(cards):.1f}x, "
+        f"largest gap between neighbours {largest_gap(lats):.2f}x",
+        "best_test_accuracy": best["test_accuracy"],
+        "n_exported": len(cards),
+        "latency_span": latency_span(cards),
+        "largest_latency_gap": largest_gap(lats),
+        "latency_backend": best["latency"]["backend"],
+        "evaluations": n_evaluated,
+        "unmet_targets": list(unmet_targets),
+        **({"training_cost": cost} if cost else {}),
+        **(extra or {}),
+    }
+    if cost:
+        summary["headline"] += (
+            f"; training the super-network took {cost['supernet_train_seconds']:.0f} s, training the "
+            f"{cost['n_subnets']} exported sub-networks one by one would take ~{cost['one_by_one_train_seconds']:.0f} s"
+        )
+    if unmet_targets:
+        summary["headline"] += f"; no evaluated sub-network meets {', '.join(unmet_targets)}"
+    return summary

@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 
 from lightnas.errors import LightnasError
+from lightnas.registry import Registry
 
-BUILTIN = ("fashion-mnist", "digits")
+DATASETS: Registry[Any] = Registry("dataset", group="lightnas.datasets")
+"""Named datasets: functions ``seed -> Dataset`` (paths are read by :func:`load_dataset` itself)."""
 FASHION_CLASSES = (
     "T-shirt/top",
     "Trouser",
@@ -240,7 +242,9 @@ def read_idx_pair(folder: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
     return read_idx(xi), read_idx(yi).astype(np.int64)
 
 
+@DATASETS.register("fashion-mnist")
 def load_fashion_embedded(seed: int) -> Dataset:
+    """Embedded Fashion-MNIST subset: 15,000 training images, the official 10,000 test images."""
     path = resources.files("lightnas.data") / "files" / "fashion_mnist_subset.npz"
     with path.open("rb") as fh, np.load(fh) as z:
         x, y, xt, yt = z["x_train"], z["y_train"], z["x_test"], z["y_test"]
@@ -257,7 +261,9 @@ def load_fashion_embedded(seed: int) -> Dataset:
     )
 
 
+@DATASETS.register("digits")
 def load_digits(seed: int) -> Dataset:
+    """scikit-learn's digits: 1,797 8x8 images of 10 classes."""
     from sklearn.datasets import load_digits as sk_digits
 
     d = sk_digits()
@@ -350,14 +356,12 @@ def load_dataset(spec: str, seed: int = 0) -> Dataset:
     """``fashion-mnist`` (embedded), ``digits``, or a path: ``.npz`` file, a
     folder of IDX files (``train-images-idx3-ubyte[.gz]`` ...), or an image
     folder with one subfolder per class."""
-    if spec == "fashion-mnist":
-        return load_fashion_embedded(seed)
-    if spec == "digits":
-        return load_digits(seed)
+    if spec in DATASETS:
+        return DATASETS.get(spec)(seed)
     path = Path(spec).expanduser()
     if not path.exists():
         if "/" not in spec and "." not in spec:
-            raise LightnasError(f"unknown dataset {spec!r} (built in: {', '.join(BUILTIN)}; or give a path)")
+            raise LightnasError(f"unknown dataset {spec!r} (named: {', '.join(DATASETS.names())}; or give a path)")
         raise LightnasError(f"data path {spec} does not exist")
     if path.is_file():
         if path.suffix != ".npz":

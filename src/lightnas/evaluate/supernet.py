@@ -11,17 +11,19 @@ from lightnas.evaluate.base import Evaluator
 from lightnas.hardware.cost import count_cost
 from lightnas.hardware.latency import measure_latency
 from lightnas.space import Arch
-from lightnas.train.common import CALIB_IMAGES, accuracy, recalibrate_bn, to_tensor
+from lightnas.train.common import CALIB_IMAGES, evaluate_metric, task_for, to_tensor
 
 
 class SupernetEvaluator(Evaluator):
-    """Accuracy after BatchNorm recalibration; cost and latency on this machine.
+    """The task's metric after the super-network's calibration; cost and latency on this machine.
 
     ``cheap_metrics`` (checked against constraints before accuracy is paid
     for): ``params``, ``macs``, ``bytes``, ``peak_act_bytes`` of the extracted
     plain sub-network and its latency in ms (``latency_ms``, measured with
-    :func:`measure_latency`, or predicted by a lookup table when ``lut`` is
-    given). ``evaluate`` adds ``accuracy`` (validation top-1, percent).
+    :func:`measure_latency` in ``backend``, or predicted by a lookup table when
+    ``lut`` is given). ``evaluate`` adds the task's metric (``accuracy``:
+    validation top-1, percent) after ``net.calibrate`` on ``calib_size``
+    training images.
     """
 
     def __init__(
@@ -29,12 +31,16 @@ class SupernetEvaluator(Evaluator):
         net: Any,
         data: Dataset,
         calib_size: int = CALIB_IMAGES,
-        backend: str = "torch",
+        backend: str = "onnxruntime",
         threads: int = 1,
         lut: Any = None,
+        task: Any = None,
     ):
+        from lightnas.config import TrainConfig
+
         self.net = net.eval().to(memory_format=torch.channels_last)
         self.data = data
+        self.task = task or task_for(data, TrainConfig())
         self.backend = backend
         self.threads = threads
         self.lut = lut
@@ -63,5 +69,5 @@ class SupernetEvaluator(Evaluator):
     @torch.no_grad()
     def evaluate(self, arch: Arch) -> dict[str, float]:
         self.net.set_active(arch)
-        recalibrate_bn(self.net, self.x_calib)
-        return {"accuracy": accuracy(self.net, self.x_val, self.y_val)}
+        self.net.calibrate(self.x_calib)
+        return {self.task.metric_name: evaluate_metric(self.net, self.task, self.x_val, self.y_val)}

@@ -12,8 +12,13 @@ import torch
 from torch import nn
 
 from lightnas.errors import LightnasError
+from lightnas.registry import Registry
 
-BACKENDS = ("torch", "onnxruntime")
+LATENCY_BACKENDS: Registry[Any] = Registry("latency backend", group="lightnas.latency_backends")
+"""Runtimes latency is measured in. A backend is a function
+``(model, input_shape, threads, batch, device) -> run`` that prepares the
+model once (export, session, device placement) and returns a zero-argument
+callable running one synchronised forward pass."""
 QUANTILE = 10
 """``latency_ms`` is this percentile of the timed runs, not the median: on a
 shared machine other tenants only ever add time, in bursts lasting seconds, and
@@ -38,7 +43,7 @@ def _summary(times_ms: list[float], backend: str, threads: int, batch: int, devi
     }
 
 
-def _repeat(fn: Any, warmup: int, repeats: int, min_seconds: float, sync: Any = None) -> list[float]:
+def _repeat(fn: Any, warmup: int, repeats: int, min_seconds: float) -> list[float]:
     for _ in range(warmup):
         fn()
     times: list[float] = []
@@ -46,8 +51,6 @@ def _repeat(fn: Any, warmup: int, repeats: int, min_seconds: float, sync: Any = 
     while len(times) < repeats or (time.perf_counter() - start < min_seconds and len(times) < 50 * repeats):
         t0 = time.perf_counter()
         fn()
-        if sync is not None:
-            sync()
         times.append((time.perf_counter() - t0) * 1e3)
     return times
 
@@ -83,11 +86,39 @@ def to_onnx_bytes(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
     return buf.getvalue()
 
 
+@LATENCY_BACKENDS.register("onnxruntime")
+def _onnxruntime(model: nn.Module, input_shape: tuple[int, ...], threads: int, batch: int, device: str) -> Any:
+    """ONNX Runtime's CPU execution provider, the model exported to ONNX once."""
+    if device != "cpu":
+        raise LightnasError("the onnxruntime backend measures on the CPU only")
+    sess = onnx_session(to_onnx_bytes(model, input_shape), threads)
+    feed = {"input": np.random.default_rng(0).standard_normal((batch, *input_shape)).astype(np.float32)}
+    return lambda: sess.run(None, feed)
+
+
+@LATENCY_BACKENDS.register("torch")
+def _torch_eager(model: nn.Module, input_shape: tuple[int, ...], threads: int, batch: int, device: str) -> Any:
+    """PyTorch eager mode; on CUDA each run ends with a synchronisation."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise LightnasError("CUDA latency requested but no GPU is available")
+    model = model.eval() if dev.type == "cpu" else copy.deepcopy(model).eval().to(dev)
+    x = torch.randn(batch, *input_shape, device=dev)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+
+    def run() -> None:
+        with torch.no_grad():
+            model(x)
+        sync()
+
+    return run
+
+
 @torch.no_grad()
 def measure_latency(
     model: nn.Module,
     input_shape: tuple[int, ...],
-    backend: str = "torch",
+    backend: str = "onnxruntime",
     threads: int = 1,
     batch: int = 1,
     warmup: int = 10,
@@ -108,30 +139,14 @@ def measure_latency(
     median (``latency_median_ms``), the interquartile range (``latency_iqr_ms``),
     the mean, and how it was measured (backend, threads, batch, device, repeats).
     """
-    if backend not in BACKENDS:
-        raise LightnasError(f"unknown latency backend {backend!r} (choose from {', '.join(BACKENDS)})")
+    prepare = LATENCY_BACKENDS.get(backend)
     if threads < 1:
         raise LightnasError("threads must be at least 1")
     torch.set_flush_denormal(True)
-    model = model.eval()
-    if backend == "onnxruntime":
-        if device != "cpu":
-            raise LightnasError("the onnxruntime backend measures on the CPU only")
-        sess = onnx_session(to_onnx_bytes(model, input_shape), threads)
-        feed = {"input": np.random.default_rng(0).standard_normal((batch, *input_shape)).astype(np.float32)}
-        times = _repeat(lambda: sess.run(None, feed), warmup, repeats, min_seconds)
-        return _summary(times, backend, threads, batch, device)
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        dev = torch.device(device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise LightnasError("CUDA latency requested but no GPU is available")
-        if dev.type != "cpu":
-            model = copy.deepcopy(model).to(dev)
-        x = torch.randn(batch, *input_shape, device=dev)
-        sync = torch.cuda.synchronize if dev.type == "cuda" else None
-        times = _repeat(lambda: model(x), warmup, repeats, min_seconds, sync)
+        times = _repeat(prepare(model.eval(), input_shape, threads, batch, device), warmup, repeats, min_seconds)
     finally:
         torch.set_num_threads(old_threads)
     return _summary(times, backend, threads, batch, str(device))
@@ -157,19 +172,9 @@ def interleaved_timings(
     other would otherwise be compared at different speeds, and a window of a
     second or two can fall entirely in a slow spell. Same thread rule as :func:`measure_latency`.
     """
-    if backend not in BACKENDS:
-        raise LightnasError(f"unknown latency backend {backend!r} (choose from {', '.join(BACKENDS)})")
+    prepare = LATENCY_BACKENDS.get(backend)
     rng = np.random.default_rng(seed)
-    prepared: list[Any] = []
-    for module, shape in items:
-        if backend == "onnxruntime":  # export once, not once per visit
-            sess = onnx_session(to_onnx_bytes(module, shape), threads)
-            feed = {"input": np.random.default_rng(0).standard_normal((1, *shape)).astype(np.float32)}
-            prepared.append(lambda s=sess, f=feed: s.run(None, f))
-        else:
-            x = torch.randn(1, *shape)
-            module.eval()
-            prepared.append(lambda m=module, x=x: m(x))
+    prepared = [prepare(module.eval(), shape, threads, 1, "cpu") for module, shape in items]
     results: list[list[float]] = [[] for _ in items]
     torch.set_flush_denormal(True)
     old_threads = torch.get_num_threads()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from lightnas.errors import LightnasError
+from lightnas.registry import Registry
 
 
 class Predictor:
@@ -158,17 +158,18 @@ class EnsemblePredictor(Predictor):
         return means.mean(axis=0), np.sqrt(var)
 
 
-PREDICTORS: dict[str, Callable[[], Predictor]] = {
-    "ensemble": EnsemblePredictor,
-    "ridge": RidgePredictor,
-    "gp": GPPredictor,
-    "trees": TreesPredictor,
-    "mlp": MLPPredictor,
-    "svr": SVRPredictor,
-}
+PREDICTORS: Registry[Any] = Registry("predictor", group="lightnas.predictors")
+for _name, _cls in (
+    ("ensemble", EnsemblePredictor),
+    ("ridge", RidgePredictor),
+    ("gp", GPPredictor),
+    ("trees", TreesPredictor),
+    ("mlp", MLPPredictor),
+    ("svr", SVRPredictor),
+):
+    PREDICTORS.add(_name, _cls)
 
 
 def create_predictor(name: str) -> Predictor:
-    if name not in PREDICTORS:
-        raise LightnasError(f"unknown predictor {name!r} (choose from {', '.join(sorted(PREDICTORS))})")
-    return PREDICTORS[name]()
+    """Build a registered predictor by name."""
+    return PREDICTORS.get(name)()

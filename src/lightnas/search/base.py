@@ -24,9 +24,16 @@ import numpy as np
 
 from lightnas.errors import LightnasError
 from lightnas.objectives import Constraint, Objective, feasible
+from lightnas.registry import Registry
 from lightnas.space import Arch, SearchSpace
 
-_STRATEGIES: dict[str, type[Strategy]] = {}
+STRATEGIES: Registry[Any] = Registry(
+    "strategy",
+    builtins=tuple(
+        f"lightnas.search.{m}" for m in ("evolution", "guided", "linas", "pymoo_strategies", "random_search")
+    ),
+    group="lightnas.strategies",
+)
 
 
 def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
@@ -34,15 +41,13 @@ def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
 
     def deco(cls: type[Strategy]) -> type[Strategy]:
         cls.name = name
-        _STRATEGIES[name] = cls
-        return cls
+        return STRATEGIES.add(name, cls)
 
     return deco
 
 
 def list_strategies() -> list[str]:
-    _import_builtin()
-    return sorted(_STRATEGIES)
+    return STRATEGIES.names()
 
 
 def create_strategy(
@@ -53,15 +58,13 @@ def create_strategy(
     seed: int = 0,
     **options: Any,
 ) -> Strategy:
-    """The front door: build a registered strategy by name."""
-    _import_builtin()
-    if name not in _STRATEGIES:
-        raise LightnasError(f"unknown strategy {name!r} (choose from {', '.join(sorted(_STRATEGIES))})")
-    return _STRATEGIES[name](space, objectives, constraints, seed=seed, **options)
-
-
-def _import_builtin() -> None:
-    from lightnas.search import evolution, guided, linas, pymoo_strategies, random_search  # noqa: F401
+    """The front door: build a registered strategy by name; ``options`` are
+    its keyword arguments (a one-line error names an unknown one)."""
+    cls = STRATEGIES.get(name)
+    try:
+        return cls(space, objectives, constraints, seed=seed, **options)
+    except TypeError as exc:
+        raise LightnasError(f"bad option for strategy {name!r}: {exc}") from None
 
 
 class Strategy(ABC):

@@ -108,3 +108,35 @@ def additive_epsilon(front: np.ndarray, cands: np.ndarray) -> np.ndarray:
     # cand - e is weakly dominated by f iff e <= min_j (cand_j - f_j)
     slack = np.min(cands[:, None, :] - front[None, :, :], axis=2)  # (n, f)
     return np.maximum(slack.max(axis=1), 0.0)
+
+
+def spread_indices(costs: np.ndarray, k: int) -> list[int]:
+    """Up to ``k`` indices into ``costs`` (positive, sorted ascending: a front
+    ordered by cost) spread evenly over the log-cost range: the first and the
+    last, then, one at a time, the point nearest the geometric middle of the
+    widest remaining gap between chosen neighbours. Greedy minimisation of
+    the largest ratio between neighbouring chosen costs."""
+    costs = np.asarray(costs, dtype=float)
+    n = len(costs)
+    if n <= k:
+        return list(range(n))
+    if k == 1:
+        return [n - 1]
+    logs = np.log(costs)
+    chosen = [0, n - 1]
+    while len(chosen) < k:
+        pairs = [(logs[j] - logs[i], i, j) for i, j in zip(chosen, chosen[1:], strict=False) if j > i + 1]
+        if not pairs:
+            break
+        _, i, j = max(pairs)
+        mid = (logs[i] + logs[j]) / 2
+        m = i + 1 + int(np.argmin(np.abs(logs[i + 1 : j] - mid)))
+        chosen = sorted([*chosen, m])
+    return chosen
+
+
+def largest_gap(costs: np.ndarray) -> float:
+    """The largest ratio between neighbouring costs (sorted ascending), 1.0
+    for fewer than two: the front's coverage."""
+    costs = np.sort(np.asarray(costs, dtype=float))
+    return float((costs[1:] / costs[:-1]).max()) if len(costs) > 1 else 1.0

@@ -12,8 +12,8 @@ channels). Every sub-network's weights are slices of the super-network's.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Hashable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +21,7 @@ from torch import nn
 
 from lightnas.errors import LightnasError
 from lightnas.space import Arch, Choice, SearchSpace
+from lightnas.supernets.base import Supernet, SupernetConfig
 from lightnas.supernets.registry import register_supernet
 
 
@@ -34,7 +35,7 @@ class StageSpec:
 
 
 @dataclass(frozen=True)
-class MobileNetConfig:
+class MobileNetConfig(SupernetConfig):
     """Everything that defines the super-network (serialised into checkpoints).
 
     The default suits small images on a CPU: the stem and the first stage
@@ -45,8 +46,6 @@ class MobileNetConfig:
     which learned faster than global pooling on Fashion-MNIST.
     """
 
-    input_shape: tuple[int, int, int] = (1, 28, 28)
-    n_classes: int = 10
     stem_channels: int = 16
     stages: tuple[StageSpec, ...] = (
         StageSpec(24, (1, 2), 2),
@@ -60,18 +59,19 @@ class MobileNetConfig:
     dropout: float = 0.1
     stem_stride_: int = 0  # 0: 2 (subject to the rule of ``strides``)
     pool: str = "flatten"  # "flatten" (keeps the spatial layout) or "avg" (global average)
+    kernel_transform: bool = True  # smaller kernels = transformed centres of larger ones (Once-for-All)
 
     def __post_init__(self) -> None:
-        c, h, w = self.input_shape
-        if c < 1 or h < 8 or w < 8:
-            raise LightnasError(f"input shape {self.input_shape} is too small (C>=1, H, W >= 8)")
-        if self.n_classes < 2:
-            raise LightnasError("a classifier needs at least 2 classes")
+        super().__post_init__()
+        _, h, w = self.input_shape
+        if h < 8 or w < 8:
+            raise LightnasError(f"input shape {self.input_shape} is too small (H, W >= 8)")
         if self.pool not in ("avg", "flatten"):
             raise LightnasError(f"pool must be 'avg' or 'flatten', not {self.pool!r}")
-        if any(k % 2 == 0 for k in self.kernels):
-            raise LightnasError("kernel sizes must be odd")
-        object.__setattr__(self, "input_shape", tuple(self.input_shape))
+        if not self.kernels or any(k % 2 == 0 or k < 1 for k in self.kernels):
+            raise LightnasError("kernel sizes must be odd and positive")
+        if not self.stages or not self.expands or not self.widths:
+            raise LightnasError("a MobileNet space needs stages, expansions and widths")
         object.__setattr__(
             self, "stages", tuple(s if isinstance(s, StageSpec) else StageSpec(**s) for s in self.stages)
         )
@@ -104,27 +104,6 @@ class MobileNetConfig:
         for stride in self.strides():
             h, w = (h - 1) // stride + 1, (w - 1) // stride + 1
         return h * w
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["stages"] = [{"channels": s.channels, "depths": list(s.depths), "stride": s.stride} for s in self.stages]
-        return _lists(d)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> MobileNetConfig:
-        d = dict(d)
-        d["stages"] = tuple(StageSpec(s["channels"], tuple(s["depths"]), s["stride"]) for s in d["stages"])
-        for k in ("input_shape", "kernels", "expands", "widths"):
-            d[k] = tuple(d[k])
-        return cls(**d)
-
-
-def _lists(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _lists(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_lists(v) for v in x]
-    return x
 
 
 def stage_width(channels: int, ratio: float) -> int:
@@ -180,11 +159,14 @@ class ElasticBN(nn.BatchNorm2d):
 class ElasticBlock(nn.Module):
     """Inverted residual block with elastic kernel, expansion and channels."""
 
-    def __init__(self, max_in: int, max_out: int, max_expand: int, max_kernel: int, stride: int):
+    def __init__(
+        self, max_in: int, max_out: int, max_expand: int, kernels: tuple[int, ...], stride: int, transform: bool
+    ):
         super().__init__()
         hidden = max_in * max_expand
         self.stride = stride
-        self.max_kernel = max_kernel
+        self.kernels = tuple(sorted(kernels))
+        max_kernel = self.max_kernel = self.kernels[-1]
         self.expand = nn.Conv2d(max_in, hidden, 1, bias=False)
         self.bn1 = ElasticBN(hidden)
         self.dw = nn.Conv2d(hidden, hidden, max_kernel, stride, max_kernel // 2, groups=hidden, bias=False)
@@ -193,9 +175,24 @@ class ElasticBlock(nn.Module):
         self.bn3 = ElasticBN(max_out)
         self.active: tuple[int, int, int] = (3, max_out, max_expand)  # kernel, out, expand
 
+        # Once-for-All's kernel transformation: a smaller kernel is the centre of
+        # the next larger one times a learned (k*k x k*k) matrix shared by the
+        # block's channels, starting at the identity
+        self.transforms = nn.ParameterDict(
+            {str(k): nn.Parameter(torch.eye(k * k)) for k in self.kernels[:-1]} if transform else {}
+        )
+
     def dw_weight(self, hidden: int, kernel: int) -> torch.Tensor:
-        lo = (self.max_kernel - kernel) // 2
-        return self.dw.weight[:hidden, :, lo : lo + kernel, lo : lo + kernel]
+        """The depthwise kernel of size ``kernel`` for the leading ``hidden`` channels."""
+        w = self.dw.weight[:hidden]
+        for k in reversed(self.kernels[:-1]):
+            if k < kernel:
+                break
+            lo = (w.shape[-1] - k) // 2
+            w = w[:, :, lo : lo + k, lo : lo + k]
+            if str(k) in self.transforms:
+                w = (w.reshape(hidden, k * k) @ self.transforms[str(k)]).reshape(hidden, 1, k, k)
+        return w
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kernel, out, expand = self.active
@@ -212,15 +209,14 @@ class ElasticBlock(nn.Module):
 
 
 @register_supernet("mobilenet")
-class ElasticMobileNet(nn.Module):
-    """The elastic super-network. ``set_active(arch)`` selects a sub-network."""
+class ElasticMobileNet(Supernet):
+    """MobileNetV2/V3-style CNN: elastic kernel, expansion, depth and width."""
 
     config_class = MobileNetConfig
 
-    def __init__(self, config: MobileNetConfig | None = None, **overrides: Any):
-        super().__init__()
-        cfg = config or MobileNetConfig(**overrides)
-        self.config = cfg
+    def __init__(self, config: MobileNetConfig):
+        super().__init__(config)
+        cfg = config
         self.space = build_space(cfg)
         c_in = cfg.input_shape[0]
         self.stem = nn.Conv2d(c_in, cfg.stem_channels, 3, cfg.stem_stride, 1, bias=False)
@@ -231,7 +227,9 @@ class ElasticMobileNet(nn.Module):
         for s, st in enumerate(cfg.stages, start=1):
             for b in range(1, max(st.depths) + 1):
                 stride = cfg.stage_stride(s) if b == 1 else 1
-                blocks.append(ElasticBlock(prev, st.channels, max(cfg.expands), max(cfg.kernels), stride))
+                blocks.append(
+                    ElasticBlock(prev, st.channels, max(cfg.expands), cfg.kernels, stride, cfg.kernel_transform)
+                )
                 self.stage_of.append((s, b))
                 prev = st.channels
         self.blocks = nn.ModuleList(blocks)
@@ -240,11 +238,10 @@ class ElasticMobileNet(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.classifier = nn.Linear(_pooled(cfg), cfg.n_classes)
         self._depths = {s: max(st.depths) for s, st in enumerate(cfg.stages, start=1)}
-        self._last_in = prev
         self.set_active(self.space.largest())
 
     @torch.no_grad()
-    def zero_init_residual(self) -> None:
+    def init_for_training(self) -> None:
         """Zero the scale of the last BatchNorm of every block that can be
         skipped (blocks 2, 3, ... of a stage, all residual): each starts as the
         identity, so a sub-network without it sees the features the others
@@ -253,15 +250,18 @@ class ElasticMobileNet(nn.Module):
             if b > 1:
                 blk.bn3.weight.zero_()
 
-    def latency_parts(self, arch: Arch) -> list[tuple]:
-        """Hashable specs of the parts whose latencies sum to ``arch``'s."""
+    def elastic_groups(self) -> dict[str, str]:
+        kinds = {"d": "depth", "w": "width", "k": "kernel", "e": "expand"}
+        return {d.name: kinds[d.name[-1]] for d in self.space.dims}
+
+    def latency_parts(self, arch: Arch) -> list[Hashable]:
         return latency_parts(self.config, self.space.make(dict(arch)))
 
-    def all_latency_parts(self) -> list[tuple]:
+    def all_latency_parts(self) -> list[Hashable]:
         return all_latency_parts(self.config)
 
-    def build_part(self, part: tuple) -> tuple[nn.Module, tuple[int, int, int]]:
-        return build_part(self.config, part)
+    def build_part(self, part: Hashable) -> tuple[nn.Module, tuple[int, ...]]:
+        return build_part(self.config, part)  # type: ignore[arg-type]
 
     def set_active(self, arch: Arch) -> None:
         """Select the sub-network ``arch`` (validated against the space)."""

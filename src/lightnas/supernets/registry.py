@@ -1,47 +1,40 @@
-"""Registry of super-networks: ``@register_supernet(name)`` and one factory."""
+"""Registry of super-networks: ``@register_supernet(name)`` and one factory.
+
+Built-ins register on first look-up; other packages register through the
+``lightnas.supernets`` entry-point group (see :mod:`lightnas.registry`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from lightnas.errors import LightnasError
+from lightnas.registry import Registry
 
-_SUPERNETS: dict[str, Callable[..., Any]] = {}
-
-
-def register_supernet(name: str) -> Callable[[type], type]:
-    """Class decorator: make a super-network class available by ``name``."""
-
-    def deco(cls: type) -> type:
-        _SUPERNETS[name] = cls
-        cls.registry_name = name  # type: ignore[attr-defined]
-        return cls
-
-    return deco
+SUPERNETS: Registry[Any] = Registry(
+    "super-network",
+    builtins=("lightnas.supernets.mobilenet",),
+    group="lightnas.supernets",
+)
+register_supernet = SUPERNETS.register
 
 
 def list_supernets() -> list[str]:
-    _import_builtin()
-    return sorted(_SUPERNETS)
+    return SUPERNETS.names()
 
 
-def create_supernet(name: str, **config: Any) -> Any:
-    """Build a registered super-network; ``config`` goes to its config class."""
-    _import_builtin()
-    if name not in _SUPERNETS:
-        raise LightnasError(f"unknown super-network {name!r} (choose from {', '.join(sorted(_SUPERNETS))})")
-    return _SUPERNETS[name](**config)
+def create_supernet(
+    name: str, input_shape: tuple[int, int, int] = (1, 28, 28), n_classes: int = 10, **options: Any
+) -> Any:
+    """Build a registered super-network for inputs of ``input_shape`` (C, H, W)
+    and ``n_classes`` classes; ``options`` are fields of its config class."""
+    cls = SUPERNETS.get(name)
+    return cls(cls.config_class.from_dict({"input_shape": tuple(input_shape), "n_classes": n_classes, **options}))
 
 
 def supernet_from_config(name: str, config: dict[str, Any]) -> Any:
-    """Rebuild a super-network from the plain dict stored in a checkpoint."""
-    _import_builtin()
-    if name not in _SUPERNETS:
-        raise LightnasError(f"unknown super-network {name!r} in checkpoint")
-    cls = _SUPERNETS[name]
+    """Rebuild a super-network from the plain dict stored in a checkpoint or an ``arch.json``."""
+    if not isinstance(config, dict):
+        raise LightnasError(f"the stored configuration of super-network {name!r} is not a mapping")
+    cls = SUPERNETS.get(name)
     return cls(cls.config_class.from_dict(config))
-
-
-def _import_builtin() -> None:
-    from lightnas.supernets import mobilenet  # noqa: F401

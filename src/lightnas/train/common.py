@@ -49,21 +49,23 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return 100.0 * correct / max(len(x), 1)
 
 
-@torch.no_grad()
-def recalibrate_bn(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> None:
-    """Reset every BatchNorm's running statistics and re-estimate them as an
-    exact average over ``x`` in train mode, then return to eval mode."""
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None
-    model.train()
-    for i in range(0, len(x), batch_size):
-        model(x[i : i + batch_size])
-    for m, mom in zip(bns, saved, strict=True):
-        m.momentum = mom
-    model.eval()
+def evaluate_metric(model: nn.Module, task: Any, x: torch.Tensor, y: torch.Tensor) -> float:
+    """The task's metric of ``model`` (eval mode) over a whole split."""
+    return task.metric(predict(model, x), y) if len(x) else 0.0
+
+
+def task_for(data: Dataset, cfg: Any) -> Any:
+    """The classification task of ``data`` with ``cfg``'s (a TrainConfig)
+    label smoothing, students' label weight and augmentation."""
+    from lightnas.tasks.classification import ClassificationTask
+
+    return ClassificationTask(
+        label_smoothing=cfg.label_smoothing,
+        label_weight=cfg.student_label_weight,
+        augment=cfg.augment,
+        pad=max(1, data.input_shape[1] // 14),
+        hflip=data.hflip,
+    )
 
 
 def atomic_save(obj: Any, path: Path) -> None:

@@ -1,3 +1,128 @@
-"""Names of the super-network training recipes (torch-free, for config validation)."""
+"""Training recipes: which sub-networks each step trains (torch-free).
 
-RECIPES = ("sandwich", "warmup-sandwich", "progressive", "sorted")
+Every step trains a teacher (the largest sub-network) on the labels and, with
+the task's distillation loss, the students a :class:`Recipe` names for that
+step. A recipe is a schedule of *phases*: in each phase only dimensions of
+some elastic kinds (``kernel``, ``depth``, ... as the super-network's
+``elastic_groups()`` says) vary; the others are pinned to their largest value.
+Students are the smallest sub-network (``TrainConfig.smallest``) plus
+``n_random`` drawn by the sampler: uniformly over every dimension
+(``sampler="uniform"``) or spread over the cost range (``sampler="cost"``,
+see :mod:`lightnas.train.sampling`).
+
+Recipes register in :data:`RECIPES` (entry-point group ``lightnas.recipes``):
+
+- ``sandwich``: BigNAS's sandwich rule from the first step.
+- ``warmup-sandwich``: the largest alone for ``warmup_fraction`` of the
+  epochs, then the sandwich rule.
+- ``progressive``: Once-for-All's progressive shrinking: the largest alone,
+  then elastic kernel sizes (and other within-block kinds), then depth too,
+  then everything, in equal shares of the remaining epochs.
+- ``sorted``: SortedNet: after the same warm-up, the random students come
+  from the chain of nested sub-networks that scales every dimension together
+  (:meth:`SearchSpace.scaled`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from lightnas.registry import Registry
+from lightnas.space import Arch, SearchSpace
+
+RECIPES: Registry[Any] = Registry("recipe", group="lightnas.recipes")
+
+ALL = None  # every dimension elastic
+LOCAL_KINDS = frozenset({"kernel", "expand", "heads", "mlp_ratio", "precision"})  # within a block
+
+
+class Recipe:
+    """The sandwich rule; subclasses change :meth:`free_kinds` or :meth:`draw`.
+
+    ``groups`` maps every dimension to its elastic kind; ``cost`` (MACs of an
+    arch) is needed only by ``sampler="cost"``.
+    """
+
+    def __init__(
+        self,
+        cfg: Any,
+        space: SearchSpace,
+        groups: dict[str, str],
+        cost: Callable[[Arch], float] | None = None,
+    ):
+        self.cfg = cfg
+        self.space = space
+        self.groups = groups
+        self.sampler = None
+        if cfg.sampler == "cost":
+            from lightnas.train.sampling import CostSampler
+
+            if cost is None:
+                raise ValueError("sampler='cost' needs a cost function")
+            self.sampler = CostSampler(space, cost)
+
+    def free_kinds(self, epoch: int) -> frozenset[str] | None:
+        """The elastic kinds that vary in ``epoch`` (0-based): ``None`` for all,
+        an empty set for the largest alone (no students)."""
+        return ALL
+
+    def draw(self, rng: np.random.Generator, n: int) -> list[Arch]:
+        if self.sampler is not None:
+            return self.sampler.draw(rng, n)
+        return [self.space.sample(rng) for _ in range(n)]
+
+    def students(self, epoch: int, rng: np.random.Generator) -> list[Arch]:
+        """The sub-networks trained by distillation in a step of ``epoch``."""
+        free = self.free_kinds(epoch)
+        if free is not None and not free:
+            return []
+        fixed = [self.space.smallest()] if self.cfg.smallest else []
+        return [self.restrict(a, free) for a in fixed + self.draw(rng, self.cfg.n_random)]
+
+    def restrict(self, arch: Arch, free: frozenset[str] | None) -> Arch:
+        """Pin every dimension whose kind is not in ``free`` to its largest value."""
+        if free is None:
+            return arch
+        largest = self.space.largest()
+        return self.space.make({n: arch[n] if self.groups.get(n) in free else largest[n] for n in arch})
+
+    def warm(self) -> int:
+        return int(round(self.cfg.warmup_fraction * self.cfg.epochs))
+
+
+@RECIPES.register("sandwich")
+class Sandwich(Recipe):
+    """BigNAS: largest, smallest and random students on every step."""
+
+
+@RECIPES.register("warmup-sandwich")
+class WarmupSandwich(Recipe):
+    """The largest alone for the first ``warmup_fraction`` of the epochs, then the sandwich rule."""
+
+    def free_kinds(self, epoch: int) -> frozenset[str] | None:
+        return frozenset() if epoch < self.warm() else ALL
+
+
+@RECIPES.register("progressive")
+class Progressive(Recipe):
+    """Once-for-All: the largest alone, then within-block kinds, then depth, then all."""
+
+    def free_kinds(self, epoch: int) -> frozenset[str] | None:
+        warm = self.warm()
+        if epoch < warm:
+            return frozenset()
+        rest = (epoch - warm) / max(self.cfg.epochs - warm, 1)
+        if rest < 1 / 3:
+            return LOCAL_KINDS
+        return LOCAL_KINDS | {"depth"} if rest < 2 / 3 else ALL
+
+
+@RECIPES.register("sorted")
+class Sorted(WarmupSandwich):
+    """SortedNet: students from the chain of nested sub-networks, after a warm-up."""
+
+    def draw(self, rng: np.random.Generator, n: int) -> list[Arch]:
+        return [self.space.scaled(float(rng.uniform())) for _ in range(n)]

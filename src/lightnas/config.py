@@ -1,0 +1,349 @@
+"""One typed, nested run configuration (torch-free).
+
+:class:`RunConfig` has one section per stage (``data``, ``supernet``,
+``train``, ``search``, ``latency``, ``export``); every default is defined
+here once. A run folder keeps it as ``config.json`` (:meth:`RunConfig.to_dict`,
+:meth:`RunConfig.from_dict`, strict: unknown keys and wrong types are
+one-line errors), and the command line is built from it: a field whose
+metadata names a ``flag`` is a command-line option with that field's type,
+default and help (:func:`cli_fields`).
+
+Checks happen in two places, both before anything is written: each section's
+``__post_init__`` checks types and ranges; :meth:`RunConfig.validate` checks
+names against the registries (super-network, recipe, strategy, latency
+backend) and the super-network's own options.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lightnas.errors import LightnasError
+from lightnas.objectives import parse_constraint
+
+CONSTRAINT_METRICS = ("latency_ms", "params", "macs", "bytes", "peak_act_bytes", "accuracy")
+COST_METRICS = ("latency_ms", "params", "macs", "bytes", "peak_act_bytes")
+
+
+def opt(default: Any, flag: str | None = None, help: str = "", **kw: Any) -> Any:  # noqa: A002
+    """A config field; ``flag`` makes it a command-line option."""
+    meta = {"flag": flag, "help": help, **kw}
+    if isinstance(default, dict | list):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _positive(section: Any, *names: str) -> None:
+    for name in names:
+        v = getattr(section, name)
+        if v < 1:
+            raise LightnasError(f"{name.replace('_', '-')} must be at least 1, not {v}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from."""
+
+    source: str = opt(
+        "fashion-mnist", "--data", "fashion-mnist (embedded), digits, or a path (.npz, image folder, IDX folder)"
+    )
+
+
+@dataclass(frozen=True)
+class SupernetSection:
+    """Which super-network, with options of its config class (``lightnas supernets`` lists them)."""
+
+    name: str = opt("mobilenet", "--supernet", "super-network (see 'lightnas supernets')")
+    options: dict[str, Any] = opt({}, "--supernet-option", "a field of the super-network's config, NAME=VALUE")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of super-network training."""
+
+    epochs: int = opt(8, "--epochs", "super-network training epochs")
+    batch_size: int = opt(128, "--batch-size", "training batch size")
+    recipe: str = opt("sandwich", "--recipe", "training recipe (see 'lightnas recipes')")
+    optimizer: str = opt("adamw", help="adamw or sgd (Nesterov momentum)")
+    lr: float = opt(4e-3, help="peak learning rate (linear warm-up, cosine decay)")
+    momentum: float = opt(0.9, help="SGD momentum")
+    weight_decay: float = opt(1e-4)
+    label_smoothing: float = opt(0.1)
+    n_random: int = opt(1, help="students per step drawn by the sampler, besides the fixed ones")
+    sampler: str = opt("uniform", help="'uniform' over each dimension, or 'cost' (spread over log-MACs)")
+    smallest: bool = opt(True, help="the smallest sub-network is a student on every step (sandwich rule)")
+    warmup_epochs: float = opt(0.3, help="learning-rate warm-up, epochs")
+    warmup_fraction: float = opt(0.5, help="share of epochs with the largest alone (warm-up recipes)")
+    ema_decay: float = opt(0.99, help="moving average of the weights searched and exported (0: off)")
+    init_for_training: bool = opt(True, help="the super-network's training initialisation (zero residuals)")
+    project_conflicts: bool = opt(True, help="students' gradient projected off the largest's where they conflict")
+    student_label_weight: float = opt(0.5, help="students' loss: (1-w) KL to the largest + w labels")
+    augment: bool = opt(False, help="random shifts (and flips where the data allows)")
+
+    def __post_init__(self) -> None:
+        _positive(self, "epochs")
+        if self.n_random < 0:
+            raise LightnasError(f"n_random must be >= 0, not {self.n_random}")
+        if self.batch_size < 2:
+            raise LightnasError(f"batch size must be at least 2, not {self.batch_size}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise LightnasError(f"learning rate must be positive, not {self.lr}")
+        if self.optimizer not in ("adamw", "sgd"):
+            raise LightnasError(f"optimizer must be 'adamw' or 'sgd', not {self.optimizer!r}")
+        if self.sampler not in ("uniform", "cost"):
+            raise LightnasError(f"sampler must be 'uniform' or 'cost', not {self.sampler!r}")
+        if not 0 <= self.warmup_fraction < 1:
+            raise LightnasError("warmup_fraction must be in [0, 1)")
+        if not 0 <= self.student_label_weight <= 1:
+            raise LightnasError("student_label_weight must be in [0, 1]")
+        if not 0 <= self.ema_decay < 1:
+            raise LightnasError("ema_decay must be in [0, 1)")
+
+    def validate(self) -> None:
+        from lightnas.train.recipes import RECIPES
+
+        RECIPES.check(self.recipe)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """The search: strategy, budget (evaluations) and hard constraints."""
+
+    strategy: str = opt("lightnas", "--strategy", "search strategy (see 'lightnas strategies')")
+    budget: int = opt(60, "--budget", "number of sub-networks evaluated by the search")
+    constraints: tuple[str, ...] = opt((), "--constraint", "hard constraint such as 'macs<=2e6' (repeatable)")
+    options: dict[str, Any] = opt({}, "--search-option", "a keyword of the strategy, NAME=VALUE")
+
+    def __post_init__(self) -> None:
+        _positive(self, "budget")
+        object.__setattr__(self, "constraints", tuple(self.constraints))
+        for c in map(parse_constraint, self.constraints):
+            if c.metric not in CONSTRAINT_METRICS:
+                raise LightnasError(f"cannot constrain {c.metric!r} (choose from {', '.join(CONSTRAINT_METRICS)})")
+            if c.metric in COST_METRICS and c.op == "<=" and c.bound <= 0:
+                raise LightnasError(f"impossible constraint {c}: {c.metric} is always positive")
+            if c.metric == "accuracy" and ((c.op == ">=" and c.bound > 100) or (c.op == "<=" and c.bound < 0)):
+                raise LightnasError(f"impossible constraint {c}: accuracy is a percentage")
+
+    def validate(self) -> None:
+        from lightnas.search import STRATEGIES
+
+        STRATEGIES.check(self.strategy)
+
+
+@dataclass(frozen=True)
+class LatencyConfig:
+    """The target whose latency is searched: runtime, threads, measured or from a table."""
+
+    backend: str = opt("onnxruntime", "--backend", "runtime the latency is measured in (the exported format)")
+    threads: int = opt(1, "--threads", "threads of the latency measurement")
+    mode: str = opt("measure", "--latency", "'measure' each sub-network, or 'lut' (a calibrated lookup table)")
+
+    def __post_init__(self) -> None:
+        _positive(self, "threads")
+        if self.mode not in ("measure", "lut"):
+            raise LightnasError(f"--latency must be 'measure' or 'lut', not {self.mode!r}")
+
+    def validate(self) -> None:
+        from lightnas.hardware.latency import LATENCY_BACKENDS
+
+        LATENCY_BACKENDS.check(self.backend)
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Which sub-networks of the front are exported."""
+
+    max_export: int = opt(8, "--max-export", "models exported, spread along the front's latency range")
+    targets: tuple[str, ...] = opt(
+        (),
+        "--targets",
+        "export the best model under each bound: '0.02,0.05' (latency, ms) or 'macs:1e6,2e6' (any cost metric)",
+    )
+
+    def __post_init__(self) -> None:
+        _positive(self, "max_export")
+        object.__setattr__(self, "targets", tuple(self.targets))
+        for c in map(parse_constraint, self.targets):
+            if c.metric not in COST_METRICS or c.op != "<=" or c.bound <= 0:
+                raise LightnasError(f"a target is a positive bound on a cost metric, not {c}")
+
+
+SECTIONS = ("data", "supernet", "train", "search", "latency", "export")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run (saved as ``config.json``)."""
+
+    seed: int = opt(0, "--seed", "seed of the data split, the training and the search")
+    data: DataConfig = field(default_factory=DataConfig)
+    supernet: SupernetSection = field(default_factory=SupernetSection)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.seed < 2**32:
+            raise LightnasError(f"seed must be in [0, 2**32), not {self.seed}")
+
+    def validate(self) -> RunConfig:
+        """Check every name against its registry and the super-network's
+        options against its config class; returns ``self``."""
+        for name in SECTIONS:
+            section = getattr(self, name)
+            if hasattr(section, "validate"):
+                section.validate()
+        from lightnas.supernets import SUPERNETS
+
+        cls = SUPERNETS.get(self.supernet.name)
+        reserved = {"input_shape", "n_classes"} & set(self.supernet.options)
+        if reserved:
+            raise LightnasError(f"--supernet-option cannot set {sorted(reserved)}: they come from the data")
+        cls.config_class.from_dict(dict(self.supernet.options))
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "configuration") -> RunConfig:
+        return _build(cls, d, where)
+
+    @classmethod
+    def from_file(cls, path: Path) -> RunConfig:
+        try:
+            raw = json.loads(Path(path).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise LightnasError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
+        return cls.from_dict(raw, str(path))
+
+    def replace(self, values: dict[str, Any]) -> RunConfig:
+        """A copy with ``values`` (dotted paths such as ``"train.epochs"``) set."""
+        d = self.to_dict()
+        for path, v in values.items():
+            *head, leaf = path.split(".")
+            node = d
+            for part in head:
+                node = node[part]
+            node[leaf] = v
+        return RunConfig.from_dict(d)
+
+    def study(self) -> str:
+        """Name of the search study: changes when the search definition changes."""
+        import hashlib
+
+        spec = json.dumps(
+            [self.search.strategy, self.seed, sorted(self.search.constraints), self.latency.mode]
+            + [self.latency.backend, self.latency.threads, sorted(self.search.options.items())]
+        )
+        return "search-" + hashlib.sha1(spec.encode()).hexdigest()[:8]
+
+
+# -- strict parsing ----------------------------------------------------------------------
+def _build(cls: type, d: Any, where: str) -> Any:
+    if not isinstance(d, dict):
+        raise LightnasError(f"{where}: expected a mapping for {cls.__name__}, found {type(d).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(d) - set(names))
+    if unknown:
+        raise LightnasError(f"{where}: unknown setting {unknown[0]!r} in {cls.__name__}")
+    values = {k: _typed(hints[k], d[k], f"{where}: {k}") for k in names if k in d}
+    return cls(**values)
+
+
+def _typed(tp: Any, v: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, v, where)  # type: ignore[arg-type]
+    if origin in (typing.Union, types.UnionType):
+        return v
+    if origin is tuple:
+        if not isinstance(v, list | tuple):
+            raise LightnasError(f"{where} must be a list, not {v!r}")
+        (item,) = {a for a in typing.get_args(tp) if a is not Ellipsis}
+        return tuple(_typed(item, x, where) for x in v)
+    if origin is dict:
+        if not isinstance(v, dict):
+            raise LightnasError(f"{where} must be a mapping, not {v!r}")
+        return dict(v)
+    if tp is bool:
+        if not isinstance(v, bool):
+            raise LightnasError(f"{where} must be true or false, not {v!r}")
+        return v
+    if tp is int:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise LightnasError(f"{where} must be an integer, not {v!r}")
+        return v
+    if tp is float:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise LightnasError(f"{where} must be a finite number, not {v!r}")
+        return float(v)
+    if tp is str and not isinstance(v, str):
+        raise LightnasError(f"{where} must be a string, not {v!r}")
+    return v
+
+
+# -- the command line's view ---------------------------------------------------------------
+@dataclass(frozen=True)
+class CliField:
+    """One command-line option: its dotted path in :class:`RunConfig`, flag, type, default, help."""
+
+    path: str
+    flag: str
+    type: Any
+    default: Any
+    help: str
+
+
+def cli_fields() -> list[CliField]:
+    """Every field of :class:`RunConfig` that has a command-line flag."""
+    out: list[CliField] = []
+    default = RunConfig()
+
+    def walk(cls: type, obj: Any, prefix: str) -> None:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(hints[f.name]):
+                walk(hints[f.name], value, f"{prefix}{f.name}.")
+            elif f.metadata.get("flag"):
+                out.append(CliField(prefix + f.name, f.metadata["flag"], hints[f.name], value, f.metadata["help"]))
+
+    walk(RunConfig, default, "")
+    return out
+
+
+def parse_targets(text: str) -> tuple[str, ...]:
+    """``'0.02,0.05'`` (latency, ms) or ``'macs:1e6,2e6'`` -> constraint strings
+    such as ``('latency_ms<=0.02', 'latency_ms<=0.05')``."""
+    metric, _, values = text.rpartition(":")
+    metric = metric or "latency_ms"
+    out = []
+    for v in values.split(","):
+        try:
+            bound = float(v)
+        except ValueError:
+            raise LightnasError(f"malformed --targets {text!r} (expected numbers such as 0.02,0.05)") from None
+        out.append(f"{metric}<={bound!r}")
+    return tuple(out)
+
+
+def parse_option(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` with VALUE read as JSON when it parses, else as a string."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise LightnasError(f"malformed option {text!r} (expected NAME=VALUE)")
+    try:
+        return name, json.loads(raw)
+    except json.JSONDecodeError:
+        return name, raw

@@ -1,0 +1,171 @@
+"""The run folder: its settings are the truth, and nothing in it is lost silently.
+
+A run folder holds ``config.json`` (the :class:`~lightnas.config.RunConfig`),
+``supernet.pt``, ``lightnas.db``, ``models/``, the reports and ``summary.json``.
+
+- A new run writes ``config.json`` only after the configuration has been
+  validated, the data loaded and the constraints checked against the cheapest
+  and the costliest sub-network (:func:`preflight`).
+- ``--resume`` continues with the stored configuration; options given
+  explicitly are applied, except those that would change what was already
+  done (seed, data, super-network, training), which are refused.
+- ``--force`` replaces a run (only a folder holding nothing but a run's
+  files); ``--resume`` and ``--force`` exclude each other.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from lightnas.config import RunConfig
+from lightnas.errors import LightnasError
+from lightnas.io import write_json
+
+RUN_FILES = (
+    "config.json",
+    "lut.json",
+    "supernet.pt",
+    "lightnas.db",
+    "lightnas.db-wal",
+    "lightnas.db-shm",
+    "pareto.csv",
+    "pareto.png",
+    "report.html",
+    "summary.json",
+    "training_cost.json",
+    "models",
+)
+FROZEN_ON_RESUME = ("seed", "data", "supernet", "train")
+MIN_FREE_BYTES = 50 * 2**20  # a run writes a few MB; refuse to start below this
+
+
+def say(msg: str, quiet: bool) -> None:
+    if not quiet:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def load_folder(out: Path) -> RunConfig:
+    if not (out / "config.json").is_file():
+        raise LightnasError(f"{out} holds no lightnas run (no config.json)")
+    return RunConfig.from_file(out / "config.json")
+
+
+def merge(stored: RunConfig, explicit: dict[str, Any], what: str) -> RunConfig:
+    """``stored`` with the ``explicit`` options (dotted paths) applied; an
+    option that would change a frozen section (:data:`FROZEN_ON_RESUME`) is refused."""
+    flat = _flatten(stored.to_dict())
+    for path, value in explicit.items():
+        old = flat.get(path)
+        if path.split(".")[0] in FROZEN_ON_RESUME and _jsonable(value) != old:
+            raise LightnasError(
+                f"cannot {what}: it was made with {path}={old!r}, not {value!r} (use --force to start again)"
+            )
+    return stored.replace(explicit)
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and k not in ("options",):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def _jsonable(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
+def _entries(out: Path) -> list[Path]:
+    if out.exists() and not out.is_dir():
+        raise LightnasError(f"output path {out} exists and is not a folder")
+    try:
+        return list(out.iterdir()) if out.exists() else []
+    except OSError as exc:
+        raise LightnasError(f"cannot read {out}: {exc.strerror}") from None
+
+
+def check_writable(out: Path) -> None:
+    """A one-line error unless ``out`` (or its nearest existing parent) is a
+    writable folder with at least :data:`MIN_FREE_BYTES` free."""
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise LightnasError(f"cannot write to {probe}: permission denied")
+    free = shutil.disk_usage(probe).free
+    if free < MIN_FREE_BYTES:
+        raise LightnasError(f"only {free / 2**20:.0f} MB free under {probe}; a run needs at least 50 MB")
+
+
+def open_folder(
+    out: Path, explicit: dict[str, Any], resume: bool = False, force: bool = False, create: bool = True
+) -> tuple[RunConfig, bool]:
+    """The configuration a command runs with, and whether the folder is new.
+
+    Nothing is written here; :func:`claim` writes after :func:`preflight`.
+    ``create=False`` (stage commands other than ``train``) requires an existing run.
+    """
+    if resume and force:
+        raise LightnasError("--resume and --force exclude each other")
+    entries = _entries(out)
+    foreign = [p.name for p in entries if p.name not in RUN_FILES]
+    if foreign:
+        raise LightnasError(f"output folder {out} holds files that are not a lightnas run ({foreign[0]}, ...)")
+    has_run = (out / "config.json").exists()
+    if force or not entries:
+        if not create and not has_run:
+            raise LightnasError(f"{out} holds no lightnas run (no config.json)")
+        return RunConfig().replace(explicit).validate(), True
+    if not has_run:
+        raise LightnasError(f"{out} holds parts of a run but no config.json (use --force to start again)")
+    if not resume and create:
+        raise LightnasError(
+            f"output folder {out} already holds a run (use --resume to continue it or --force to replace it)"
+        )
+    return merge(load_folder(out), explicit, f"resume {out}").validate(), False
+
+
+def claim(out: Path, cfg: RunConfig, force: bool = False) -> None:
+    """Write ``config.json`` (after deleting the run's files with ``force``)."""
+    check_writable(out)
+    if force:
+        for p in _entries(out):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(cfg.to_dict(), out / "config.json")
+    except OSError as exc:
+        raise LightnasError(f"cannot write to {out}: {exc.strerror}") from None
+
+
+def preflight(cfg: RunConfig, data: Any) -> dict[str, dict[str, float]]:
+    """Check the constraints and export targets on cost metrics against the
+    untrained super-network before any training: a ``<=`` bound below the
+    smallest sub-network's cost, or a ``>=`` bound above the largest's, can
+    never be met. Returns the cheap metrics of the smallest and the largest."""
+    from lightnas.evaluate.supernet import SupernetEvaluator
+    from lightnas.objectives import parse_constraint
+    from lightnas.supernets import create_supernet
+    from lightnas.train.common import setup_torch
+
+    setup_torch(cfg.latency.threads)
+    net = create_supernet(cfg.supernet.name, data.input_shape, data.n_classes, **cfg.supernet.options)
+    ev = SupernetEvaluator(net, data, calib_size=2, backend=cfg.latency.backend, threads=cfg.latency.threads)
+    ends = {"smallest": ev.cheap_metrics(net.space.smallest()), "largest": ev.cheap_metrics(net.space.largest())}
+    for text in (*cfg.search.constraints, *cfg.export.targets):
+        c = parse_constraint(text)
+        if c.metric not in ends["smallest"]:
+            continue
+        best = ends["smallest" if c.op == "<=" else "largest"]
+        if not c.satisfied(best):
+            which = "smallest" if c.op == "<=" else "largest"
+            raise LightnasError(
+                f"impossible constraint {c}: the {which} sub-network has {c.metric}={best[c.metric]:.4g}"
+            )
+    return ends

@@ -1,0 +1,208 @@
+"""The super-network contract: what a plug-in implements and what lightnas relies on.
+
+A super-network is a :class:`torch.nn.Module` holding the weights of every
+sub-network of its search space. Everything above this module (training,
+evaluation, export, latency tables, reports, the command line) uses only the
+members below, so a new super-network is one file with a registered subclass
+(``@register_supernet("name")``, or the ``lightnas.supernets`` entry-point
+group from another package); :class:`lightnas.testing.SupernetTests` checks
+every invariant stated here.
+
+Invariants:
+
+- **Built from a typed config.** ``config_class`` is a frozen dataclass
+  subclassing :class:`SupernetConfig`; its ``input_shape`` (C, H, W) and
+  ``n_classes`` come from the data, every other field has a default. The
+  config round-trips through a plain JSON-able dict (:meth:`SupernetConfig.to_dict`
+  / :meth:`SupernetConfig.from_dict`), which is what checkpoints and exported
+  models store; ``cls(cls.config_class.from_dict(d))`` rebuilds the same network.
+- **The space.** ``space`` is a :class:`~lightnas.space.SearchSpace` whose
+  ``smallest()`` is the cheapest and ``largest()`` the costliest sub-network
+  in every cost metric; the largest uses every weight.
+- **Activation.** ``set_active(arch)`` validates ``arch`` against the space
+  and selects it; ``forward(x)`` maps a float32 batch ``(N, *input_shape)`` to
+  logits ``(N, n_classes)`` of the active sub-network; ``active_arch`` is the
+  arch in force.
+- **Extraction.** ``extract(arch)`` returns a plain module (standard PyTorch
+  layers, no elastic machinery, weights copied, not shared) that in eval mode
+  computes what the super-network computes in eval mode after
+  ``set_active(arch)`` (max abs difference <= 1e-5 on logits), and that
+  exports to ONNX.
+- **Calibration.** ``calibrate(x)`` prepares the active sub-network's
+  normalisation statistics for evaluation from training images ``x``
+  (BatchNorm: re-estimated exactly over ``x``; LayerNorm: nothing to do) and
+  leaves the network in eval mode.
+- **Meaning of the dimensions.** ``elastic_groups()`` maps every dimension of
+  the space to one of :data:`ELASTIC_KINDS`, so that recipes (progressive
+  shrinking, ...) pin dimensions by what they are, not by their names.
+- **Latency parts.** ``latency_parts(arch)`` lists hashable, JSON-able specs
+  (tuples of strings and numbers) of the parts that run one after the other
+  in ``arch``; ``all_latency_parts()`` is every part of every sub-network;
+  ``build_part(part)`` returns a module computing it and its input shape
+  (without the batch axis). The parts of an arch cover it exactly: their MACs
+  add up to the arch's.
+- **Training hook.** ``init_for_training()`` is called once on a freshly
+  initialised network before training (for example zero-initialised residual
+  branches); the default does nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from abc import ABC, abstractmethod
+from collections.abc import Hashable
+from typing import Any, ClassVar, TypeVar
+
+import torch
+from torch import nn
+
+from lightnas.errors import LightnasError
+from lightnas.space import Arch, SearchSpace
+
+ELASTIC_KINDS = ("depth", "width", "kernel", "expand", "heads", "mlp_ratio", "embed", "precision", "other")
+"""What an elastic dimension changes; recipes pin or free dimensions by these."""
+
+C = TypeVar("C", bound="SupernetConfig")
+
+
+@dataclasses.dataclass(frozen=True)
+class SupernetConfig:
+    """Base of every super-network config: the data's input spec plus the
+    plug-in's own fields (frozen dataclass fields of JSON-able types: numbers,
+    strings, booleans, tuples of them, nested frozen dataclasses)."""
+
+    input_shape: tuple[int, int, int] = (1, 28, 28)
+    n_classes: int = 10
+
+    def __post_init__(self) -> None:
+        shape = tuple(int(v) for v in self.input_shape)
+        if len(shape) != 3 or min(shape) < 1:
+            raise LightnasError(f"input shape must be (C, H, W) with positive sizes, not {self.input_shape}")
+        object.__setattr__(self, "input_shape", shape)
+        if int(self.n_classes) < 2:
+            raise LightnasError("a classifier needs at least 2 classes")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain JSON-able dict (tuples become lists)."""
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls: type[C], d: dict[str, Any]) -> C:
+        """Inverse of :meth:`to_dict`; a one-line error for unknown or malformed fields."""
+        return _build(cls, d)
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_plain(v) for v in x]
+    return x
+
+
+def _build(cls: type, d: Any) -> Any:
+    if not isinstance(d, dict):
+        raise LightnasError(f"{cls.__name__} must be given as a mapping, not {type(d).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = set(d) - names
+    if unknown:
+        raise LightnasError(f"unknown {cls.__name__} field(s) {sorted(unknown)} (known: {sorted(names)})")
+    try:
+        return cls(**{k: _convert(hints[k], v) for k, v in d.items()})
+    except (TypeError, ValueError) as exc:
+        raise LightnasError(f"malformed {cls.__name__}: {exc}") from None
+
+
+def _convert(tp: Any, v: Any) -> Any:
+    """Convert a JSON value to the annotated type (tuples, nested dataclasses)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            if arg is not type(None):
+                return None if v is None else _convert(arg, v)
+    if dataclasses.is_dataclass(tp) and isinstance(v, dict):
+        return _build(tp, v)  # type: ignore[arg-type]
+    if origin is tuple and isinstance(v, list | tuple):
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], x) for x in v)
+        return tuple(_convert(a, x) for a, x in zip(args, v, strict=False)) if args else tuple(v)
+    if tp is float and isinstance(v, int) and not isinstance(v, bool):
+        return float(v)
+    return v
+
+
+class Supernet(nn.Module, ABC):
+    """Base class of every super-network (see the module docstring for the contract)."""
+
+    config_class: ClassVar[type[SupernetConfig]] = SupernetConfig
+    registry_name: ClassVar[str] = ""
+    space: SearchSpace
+    active_arch: Arch
+
+    def __init__(self, config: SupernetConfig):
+        super().__init__()
+        if not isinstance(config, self.config_class):
+            raise LightnasError(f"{type(self).__name__} needs a {self.config_class.__name__}")
+        self.config = config
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return self.config.input_shape
+
+    @property
+    def n_classes(self) -> int:
+        return self.config.n_classes
+
+    @abstractmethod
+    def set_active(self, arch: Arch) -> None:
+        """Validate ``arch`` against the space and select it."""
+
+    @abstractmethod
+    def extract(self, arch: Arch) -> nn.Module:
+        """A plain module equal to the sub-network ``arch`` (eval mode)."""
+
+    @abstractmethod
+    def elastic_groups(self) -> dict[str, str]:
+        """Every dimension name -> one of :data:`ELASTIC_KINDS`."""
+
+    @abstractmethod
+    def latency_parts(self, arch: Arch) -> list[Hashable]:
+        """The parts of ``arch`` in order (hashable specs)."""
+
+    @abstractmethod
+    def all_latency_parts(self) -> list[Hashable]:
+        """Every distinct part of every sub-network."""
+
+    @abstractmethod
+    def build_part(self, part: Hashable) -> tuple[nn.Module, tuple[int, ...]]:
+        """A module (eval mode) computing ``part`` and its input shape, batch axis excluded."""
+
+    @torch.no_grad()
+    def calibrate(self, x: torch.Tensor, batch_size: int = 256) -> None:
+        """Re-estimate every BatchNorm's running statistics as an exact average
+        over ``x`` (train-mode forward passes), then switch to eval mode. A
+        network without BatchNorm only switches to eval mode."""
+        bns = [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if bns:
+            saved = [m.momentum for m in bns]
+            for m in bns:
+                m.reset_running_stats()
+                m.momentum = None
+            self.train()
+            for i in range(0, len(x), batch_size):
+                self(x[i : i + batch_size])
+            for m, mom in zip(bns, saved, strict=True):
+                m.momentum = mom
+        self.eval()
+
+    def init_for_training(self) -> None:  # noqa: B027 - an optional hook
+        """Called once on fresh weights before training; default: nothing."""
+
+    def dims_of(self, *kinds: str) -> list[str]:
+        """The dimension names whose elastic kind is one of ``kinds``."""
+        groups = self.elastic_groups()
+        return [n for n in groups if groups[n] in kinds]

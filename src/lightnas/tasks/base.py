@@ -1,0 +1,49 @@
+"""The task contract: what training and evaluation ask of the problem being solved.
+
+A :class:`Task` owns the loss, the distillation loss of the students, the
+metric the search maximises and the training-time augmentation, so the
+trainer and the evaluators name no loss and no metric. Tasks register by name
+in :data:`TASKS` (entry-point group ``lightnas.tasks``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+
+from lightnas.registry import Registry
+
+TASKS: Registry[Any] = Registry("task", builtins=("lightnas.tasks.classification",), group="lightnas.tasks")
+
+
+class Task(ABC):
+    """Loss, metric and augmentation of one problem.
+
+    ``metric_name`` is the metric's key in the metric dictionaries (higher is
+    better); ``metric(logits, targets)`` returns it over a batch or a whole split.
+    """
+
+    metric_name: str = "accuracy"
+
+    @abstractmethod
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The training loss of the teacher (and of a network trained alone)."""
+
+    @abstractmethod
+    def distill_loss(self, outputs: torch.Tensor, teacher: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """A student's loss given the teacher's detached outputs ``teacher``."""
+
+    @abstractmethod
+    def metric(self, outputs: torch.Tensor, targets: torch.Tensor) -> float:
+        """The evaluation metric (higher is better)."""
+
+    def augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Training-time augmentation of a batch; default: none."""
+        return x
+
+
+def create_task(name: str, **options: Any) -> Task:
+    """Build a registered task by name."""
+    return TASKS.get(name)(**options)

@@ -1,0 +1,117 @@
+"""``StrategyTests``: the strategy contract of :mod:`lightnas.search.base`, tested (torch-free)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+
+from lightnas.evaluate import FunctionEvaluator
+from lightnas.objectives import Constraint, Objective
+from lightnas.search import Runner, create_strategy
+from lightnas.space import Choice, SearchSpace
+from lightnas.store import Store
+
+SPACE = SearchSpace(
+    (
+        Choice("d", (1, 2, 3), ordinal=True),
+        Choice("a", (0, 1, 2, 3), ordinal=True),
+        Choice("b", (0, 1, 2, 3), active_if=("d", 2), ordinal=True),
+        Choice("c", ("x", "y", "z")),
+    )
+)
+OBJ = [Objective("acc", "max"), Objective("lat", "min")]
+
+
+def metrics(arch: Any) -> dict[str, float]:
+    """A smooth two-objective toy problem over :data:`SPACE`."""
+    code = SPACE.encode(arch)
+    lat = 1.0 + code[0] + 0.5 * code[1] + 0.3 * code[2] + 0.1 * code[3]
+    acc = 50 + 10 * np.log1p(code[0] + code[1] + code[2]) + (3 if arch["c"] == "y" else 0)
+    return {"acc": float(acc), "lat": float(lat)}
+
+
+def cheap(arch: Any) -> dict[str, float]:
+    return {"lat": metrics(arch)["lat"]}
+
+
+class _Killed(Exception):
+    pass
+
+
+class StrategyTests:
+    """Subclass with ``strategy = "name"`` (and ``options`` for its keywords)."""
+
+    strategy: ClassVar[str] = ""
+    options: ClassVar[dict[str, Any]] = {}
+
+    def run(self, budget: int, seed: int = 0, constraints=(), store=None, evaluator=None):  # noqa: ANN001, ANN201
+        strat = create_strategy(self.strategy, SPACE, OBJ, constraints, seed=seed, **self.options)
+        store = store or Store(":memory:")
+        evaluator = evaluator or FunctionEvaluator(metrics, cheap)
+        runner = Runner(SPACE, evaluator, strat, store, "s", budget, constraints, batch_size=4, progress=False)
+        return runner.run(), store
+
+    def test_exact_budget_and_no_duplicates(self) -> None:
+        trials, store = self.run(37)
+        assert len([t for t in trials if t.status == "ok"]) == 37
+        assert len({t.arch for t in trials}) == len(trials)
+        assert store.count("s") == 37
+
+    def test_same_seed_same_sequence(self) -> None:
+        a, _ = self.run(25, seed=3)
+        b, _ = self.run(25, seed=3)
+        assert [t.arch for t in a] == [t.arch for t in b]
+
+    def test_constraints_skip_infeasible_and_results_feasible(self) -> None:
+        c = [Constraint("lat", "<=", 3.0)]
+        trials, _ = self.run(20, constraints=c)
+        ok = [t for t in trials if t.status == "ok"]
+        assert len(ok) == 20
+        assert all(t.metrics["lat"] <= 3.0 and t.feasible for t in ok)
+        skipped = [t for t in trials if t.status == "skipped"]
+        assert all(t.metrics["lat"] > 3.0 for t in skipped)
+        assert all("acc" not in t.metrics for t in skipped)  # never paid for
+
+    def test_ask_tell_contract(self) -> None:
+        strat = create_strategy(self.strategy, SPACE, OBJ, seed=1, **self.options)
+        seen: set = set()
+        archs: list = []
+        for _ in range(6):
+            archs = strat.ask(5)
+            assert 1 <= len(archs) <= 5
+            assert len(set(archs)) == len(archs)
+            assert not (set(archs) & seen)
+            seen |= set(archs)
+            strat.tell(archs, [metrics(a) for a in archs])
+        with pytest.raises(ValueError):
+            strat.tell(archs[:1], [metrics(archs[0])])
+
+    def test_resume_after_kill_loses_and_repeats_nothing(self, tmp_path) -> None:  # noqa: ANN001
+        calls: list = []
+
+        def dying(arch: Any) -> dict[str, float]:
+            if len(calls) == 13:
+                raise _Killed
+            calls.append(arch)
+            return metrics(arch)
+
+        store = Store(tmp_path / "db.sqlite")
+        with pytest.raises(_Killed):
+            self.run(30, seed=2, store=store, evaluator=FunctionEvaluator(dying, cheap))
+        store.close()
+        assert len(calls) == 13
+        store = Store(tmp_path / "db.sqlite")
+        assert store.count("s") == 13
+        calls2: list = []
+
+        def counting(arch: Any) -> dict[str, float]:
+            calls2.append(arch)
+            return metrics(arch)
+
+        trials, _ = self.run(30, seed=2, store=store, evaluator=FunctionEvaluator(counting, cheap))
+        assert len(calls2) == 17 and not set(calls) & set(calls2)
+        assert store.count("s") == 30
+        uninterrupted, _ = self.run(30, seed=2)
+        assert [t.arch for t in trials] == [t.arch for t in uninterrupted]

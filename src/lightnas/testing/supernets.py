@@ -1,0 +1,172 @@
+"""``SupernetTests``: the contract of :mod:`lightnas.supernets.base`, tested on any super-network."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+import torch
+
+from lightnas.data.sources import Dataset
+from lightnas.space import Arch
+
+
+def random_dataset(input_shape: tuple[int, int, int], n_classes: int, n: int = 64, seed: int = 0) -> Dataset:
+    """A tiny dataset of random images (for contract tests, not for accuracy)."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (n, *input_shape), dtype=np.uint8)
+    y = np.arange(n, dtype=np.int64) % n_classes
+    return Dataset("random", x, y, x[:16], y[:16], x[:16], y[:16], [str(c) for c in range(n_classes)])
+
+
+@torch.no_grad()
+def trained_like(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give every normalisation layer non-trivial statistics and affine parameters
+    (fresh ones are the identity and would hide slicing errors)."""
+    g = torch.Generator().manual_seed(seed)
+    for m in net.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm | torch.nn.LayerNorm) and m.weight is not None:
+            m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+            m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+    return net.eval()
+
+
+class SupernetTests:
+    """Subclass with ``supernet = "name"``; override ``input_shape``,
+    ``n_classes`` or ``options`` (config fields) to test other set-ups.
+    ``n_archs`` random sub-networks (plus the smallest and the largest) are
+    checked by the extraction and ONNX tests."""
+
+    supernet: ClassVar[str] = ""
+    input_shape: ClassVar[tuple[int, int, int]] = (1, 28, 28)
+    n_classes: ClassVar[int] = 10
+    options: ClassVar[dict[str, Any]] = {}
+    n_archs: ClassVar[int] = 8
+
+    def make(self) -> Any:
+        from lightnas.supernets import create_supernet
+
+        torch.manual_seed(0)
+        return create_supernet(self.supernet, self.input_shape, self.n_classes, **self.options)
+
+    def archs(self, net: Any, n: int | None = None) -> list[Arch]:
+        rng = np.random.default_rng(0)
+        return [net.space.smallest(), net.space.largest()] + [
+            net.space.sample(rng) for _ in range(self.n_archs if n is None else n)
+        ]
+
+    def test_is_a_supernet_and_registered(self) -> None:
+        from lightnas.supernets import SUPERNETS
+        from lightnas.supernets.base import Supernet
+
+        net = self.make()
+        assert isinstance(net, Supernet) and self.supernet in SUPERNETS.names()
+        assert net.input_shape == tuple(self.input_shape) and net.n_classes == self.n_classes
+
+    def test_config_round_trips_through_a_plain_dict(self) -> None:
+        import json
+
+        from lightnas.supernets import supernet_from_config
+
+        net = self.make()
+        d = json.loads(json.dumps(net.config.to_dict()))
+        again = supernet_from_config(self.supernet, d)
+        assert again.config == net.config
+        assert again.space.describe() == net.space.describe()
+
+    def test_space_round_trips(self) -> None:
+        net = self.make()
+        for arch in self.archs(net):
+            assert net.space.from_key(arch.key) == arch
+            assert net.space.decode(net.space.encode(arch)) == arch
+
+    def test_elastic_groups_name_every_dimension(self) -> None:
+        from lightnas.supernets.base import ELASTIC_KINDS
+
+        net = self.make()
+        groups = net.elastic_groups()
+        assert set(groups) == {d.name for d in net.space.dims}
+        assert set(groups.values()) <= set(ELASTIC_KINDS)
+
+    @torch.no_grad()
+    def test_extract_equals_the_active_sub_network(self) -> None:
+        net = trained_like(self.make())
+        x = torch.randn(4, *self.input_shape)
+        for arch in self.archs(net):
+            net.set_active(arch)
+            assert net.active_arch == arch
+            ref = net(x)
+            plain = net.extract(arch).eval()
+            assert ref.shape == (4, self.n_classes)
+            assert float((plain(x) - ref).abs().max()) <= 1e-5, arch.key
+            shared = {p.data_ptr() for p in net.parameters()}
+            assert not shared & {p.data_ptr() for p in plain.parameters()}, "extract must copy the weights"
+
+    @torch.no_grad()
+    def test_onnx_runtime_equals_pytorch(self) -> None:
+        from lightnas.hardware.latency import onnx_session, to_onnx_bytes
+
+        net = trained_like(self.make())
+        x = torch.randn(3, *self.input_shape)
+        for arch in self.archs(net, 2):
+            plain = net.extract(arch).eval()
+            out = onnx_session(to_onnx_bytes(plain, self.input_shape), 1).run(None, {"input": x.numpy()})[0]
+            assert np.abs(out - plain(x).numpy()).max() <= 1e-4, arch.key
+
+    def test_smallest_and_largest_bound_the_cost(self) -> None:
+        from lightnas.hardware.cost import count_cost
+
+        net = self.make()
+        cost = {a: count_cost(net.extract(a), self.input_shape) for a in self.archs(net)}
+        small, large = net.space.smallest(), net.space.largest()
+        for c in cost.values():
+            for metric in ("params", "macs"):
+                assert cost[small][metric] <= c[metric] <= cost[large][metric]
+        assert cost[large]["params"] <= sum(p.numel() for p in net.parameters())
+
+    def test_latency_parts_cover_every_sub_network(self) -> None:
+        from lightnas.hardware.cost import count_cost
+
+        net = self.make()
+        every = set(net.all_latency_parts())
+        for arch in self.archs(net, 4):
+            parts = net.latency_parts(arch)
+            assert set(parts) <= every
+            macs = 0.0
+            for part in parts:
+                hash(part)
+                module, shape = net.build_part(part)
+                macs += count_cost(module, tuple(shape))["macs"]
+            assert macs == pytest.approx(count_cost(net.extract(arch), self.input_shape)["macs"], rel=1e-6)
+
+    def test_calibrate_leaves_eval_mode_and_a_deterministic_network(self) -> None:
+        net = self.make()
+        x = torch.randn(8, *self.input_shape)
+        net.set_active(net.space.smallest())
+        net.calibrate(x)
+        assert not net.training
+        with torch.no_grad():
+            assert torch.equal(net(x[:2]), net(x[:2]))
+
+    @pytest.mark.parametrize("recipe", ["sandwich", "warmup-sandwich", "progressive", "sorted"])
+    def test_a_training_step_of_every_recipe_runs(self, recipe: str) -> None:
+        from lightnas.config import TrainConfig
+        from lightnas.train.trainer import SupernetTrainer
+
+        data = random_dataset(self.input_shape, self.n_classes)
+        net = self.make()
+        cfg = TrainConfig(epochs=4, batch_size=8, recipe=recipe, warmup_fraction=0.25, sampler="cost")
+        trainer = SupernetTrainer(self.supernet, net.config.to_dict(), data, cfg, threads=1)
+        before = {n: p.detach().clone() for n, p in trainer.net.named_parameters()}
+        students = trainer.recipe.students(3, np.random.default_rng(0))
+        assert students, "every recipe trains students by its last epoch"
+        loss = trainer.step(trainer.x_train[:8], trainer.y_train[:8], students)
+        assert np.isfinite(loss)
+        assert any(not torch.equal(p, before[n]) for n, p in trainer.net.named_parameters())
+        trainer.end_epoch(0, {"loss": loss, "seconds": 0.0})
+        assert dataclasses.asdict(cfg) == trainer.state["train_config"]

@@ -1,0 +1,143 @@
+"""Training of plain (extracted) sub-networks: fine-tuning with distillation,
+training alone from scratch, and the timing of stand-alone training."""
+
+from __future__ import annotations
+
+import copy
+import math
+import sys
+import time
+from typing import Any
+
+import torch
+
+from lightnas.config import TrainConfig
+from lightnas.data.sources import Dataset
+from lightnas.errors import LightnasError
+from lightnas.tasks import Task
+from lightnas.train.common import evaluate_metric, setup_torch, task_for, to_tensor
+from lightnas.train.trainer import lr_at, make_optimizer
+
+
+def fit(
+    model: torch.nn.Module,
+    data: Dataset,
+    task: Task,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int = 0,
+    teacher: torch.nn.Module | None = None,
+    weight_decay: float = 1e-4,
+    warmup_epochs: float = 0.0,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Train ``model`` on the training split with AdamW, linear warm-up and
+    cosine decay; with a ``teacher`` (eval mode) the loss is the task's
+    distillation loss, otherwise its plain loss. Returns the validation
+    metric after every epoch, the start included (entry 0); ``model`` ends with
+    the weights of the best of them (``"kept"`` marks it), so it never ends
+    worse on the validation split than it started."""
+    if epochs < 1:
+        raise LightnasError(f"epochs must be at least 1, not {epochs}")
+    x_train, y_train = to_tensor(data.x_train, data), torch.from_numpy(data.y_train)
+    x_val, y_val = to_tensor(data.x_val, data), torch.from_numpy(data.y_val)
+    cfg = TrainConfig(optimizer="adamw", lr=lr, weight_decay=weight_decay)
+    opt = make_optimizer(model.parameters(), cfg)
+    per_epoch = math.ceil(len(x_train) / batch_size)
+    history = [{"epoch": 0, "val_metric": evaluate_metric(model, task, x_val, y_val)}]
+    best = (history[0]["val_metric"], 0, copy.deepcopy(model.state_dict()))
+    gen = torch.Generator().manual_seed(seed)
+    step = 0
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(len(x_train), generator=gen)
+        for i in range(0, len(x_train), batch_size):
+            idx = order[i : i + batch_size]
+            if len(idx) < 2:
+                continue
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, epochs * per_epoch, warmup_epochs * per_epoch, lr)
+            xb, yb = task.augment(x_train[idx], gen), y_train[idx]
+            out = model(xb)
+            if teacher is None:
+                loss = task.loss(out, yb)
+            else:
+                with torch.no_grad():
+                    soft = teacher(xb)
+                loss = task.distill_loss(out, soft, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+        history.append({"epoch": epoch + 1, "val_metric": evaluate_metric(model, task, x_val, y_val)})
+        if history[-1]["val_metric"] > best[0]:
+            best = (history[-1]["val_metric"], epoch + 1, copy.deepcopy(model.state_dict()))
+        if progress:
+            print(f"epoch {epoch + 1}/{epochs}: val {history[-1]['val_metric']:.2f}", file=sys.stderr)
+    model.load_state_dict(best[2])
+    model.eval()
+    history[best[1]]["kept"] = True
+    return history
+
+
+def finetune(
+    student: torch.nn.Module,
+    teacher: torch.nn.Module,
+    data: Dataset,
+    epochs: int,
+    lr: float = 1e-3,
+    batch_size: int = 128,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Fine-tune a plain sub-network with distillation from ``teacher``
+    (students' loss of the default task, no augmentation); see :func:`fit`."""
+    setup_torch()
+    teacher.eval()
+    return fit(student, data, task_for(data, TrainConfig()), epochs, lr, batch_size, seed, teacher, progress=progress)
+
+
+def train_alone(
+    model: torch.nn.Module, data: Dataset, cfg: TrainConfig, seed: int = 0, threads: int | None = None
+) -> list[dict[str, Any]]:
+    """Re-initialise ``model`` (seeded) and train it alone from scratch on the
+    labels: ``cfg``'s epochs, batch size, learning rate, warm-up, weight decay
+    and task, no distillation (the stand-alone baseline of the fidelity bench)."""
+    setup_torch(threads)
+    torch.manual_seed(seed)
+    for m in model.modules():
+        if m is not model and hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+    model = model.to(memory_format=torch.channels_last)
+    task = task_for(data, cfg)
+    return fit(model, data, task, cfg.epochs, cfg.lr, cfg.batch_size, seed, None, cfg.weight_decay, cfg.warmup_epochs)
+
+
+def standalone_train_seconds(
+    net: Any, arch: Any, data: Dataset, cfg: TrainConfig, steps: int = 4, threads: int | None = None
+) -> float:
+    """Estimated seconds to train ``arch`` alone with ``cfg``'s schedule:
+    ``steps`` timed training steps (forward, loss, backward, optimiser step on a
+    batch of ``cfg.batch_size`` training images, after one untimed step) of a
+    fresh copy of the extracted sub-network, times the steps of ``cfg.epochs``
+    epochs. ``threads`` as in :func:`setup_torch` (the training thread count;
+    call this after any latency measurement, see ``measure_latency``)."""
+    setup_torch(threads)
+    model = copy.deepcopy(net.extract(arch)).train().to(memory_format=torch.channels_last)
+    opt = make_optimizer(model.parameters(), cfg)
+    task = task_for(data, cfg)
+    n = min(cfg.batch_size, len(data.x_train))
+    xb, yb = to_tensor(data.x_train[:n], data), torch.from_numpy(data.y_train[:n])
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        task.loss(model(xb), yb).backward()
+        opt.step()
+
+    step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    per_step = (time.perf_counter() - t0) / steps
+    return per_step * math.ceil(len(data.x_train) / cfg.batch_size) * cfg.epochs
