@@ -194,6 +194,17 @@ class ElasticBlock(nn.Module):
                 w = (w.reshape(hidden, k * k) @ self.transforms[str(k)]).reshape(hidden, 1, k, k)
         return w
 
+    @torch.no_grad()
+    def copy_to(self, p: PlainBlock, c_in: int, out: int, expand: int, kernel: int) -> None:
+        """Copy the sub-block (``c_in`` -> ``out`` channels, ``expand``, ``kernel``) into ``p``."""
+        hidden = c_in * expand
+        p.expand.weight.copy_(self.expand.weight[:hidden, :c_in])
+        _copy_bn(p.bn1, self.bn1, hidden)
+        p.dw.weight.copy_(self.dw_weight(hidden, kernel))
+        _copy_bn(p.bn2, self.bn2, hidden)
+        p.project.weight.copy_(self.project.weight[:out, :hidden])
+        _copy_bn(p.bn3, self.bn3, out)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kernel, out, expand = self.active
         c_in = x.shape[1]
@@ -296,16 +307,8 @@ class ElasticMobileNet(Supernet):
             for blk, (s, b) in zip(src.blocks, src.stage_of, strict=True):
                 if b > int(arch[f"s{s}d"]):
                     continue
-                p = next(plain_blocks)
-                kernel = int(arch[f"s{s}b{b}k"])
                 out = stage_width(src.config.stages[s - 1].channels, float(arch[f"s{s}w"]))
-                hidden = c_in * int(arch[f"s{s}b{b}e"])
-                p.expand.weight.copy_(blk.expand.weight[:hidden, :c_in])
-                _copy_bn(p.bn1, blk.bn1, hidden)
-                p.dw.weight.copy_(blk.dw_weight(hidden, kernel))
-                _copy_bn(p.bn2, blk.bn2, hidden)
-                p.project.weight.copy_(blk.project.weight[:out, :hidden])
-                _copy_bn(p.bn3, blk.bn3, out)
+                blk.copy_to(next(plain_blocks), c_in, out, int(arch[f"s{s}b{b}e"]), int(arch[f"s{s}b{b}k"]))
                 c_in = out
             net.head.weight.copy_(src.head.weight[:, :c_in])
             _copy_bn(net.head_bn, src.head_bn, src.config.head_channels)

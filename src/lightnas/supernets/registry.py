@@ -13,7 +13,7 @@ from lightnas.registry import Registry
 
 SUPERNETS: Registry[Any] = Registry(
     "super-network",
-    builtins=("lightnas.supernets.mobilenet",),
+    builtins=("lightnas.supernets.mobilenet", "lightnas.supernets.vit", "lightnas.supernets.hybrid"),
     group="lightnas.supernets",
 )
 register_supernet = SUPERNETS.register

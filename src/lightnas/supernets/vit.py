@@ -1,0 +1,296 @@
+"""Elastic Vision Transformer super-network (AutoFormer-style weight entanglement).
+
+Patch embedding sized from the input (a patch of ``min(H, W) // 7`` pixels
+by default, so a 28x28 image gives 7x7 tokens), pre-norm Transformer blocks,
+mean pooling, a linear classifier. Elastic: depth (the first ``d`` blocks),
+embedding dimension (the leading ``e`` channels, shared by every layer: patch
+embedding, positional embedding, LayerNorms, attention and MLP projections,
+classifier), and per block the number of attention heads (of fixed width
+``head_dim``) and the MLP ratio (hidden = ratio x e). Attention is
+``torch.nn.functional.scaled_dot_product_attention``.
+
+``extract(arch)`` builds a :class:`PlainViT` of ``nn.Conv2d``, ``nn.Linear``
+and ``nn.LayerNorm`` modules holding copies of the slices; its parts
+(patch embedding, each block, head) are the latency-table parts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lightnas.errors import LightnasError
+from lightnas.space import Arch, Choice, SearchSpace
+from lightnas.supernets.base import Supernet, SupernetConfig
+from lightnas.supernets.registry import register_supernet
+
+
+@dataclass(frozen=True)
+class ViTConfig(SupernetConfig):
+    """The elastic ViT's choices (serialised into checkpoints)."""
+
+    patch: int = 0  # pixels per patch side; 0: min(H, W) // 7 (at least 1)
+    embed_dims: tuple[int, ...] = (64, 96, 128)
+    depths: tuple[int, ...] = (2, 3, 4)
+    heads: tuple[int, ...] = (2, 4)
+    head_dim: int = 16
+    mlp_ratios: tuple[int, ...] = (2, 3)
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("embed_dims", "depths", "heads", "mlp_ratios"):
+            values = tuple(sorted(int(v) for v in getattr(self, name)))
+            if not values or values[0] < 1:
+                raise LightnasError(f"{name} must be positive integers")
+            object.__setattr__(self, name, values)
+        if self.head_dim < 1 or self.patch_size() > min(self.input_shape[1:]):
+            raise LightnasError("head_dim must be positive and the patch no larger than the image")
+
+    def patch_size(self) -> int:
+        return self.patch or max(1, min(self.input_shape[1:]) // 7)
+
+    def tokens(self) -> int:
+        p = self.patch_size()
+        return (self.input_shape[1] // p) * (self.input_shape[2] // p)
+
+
+def build_space(cfg: ViTConfig) -> SearchSpace:
+    dims = [Choice("d", cfg.depths, ordinal=True), Choice("e", cfg.embed_dims, ordinal=True)]
+    for b in range(1, max(cfg.depths) + 1):
+        cond = None if b <= min(cfg.depths) else ("d", b)
+        dims.append(Choice(f"b{b}h", cfg.heads, active_if=cond, ordinal=True))
+        dims.append(Choice(f"b{b}r", cfg.mlp_ratios, active_if=cond, ordinal=True))
+    return SearchSpace(tuple(dims), name="vit")
+
+
+# -- the deployable plain network (also the latency-table parts) ----------------------------
+class PatchEmbed(nn.Module):
+    """Non-overlapping patches -> tokens (B, N, e) plus a learned positional embedding."""
+
+    def __init__(self, c_in: int, embed: int, patch: int, tokens: int):
+        super().__init__()
+        self.proj = nn.Conv2d(c_in, embed, patch, patch)
+        self.pos = nn.Parameter(torch.zeros(1, tokens, embed))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x).flatten(2).transpose(1, 2) + self.pos
+
+
+class Attention(nn.Module):
+    def __init__(self, embed: int, heads: int, head_dim: int):
+        super().__init__()
+        self.heads, self.head_dim = heads, head_dim
+        self.qkv = nn.Linear(embed, 3 * heads * head_dim)
+        self.proj = nn.Linear(heads * head_dim, embed)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        y = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(y.transpose(1, 2).reshape(b, n, self.heads * self.head_dim))
+
+
+class Block(nn.Module):
+    """A pre-norm Transformer block."""
+
+    def __init__(self, embed: int, heads: int, head_dim: int, ratio: int):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(embed)
+        self.attn = Attention(embed, heads, head_dim)
+        self.ln2 = nn.LayerNorm(embed)
+        self.fc1 = nn.Linear(embed, ratio * embed)
+        self.fc2 = nn.Linear(ratio * embed, embed)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x))
+        return x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
+
+
+class Head(nn.Module):
+    def __init__(self, embed: int, n_classes: int, dropout: float = 0.0):
+        super().__init__()
+        self.ln = nn.LayerNorm(embed)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(embed, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.dropout(self.ln(x).mean(1)))
+
+
+class PlainViT(nn.Module):
+    """The sub-network ``arch`` of a :class:`ViTConfig` as a plain module."""
+
+    def __init__(self, cfg: ViTConfig, arch: Arch):
+        super().__init__()
+        e = int(arch["e"])
+        self.embed = PatchEmbed(cfg.input_shape[0], e, cfg.patch_size(), cfg.tokens())
+        self.blocks = nn.Sequential(
+            *(Block(e, int(arch[f"b{b}h"]), cfg.head_dim, int(arch[f"b{b}r"])) for b in range(1, int(arch["d"]) + 1))
+        )
+        self.head = Head(e, cfg.n_classes, cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(self.embed(x)))
+
+
+# -- elastic layers ------------------------------------------------------------------------
+def _ln(x: torch.Tensor, ln: nn.LayerNorm) -> torch.Tensor:
+    e = x.shape[-1]
+    return F.layer_norm(x, (e,), ln.weight[:e], ln.bias[:e], ln.eps)
+
+
+class ElasticBlock(nn.Module):
+    """A block at the largest sizes; ``active = (heads, ratio)`` selects a slice."""
+
+    def __init__(self, max_embed: int, max_heads: int, head_dim: int, max_ratio: int):
+        super().__init__()
+        self.full = Block(max_embed, max_heads, head_dim, max_ratio)
+        self.head_dim = head_dim
+        self.max_inner = max_heads * head_dim
+        self.active = (max_heads, max_ratio)
+
+    def slices(self, e: int, heads: int, ratio: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """(weight, bias) of every linear layer of the sub-block (``heads``, MLP ``ratio``) at embedding ``e``."""
+        f, inner, hidden = self.full, heads * self.head_dim, ratio * e
+        qkv_w = f.attn.qkv.weight.view(3, self.max_inner, -1)[:, :inner, :e].reshape(3 * inner, e)
+        qkv_b = f.attn.qkv.bias.view(3, self.max_inner)[:, :inner].reshape(3 * inner)
+        return {
+            "qkv": (qkv_w, qkv_b),
+            "proj": (f.attn.proj.weight[:e, :inner], f.attn.proj.bias[:e]),
+            "fc1": (f.fc1.weight[:hidden, :e], f.fc1.bias[:hidden]),
+            "fc2": (f.fc2.weight[:e, :hidden], f.fc2.bias[:e]),
+        }
+
+    @torch.no_grad()
+    def copy_to(self, plain: Block, e: int, heads: int, ratio: int) -> None:
+        """Copy the sub-block (``heads``, ``ratio``) at embedding ``e`` into ``plain``."""
+        for name, (w, b) in self.slices(e, heads, ratio).items():
+            layer = {"qkv": plain.attn.qkv, "proj": plain.attn.proj, "fc1": plain.fc1, "fc2": plain.fc2}[name]
+            layer.weight.copy_(w)
+            layer.bias.copy_(b)
+        for mine, src in ((plain.ln1, self.full.ln1), (plain.ln2, self.full.ln2)):
+            _copy_ln(mine, src, e)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, e = x.shape
+        heads = self.active[0]
+        w = self.slices(e, *self.active)
+        q, k, v = (
+            F.linear(_ln(x, self.full.ln1), *w["qkv"]).reshape(b, n, 3, heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        )
+        y = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, heads * self.head_dim)
+        x = x + F.linear(y, *w["proj"])
+        return x + F.linear(F.gelu(F.linear(_ln(x, self.full.ln2), *w["fc1"])), *w["fc2"])
+
+
+@register_supernet("vit")
+class ElasticViT(Supernet):
+    """Vision Transformer: elastic depth, embedding dimension, heads and MLP ratio."""
+
+    config_class = ViTConfig
+
+    def __init__(self, config: ViTConfig):
+        super().__init__(config)
+        cfg = config
+        self.space = build_space(cfg)
+        self.embed = PatchEmbed(cfg.input_shape[0], max(cfg.embed_dims), cfg.patch_size(), cfg.tokens())
+        nn.init.trunc_normal_(self.embed.pos, std=0.02)
+        self.blocks = nn.ModuleList(
+            ElasticBlock(max(cfg.embed_dims), max(cfg.heads), cfg.head_dim, max(cfg.mlp_ratios))
+            for _ in range(max(cfg.depths))
+        )
+        self.head = Head(max(cfg.embed_dims), cfg.n_classes, cfg.dropout)
+        self.set_active(self.space.largest())
+
+    def set_active(self, arch: Arch) -> None:
+        arch = self.space.make(dict(arch))
+        for b, blk in enumerate(self.blocks, start=1):
+            blk.active = (int(arch[f"b{b}h"]), int(arch[f"b{b}r"]))
+        self.active_arch = arch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e, d = int(self.active_arch["e"]), int(self.active_arch["d"])
+        pe = self.embed
+        x = F.conv2d(x, pe.proj.weight[:e], pe.proj.bias[:e], pe.proj.stride).flatten(2).transpose(1, 2)
+        x = x + pe.pos[:, :, :e]
+        for blk in self.blocks[:d]:
+            x = blk(x)
+        return head_forward(self.head, x)
+
+    @torch.no_grad()
+    def init_for_training(self) -> None:
+        """Blocks a sub-network can skip start as the identity (zero output
+        projections), as the CNN's skippable blocks do (BigNAS)."""
+        for b, blk in enumerate(self.blocks, start=1):
+            if b > min(self.config.depths):
+                for layer in (blk.full.attn.proj, blk.full.fc2):
+                    layer.weight.zero_()
+                    layer.bias.zero_()
+
+    def elastic_groups(self) -> dict[str, str]:
+        kinds = {"d": "depth", "e": "embed", "h": "heads", "r": "mlp_ratio"}
+        return {d.name: kinds[d.name[-1]] for d in self.space.dims}
+
+    # -- extraction ---------------------------------------------------------------
+    @torch.no_grad()
+    def extract(self, arch: Arch) -> PlainViT:
+        arch = self.space.make(dict(arch))
+        e = int(arch["e"])
+        plain = PlainViT(self.config, arch)
+        plain.embed.proj.weight.copy_(self.embed.proj.weight[:e])
+        plain.embed.proj.bias.copy_(self.embed.proj.bias[:e])
+        plain.embed.pos.copy_(self.embed.pos[:, :, :e])
+        for i, (blk, p) in enumerate(zip(self.blocks, plain.blocks, strict=False), start=1):
+            blk.copy_to(p, e, int(arch[f"b{i}h"]), int(arch[f"b{i}r"]))
+        copy_head(plain.head, self.head, e)
+        return plain.eval()
+
+    # -- latency-table parts ----------------------------------------------------------
+    def latency_parts(self, arch: Arch) -> list[Hashable]:
+        arch = self.space.make(dict(arch))
+        e, n = int(arch["e"]), self.config.tokens()
+        blocks = [("block", n, e, int(arch[f"b{b}h"]), int(arch[f"b{b}r"])) for b in range(1, int(arch["d"]) + 1)]
+        return [("embed", e), *blocks, ("head", n, e)]
+
+    def all_latency_parts(self) -> list[Hashable]:
+        cfg, n = self.config, self.config.tokens()
+        parts: list[Hashable] = []
+        for e in cfg.embed_dims:
+            parts += [("embed", e), ("head", n, e)]
+            parts += [("block", n, e, h, r) for h in cfg.heads for r in cfg.mlp_ratios]
+        return parts
+
+    def build_part(self, part: Hashable) -> tuple[nn.Module, tuple[int, ...]]:
+        cfg = self.config
+        kind, *rest = part  # type: ignore[misc]
+        if kind == "embed":
+            return PatchEmbed(cfg.input_shape[0], rest[0], cfg.patch_size(), cfg.tokens()).eval(), cfg.input_shape
+        if kind == "head":
+            n, e = rest
+            return Head(e, cfg.n_classes).eval(), (n, e)
+        n, e, h, r = rest
+        return Block(e, h, cfg.head_dim, r).eval(), (n, e)
+
+
+def head_forward(h: Head, x: torch.Tensor) -> torch.Tensor:
+    """The elastic head on tokens ``x`` (B, N, e): LayerNorm, mean, classifier slice."""
+    e = x.shape[-1]
+    return F.linear(h.dropout(_ln(x, h.ln).mean(1)), h.fc.weight[:, :e], h.fc.bias)
+
+
+@torch.no_grad()
+def copy_head(dst: Head, src: Head, e: int) -> None:
+    _copy_ln(dst.ln, src.ln, e)
+    dst.fc.weight.copy_(src.fc.weight[:, :e])
+    dst.fc.bias.copy_(src.fc.bias)
+
+
+def _copy_ln(dst: nn.LayerNorm, src: nn.LayerNorm, e: int) -> None:
+    dst.weight.copy_(src.weight[:e])
+    dst.bias.copy_(src.bias[:e])
+    dst.eps = src.eps
