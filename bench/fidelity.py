@@ -1,54 +1,54 @@
-"""Issue-4 figures: does inherited accuracy match stand-alone training?
+"""Super-network fidelity: do inherited accuracies match, and rank like, networks trained alone?
 
-Picks ``--n-subnets`` sub-networks spread over the MAC range (smallest and
-largest included), trains each of them alone from scratch with the same data,
-schedule and epochs as the super-network, then for every training variant
-trains the super-network once and compares test accuracies: Kendall tau,
-Spearman rho, mean and worst gap (stand-alone minus inherited, points), the
-largest sub-network's gap, the same at several BatchNorm-recalibration sample
-sizes, and the training cost of the super-network against training the
-sub-networks one by one.
+Three uses:
 
-    python bench/fidelity.py [--quick] [--json] [--variants warmup-sandwich,sandwich,progressive,sorted]
-                             [--epochs 8] [--cache fidelity-standalone.json] [--alone-seeds 0,1]
-                             [--threads N]
+1. Recipes against stand-alone training on the same budget (default: the
+   embedded Fashion-MNIST, the default run's epochs). 12 sub-networks (the
+   smallest, the largest, 10 at the 5-95% MAC quantiles of 400 random ones)
+   are trained alone from scratch with a plain recipe (``train_alone``: same
+   data, epochs, batch, optimiser, schedule; no distillation, no students);
+   every variant's super-network is trained once and its inherited test
+   accuracies compared: Kendall tau, Spearman rho, mean and worst gap
+   (stand-alone minus inherited, points), the largest's gap.
 
-A variant is a recipe name, optionally with ``@N`` for N random sub-networks
-per step besides the largest and smallest (``warmup-sandwich@2``) and ``:E``
-for a super-network trained E epochs instead of ``--epochs`` (``sandwich:16``;
-the stand-alone runs keep ``--epochs``, and the training-cost figures say
-what that costs), then any ``+field=value`` of :class:`TrainConfig`
-(``sandwich+project_conflicts=false``, ``sandwich+student_label_weight=0.5``).
-Stand-alone results are kept in ``--cache`` (written after
-each one, re-read before each one, so processes can share it): comparing
-more variants later costs only their super-network training; ``--variants
-''`` trains only the stand-alone runs. ``--alone-seeds 0,1`` trains every
-stand-alone run with both seeds: the reference is their mean, and the two
-seeds against each other give the figures that no super-network can beat on
-this budget. ``--quick`` (digits, 1 epoch, 4 sub-networks) is a smoke test,
-not a figure. With ``--json`` the progress goes to stderr and the last line
-of stdout is a JSON object with kendall_tau, spearman, mean_gap, worst_gap,
-n_subnets (of the first variant) and every variant's figures under
-``variants``.
+       python bench/fidelity.py --variants sandwich,sandwich+sampler=cost --cache bench/results/fidelity-alone.json
+
+2. Against the long-budget reference (``--reference``): the 12 sub-networks of
+   ``bench/results/fidelity-reference-60k-20ep.json`` (trained alone on the
+   full 60k Fashion-MNIST for 20 epochs, two seeds; see
+   ``bench/fidelity_reference.py``), a super-network trained on the same data
+   with the same epochs; tau against the mean of the reference's seeds and
+   that tau as a share of the reference's own seed-to-seed tau (the ceiling).
+
+       python bench/fidelity.py --reference bench/results/fidelity-reference-60k-20ep.json \\
+           --data /usr/share/datasets/fashion-mnist --epochs 20 --variants sandwich --no-alone
+
+3. A finished run (``--run DIR``): the smallest, median and largest exported
+   models (by latency) retrained alone with the run's schedule, against their
+   exported test accuracy.
+
+A variant is a recipe name with ``@N`` for N students per step drawn by the
+sampler, ``:E`` for E super-network epochs, then any ``+field=value`` of
+``TrainConfig`` or ``+net.field=value`` of the super-network's config
+(``sandwich@2+sampler=cost+smallest=false``). With ``--json`` progress goes to
+stderr and the last line of stdout is one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import tempfile
 import time
+import typing
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from scipy.stats import kendalltau, spearmanr
 
-CALIB_SIZES = (256, 1024, 4096)
-STANDALONE_CALIB = 1024  # the stand-alone networks' BatchNorm (the cached results were calibrated so)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def figures(inherited: np.ndarray, alone: np.ndarray) -> dict[str, float]:
@@ -62,193 +62,245 @@ def figures(inherited: np.ndarray, alone: np.ndarray) -> dict[str, float]:
     }
 
 
-def variant_config(variant: str, epochs: int, seed: int) -> Any:
-    """``recipe[@N][:E][+field=value...]`` -> the super-network's TrainConfig."""
-    from lightnas.train.trainer import TrainConfig
+def variant_config(variant: str, epochs: int) -> tuple[Any, dict[str, Any]]:
+    """``recipe[@N][:E][+field=value...]`` -> (TrainConfig, super-network options)."""
+    from lightnas.config import TrainConfig
 
     head, *overrides = variant.split("+")
     rest, _, super_epochs = head.partition(":")
     recipe, _, n_random = rest.partition("@")
-    fields = {f.name: f.type for f in dataclasses.fields(TrainConfig)}  # type names (postponed annotations)
-    parse = {"bool": lambda v: v.lower() in ("1", "true"), "int": int, "float": float}
+    hints = typing.get_type_hints(TrainConfig)
+    parse = {bool: lambda v: v.lower() in ("1", "true"), int: int, float: float}
     kw: dict[str, Any] = {}
+    net: dict[str, Any] = {}
     for item in overrides:
         name, _, value = item.partition("=")
-        if name not in fields:
+        if name.startswith("net."):
+            net[name[4:]] = json.loads(value) if value[:1] in "[{0123456789-tf" else value
+            continue
+        if name not in hints:
             raise SystemExit(f"unknown TrainConfig field {name!r} in variant {variant!r}")
-        kw[name] = parse.get(str(fields[name]), str)(value)
-    return TrainConfig(epochs=int(super_epochs or epochs), seed=seed, recipe=recipe, n_random=int(n_random or 1), **kw)
+        kw[name] = parse.get(hints[name], str)(value)
+    cfg = TrainConfig(epochs=int(super_epochs or epochs), recipe=recipe, n_random=int(n_random or 1), **kw)
+    return cfg, net
+
+
+def pick_archs(net: Any, data: Any, n: int, seed: int, reference: dict | None) -> list[Any]:
+    """The sub-networks compared: the reference's, or spread over MACs."""
+    from lightnas.hardware import count_cost
+
+    if reference is not None:
+        return [net.space.from_key(r["key"]) for r in reference["nets"]]
+    rng = np.random.default_rng(seed)
+    pool = [net.space.sample(rng) for _ in range(400)]
+    macs = np.array([count_cost(net.extract(a), data.input_shape)["macs"] for a in pool])
+    order = np.argsort(macs)
+    picks = [net.space.smallest(), net.space.largest()]
+    return picks + [pool[order[int(q * (len(pool) - 1))]] for q in np.linspace(0.05, 0.95, n - 2)]
+
+
+def test_accuracy(model: Any, data: Any, calibrate: bool) -> float:
+    from lightnas.train.common import CALIB_IMAGES, predict, to_tensor
+
+    if calibrate:
+        model.calibrate(to_tensor(data.x_train[:CALIB_IMAGES], data))
+    logits = predict(model, to_tensor(data.x_test, data))
+    return 100.0 * float((logits.argmax(1).numpy() == data.y_test).mean())
+
+
+def inherited(variant: str, data: Any, epochs: int, picks: list, seed: int, threads: int | None) -> dict:
+    """Train the variant's super-network; test accuracy of every pick."""
+    from lightnas.supernets import create_supernet
+    from lightnas.train.trainer import load_supernet, train_supernet
+
+    tc, opts = variant_config(variant, epochs)
+    cfg = create_supernet("mobilenet", data.input_shape, data.n_classes, **opts).config.to_dict()
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        train_supernet("mobilenet", cfg, data, tc, Path(tmp) / "s.pt", False, False, threads, seed=seed)
+        seconds = time.perf_counter() - t0
+        net, _ = load_supernet(Path(tmp) / "s.pt")
+    accs = []
+    for arch in picks:
+        net.set_active(arch)
+        accs.append(test_accuracy(net, data, calibrate=True))
+    return {"variant": variant, "inherited": accs, "supernet_train_seconds": round(seconds, 1)}
+
+
+def alone_accuracy(net: Any, arch: Any, data: Any, epochs: int, seed: int, threads: int | None) -> dict:
+    """Test accuracy of ``arch`` trained alone with the plain recipe."""
+    from lightnas.config import TrainConfig
+    from lightnas.train.plain import train_alone
+
+    model = net.extract(arch)
+    t0 = time.perf_counter()
+    train_alone(model, data, TrainConfig(epochs=epochs), seed=seed, threads=threads)
+    return {"accuracy": test_accuracy(model, data, calibrate=False), "seconds": time.perf_counter() - t0}
+
+
+class Cache:
+    """Stand-alone results in a JSON file, re-read before each use (processes may share it)."""
+
+    def __init__(self, path: str | None):
+        self.path = Path(path) if path else None
+        self.data: dict[str, Any] = {}
+
+    def get(self, tag: str, make: Any) -> dict[str, Any]:
+        from lightnas.io import write_json
+
+        if self.path and self.path.is_file():
+            self.data.update(json.loads(self.path.read_text()))
+        if tag not in self.data:
+            self.data[tag] = make()
+            if self.path:
+                write_json(
+                    {**(json.loads(self.path.read_text()) if self.path.is_file() else {}), **self.data}, self.path
+                )
+        return self.data[tag]
+
+
+def reference_accuracies(reference: dict) -> tuple[np.ndarray, dict[str, float]]:
+    """Mean accuracy per reference net over its seeds, and the seeds against each other."""
+    seeds = sorted({r["seed"] for r in reference["runs"]})
+    per_seed = np.array(
+        [
+            [
+                next(r["acc"] for r in reference["runs"] if r["i"] == n["i"] and r["seed"] == s)
+                for n in reference["nets"]
+            ]
+            for s in seeds
+        ]
+    )
+    taus = [kendalltau(per_seed[i], per_seed[j])[0] for i in range(len(seeds)) for j in range(i + 1, len(seeds))]
+    return per_seed.mean(0), {"seeds": len(seeds), "seed_to_seed_tau": float(np.mean(taus))}
+
+
+def run_mode(run_dir: Path, threads: int | None, say: Any) -> dict[str, Any]:
+    """Smallest, median and largest exported models of a run retrained alone."""
+    from lightnas.config import RunConfig
+    from lightnas.data import load_dataset
+    from lightnas.export import load_exported
+    from lightnas.pipeline import read_cards
+    from lightnas.train.plain import train_alone
+
+    cfg = RunConfig.from_file(run_dir / "config.json")
+    data = load_dataset(cfg.data.source, cfg.seed)
+    _, cards = read_cards(run_dir)
+    cards = sorted(cards, key=lambda c: c["latency"]["latency_ms"])
+    chosen = [cards[0], cards[len(cards) // 2], cards[-1]]
+    rows = []
+    for card in chosen:
+        model = load_exported(run_dir / "models" / card["id"])
+        t0 = time.perf_counter()
+        train_alone(model, data, cfg.train, seed=cfg.seed, threads=threads)
+        alone = test_accuracy(model, data, calibrate=False)
+        rows.append(
+            {
+                "id": card["id"],
+                "latency_ms": card["latency"]["latency_ms"],
+                "inherited": card["test_accuracy"],
+                "alone": alone,
+                "gap": alone - card["test_accuracy"],
+                "seconds": round(time.perf_counter() - t0),
+            }
+        )
+        say(f"{card['id']}: exported {card['test_accuracy']:.2f}%, alone {alone:.2f}% (gap {rows[-1]['gap']:+.2f})")
+    gaps = np.array([r["gap"] for r in rows])
+    return {
+        "run": str(run_dir),
+        "epochs": cfg.train.epochs,
+        "rows": rows,
+        "mean_gap": float(gaps.mean()),
+        "worst_gap": float(gaps.max()),
+    }
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--json", action="store_true")
-    ap.add_argument("--data", default=None)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variants", default="sandwich")
-    ap.add_argument("--epochs", type=int, default=None)
-    ap.add_argument("--n-subnets", type=int, default=None)
+    ap.add_argument("--data", default="fashion-mnist")
+    ap.add_argument("--epochs", type=int, default=None, help="default: the default run's epochs")
+    ap.add_argument("--n-subnets", type=int, default=12)
     ap.add_argument("--cache", default=None, help="JSON file keeping the stand-alone results")
     ap.add_argument("--seed", type=int, default=0, help="data split, sub-network sample and training seed")
-    ap.add_argument(
-        "--alone-seeds",
-        default=None,
-        help="training seeds of the stand-alone runs (default: --seed); with two or more, the reference is "
-        "their mean and the stand-alone runs are also compared with each other (the noise ceiling)",
-    )
+    ap.add_argument("--alone-seeds", default=None, help="training seeds of the stand-alone runs (default: --seed)")
+    ap.add_argument("--no-alone", action="store_true", help="no stand-alone runs (with --reference)")
+    ap.add_argument("--reference", default=None, help="long-budget stand-alone reference (JSON)")
+    ap.add_argument("--run", default=None, help="a finished run folder: retrain its exported models alone")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
+    from lightnas.config import TrainConfig
     from lightnas.data import load_dataset
-    from lightnas.hardware import count_cost
-    from lightnas.io import write_json
-    from lightnas.supernets import supernet_from_config
-    from lightnas.supernets.mobilenet import MobileNetConfig
-    from lightnas.train.common import CALIB_IMAGES, accuracy, recalibrate_bn, setup_torch, to_tensor
-    from lightnas.train.trainer import TrainConfig, load_supernet, train_supernet
+    from lightnas.supernets import create_supernet
+    from lightnas.train.common import setup_torch
 
-    data_name = args.data or ("digits" if args.quick else "fashion-mnist")
-    epochs = args.epochs or (1 if args.quick else TrainConfig().epochs)
-    n_sub = args.n_subnets or (4 if args.quick else 12)
-    setup_torch(args.threads)
-    variants = [v for v in args.variants.split(",") if v]  # none: only the stand-alone baselines
-    alone_seeds = [int(v) for v in args.alone_seeds.split(",")] if args.alone_seeds else [args.seed]
-    data = load_dataset(data_name, args.seed)
-    cfg = MobileNetConfig(input_shape=data.input_shape, n_classes=data.n_classes).to_dict()
-    x_test, y_test = to_tensor(data.x_test, data), torch.from_numpy(data.y_test)
-    x_cal = to_tensor(data.x_train[: max(CALIB_SIZES)], data)
-    out = sys.stderr if args.json else sys.stdout  # with --json, stdout carries only the JSON line
+    out = sys.stderr if args.json else sys.stdout
     say = lambda *a: print(*a, file=out, flush=True)  # noqa: E731
-
-    # the sub-networks: spread over MACs, chosen before any training
-    space_net = supernet_from_config("mobilenet", cfg)
-    rng = np.random.default_rng(args.seed)
-    pool = [space_net.space.sample(rng) for _ in range(400)]
-    macs = np.array([count_cost(space_net.extract(a), data.input_shape)["macs"] for a in pool])
-    order = np.argsort(macs)
-    picks = [space_net.space.smallest(), space_net.space.largest()]
-    picks += [pool[order[int(q * (len(pool) - 1))]] for q in np.linspace(0.05, 0.95, n_sub - 2)]
-
-    # stand-alone baselines (cached)
-    cache_path = Path(args.cache) if args.cache else None
-
-    def read_cache() -> dict[str, dict[str, float]]:
-        return json.loads(cache_path.read_text()) if cache_path and cache_path.is_file() else {}
-
-    cache = read_cache()
-    inherited: dict[str, dict[int, list[float]]] = {}
-    super_seconds: dict[str, float] = {}
-    alone: list[float] = []  # mean over the stand-alone seeds
-    alone_runs: list[list[float]] = []
-    alone_s: list[float] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        # every variant's super-network first: the running figures below then
-        # cover every variant from the first stand-alone result on
-        for variant in variants:
-            tc = variant_config(variant, epochs, args.seed)
-            t0 = time.perf_counter()
-            ckpt = Path(tmp) / "super.pt"
-            train_supernet("mobilenet", cfg, data, tc, ckpt, resume=False, progress=False, threads=args.threads)
-            super_seconds[variant] = time.perf_counter() - t0
-            net, _ = load_supernet(ckpt)
-            inherited[variant] = {n: [] for n in CALIB_SIZES}
-            for arch in picks:
-                net.set_active(arch)
-                for n in CALIB_SIZES:
-                    recalibrate_bn(net, x_cal[:n])
-                    inherited[variant][n].append(accuracy(net, x_test, y_test))
-            say(
-                f"super-network {variant}: {super_seconds[variant]:.0f} s; inherited "
-                + " ".join(f"{a:.2f}" for a in inherited[variant][CALIB_IMAGES])
-            )
-        # stand-alone baselines (cached), with running figures
-        for k, arch in enumerate(picks):
-            runs = []
-            for train_seed in alone_seeds:
-                tag = f"{data_name}|{epochs}|{args.seed}|{arch.key}"
-                tag += "" if train_seed == args.seed else f"|train-seed{train_seed}"
-                cache.update(read_cache())  # another process may share the cache
-                if tag not in cache:
-                    # a plain network trained alone: PyTorch's default initialisation
-                    tc = TrainConfig(epochs=epochs, seed=train_seed, zero_init_residual=False)
-                    t1 = time.perf_counter()
-                    ckpt = Path(tmp) / "alone.pt"
-                    train_supernet(
-                        "mobilenet",
-                        cfg,
-                        data,
-                        tc,
-                        ckpt,
-                        resume=False,
-                        progress=False,
-                        threads=args.threads,
-                        only=dict(arch),
-                    )
-                    seconds = time.perf_counter() - t1
-                    solo, _ = load_supernet(ckpt)
-                    solo.set_active(arch)
-                    recalibrate_bn(solo, x_cal[:STANDALONE_CALIB])
-                    result = {"accuracy": accuracy(solo, x_test, y_test), "seconds": seconds}
-                    cache = {**read_cache(), **cache, tag: result}
-                    if cache_path:
-                        write_json(cache, cache_path)
-                runs.append(cache[tag])
-            alone_runs.append([r["accuracy"] for r in runs])
-            alone.append(float(np.mean(alone_runs[-1])))
-            alone_s.append(runs[0]["seconds"])
-            mac = count_cost(space_net.extract(arch), data.input_shape)["macs"]
-            say(
-                f"stand-alone {mac:>10.0f} MACs  {alone[-1]:6.2f}%  ({alone_s[-1]:.0f} s)   inherited "
-                + "  ".join(f"{v}: {inh[CALIB_IMAGES][k]:.2f}%" for v, inh in inherited.items())
-            )
-    alone_arr = np.array(alone)
-    results = []
-    for variant, inh in inherited.items():
-        res = {
-            "variant": variant,
-            **figures(np.array(inh[CALIB_IMAGES]), alone_arr),
-            "calib_sizes": {str(n): figures(np.array(v), alone_arr) for n, v in inh.items()},
-            "supernet_train_seconds": round(super_seconds[variant], 1),
-            "rows": [
-                {"key": a.key, "inherited": i, "standalone": s}
-                for a, i, s in zip(picks, inh[CALIB_IMAGES], alone, strict=True)
-            ],
-        }
-        results.append(res)
-        say(
-            f"{variant:<20} tau {res['kendall_tau']:.3f}  rho {res['spearman']:.3f}  mean gap "
-            f"{res['mean_gap']:+.2f}  worst {res['worst_gap']:+.2f}  largest {res['largest_gap']:+.2f} pts  "
-            f"(super-network {res['supernet_train_seconds']:.0f} s)   BN calib "
-            + "  ".join(
-                f"{n}: tau {f['kendall_tau']:.2f} gap {f['mean_gap']:+.2f}" for n, f in res["calib_sizes"].items()
-            )
+    setup_torch(args.threads)
+    if args.run:
+        result = run_mode(Path(args.run), args.threads, say)
+        print(
+            json.dumps(result) if args.json else f"mean gap {result['mean_gap']:+.2f}, worst {result['worst_gap']:+.2f}"
         )
-    if len(alone_seeds) > 1:  # the stand-alone runs against each other: what no super-network can beat
-        runs = np.array(alone_runs)
-        ceiling = figures(runs[:, 1], runs[:, 0])
+        return 0
+    epochs = args.epochs or TrainConfig().epochs
+    data = load_dataset(args.data, args.seed)
+    reference = json.loads(Path(args.reference).read_text()) if args.reference else None
+    net = create_supernet("mobilenet", data.input_shape, data.n_classes)
+    picks = pick_archs(net, data, args.n_subnets, args.seed, reference)
+    results = [inherited(v, data, epochs, picks, args.seed, args.threads) for v in args.variants.split(",") if v]
+    for r in results:
         say(
-            f"stand-alone seed {alone_seeds[0]} vs seed {alone_seeds[1]}: tau {ceiling['kendall_tau']:.3f}  "
-            f"rho {ceiling['spearman']:.3f}  mean |difference| {np.abs(runs[:, 0] - runs[:, 1]).mean():.2f} pts"
+            f"{r['variant']}: {r['supernet_train_seconds']:.0f} s; inherited "
+            + " ".join(f"{a:.2f}" for a in r["inherited"])
         )
-    first = results[0] if results else {}
-    summary = {
-        **{k: first.get(k) for k in ("kendall_tau", "spearman", "mean_gap", "worst_gap", "largest_gap")},
-        "n_subnets": len(picks),
+    summary: dict[str, Any] = {
+        "data": args.data,
         "epochs": epochs,
-        "data": data_name,
-        "supernet_train_seconds": first.get("supernet_train_seconds"),
-        "standalone_train_seconds_total": round(sum(alone_s), 1),
-        "alone_seeds": alone_seeds,
-        **({"standalone_seed_agreement": ceiling} if len(alone_seeds) > 1 else {}),
-        "variants": results,
+        "n_subnets": len(picks),
+        "keys": [a.key for a in picks],
     }
+    if reference is not None:
+        ref, ceiling = reference_accuracies(reference)
+        summary["reference"] = {**ceiling, "accuracy": ref.tolist(), "file": args.reference}
+        for r in results:
+            tau = float(kendalltau(r["inherited"], ref)[0])
+            r["reference_tau"] = tau
+            r["reference_tau_share_of_ceiling"] = tau / ceiling["seed_to_seed_tau"]
+            say(
+                f"{r['variant']}: tau vs reference {tau:.3f} = {r['reference_tau_share_of_ceiling']:.2f} of the "
+                f"reference's seed-to-seed tau {ceiling['seed_to_seed_tau']:.3f}"
+            )
+    if not args.no_alone:
+        cache = Cache(args.cache)
+        seeds = [int(s) for s in args.alone_seeds.split(",")] if args.alone_seeds else [args.seed]
+        runs = np.array(
+            [
+                [
+                    cache.get(
+                        f"{args.data}|{epochs}|{args.seed}|{a.key}|seed{s}",
+                        lambda a=a, s=s: alone_accuracy(net, a, data, epochs, s, args.threads),
+                    )["accuracy"]
+                    for a in picks
+                ]
+                for s in seeds
+            ]
+        )
+        alone = runs.mean(0)
+        summary["alone"] = {"seeds": seeds, "accuracy": alone.tolist()}
+        if len(seeds) > 1:
+            summary["alone"]["seed_to_seed_tau"] = float(kendalltau(runs[0], runs[1])[0])
+        for r in results:
+            r.update(figures(np.array(r["inherited"]), alone))
+            say(
+                f"{r['variant']}: tau {r['kendall_tau']:.3f}  rho {r['spearman']:.3f}  mean gap {r['mean_gap']:+.2f}  "
+                f"worst {r['worst_gap']:+.2f}  largest {r['largest_gap']:+.2f} pts"
+            )
+    summary["variants"] = results
     if args.json:
         print(json.dumps(summary))
-    elif results:
-        say(
-            f"training cost: super-network {first['supernet_train_seconds']:.0f} s vs "
-            f"{summary['standalone_train_seconds_total']:.0f} s for the {len(picks)} sub-networks trained one by one"
-        )
     return 0
 
 

@@ -23,8 +23,9 @@ from torch import nn
 from lightnas.errors import LightnasError
 from lightnas.space import Arch, Choice, SearchSpace
 from lightnas.supernets.base import Supernet, SupernetConfig
-from lightnas.supernets.mobilenet import ElasticBlock as ConvBlock
-from lightnas.supernets.mobilenet import PlainBlock, StageSpec, stage_width
+from lightnas.supernets.blocks import ElasticBlock as ConvBlock
+from lightnas.supernets.blocks import PlainBlock, stage_width
+from lightnas.supernets.mobilenet import StageSpec
 from lightnas.supernets.registry import register_supernet
 from lightnas.supernets.vit import Block, Head, _copy_ln, copy_head, head_forward
 from lightnas.supernets.vit import ElasticBlock as AttnBlock

@@ -22,6 +22,7 @@ from torch import nn
 from lightnas.errors import LightnasError
 from lightnas.space import Arch, Choice, SearchSpace
 from lightnas.supernets.base import Supernet, SupernetConfig
+from lightnas.supernets.blocks import ElasticBlock, PlainBlock, copy_bn, stage_width
 from lightnas.supernets.registry import register_supernet
 
 
@@ -106,11 +107,6 @@ class MobileNetConfig(SupernetConfig):
         return h * w
 
 
-def stage_width(channels: int, ratio: float) -> int:
-    """Active output channels of a stage at width ``ratio`` (even, at least 4)."""
-    return max(4, int(round(channels * ratio / 2.0)) * 2)
-
-
 def build_space(cfg: MobileNetConfig) -> SearchSpace:
     dims: list[Choice] = []
     for s, st in enumerate(cfg.stages, start=1):
@@ -131,92 +127,6 @@ def _pool(x: torch.Tensor, how: str) -> torch.Tensor:
     if how == "flatten":
         return torch.flatten(x, 1)
     return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-
-
-# -- elastic operators -----------------------------------------------------------------
-class ElasticBN(nn.BatchNorm2d):
-    """BatchNorm over the leading ``c`` channels of the input."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c = x.shape[1]
-        momentum = self.momentum
-        if self.training:
-            self.num_batches_tracked.add_(1)
-            if momentum is None:  # cumulative average, used by BN recalibration
-                momentum = 1.0 / float(self.num_batches_tracked)
-        return F.batch_norm(
-            x,
-            self.running_mean[:c],
-            self.running_var[:c],
-            self.weight[:c],
-            self.bias[:c],
-            self.training,
-            momentum or 0.0,
-            self.eps,
-        )
-
-
-class ElasticBlock(nn.Module):
-    """Inverted residual block with elastic kernel, expansion and channels."""
-
-    def __init__(
-        self, max_in: int, max_out: int, max_expand: int, kernels: tuple[int, ...], stride: int, transform: bool
-    ):
-        super().__init__()
-        hidden = max_in * max_expand
-        self.stride = stride
-        self.kernels = tuple(sorted(kernels))
-        max_kernel = self.max_kernel = self.kernels[-1]
-        self.expand = nn.Conv2d(max_in, hidden, 1, bias=False)
-        self.bn1 = ElasticBN(hidden)
-        self.dw = nn.Conv2d(hidden, hidden, max_kernel, stride, max_kernel // 2, groups=hidden, bias=False)
-        self.bn2 = ElasticBN(hidden)
-        self.project = nn.Conv2d(hidden, max_out, 1, bias=False)
-        self.bn3 = ElasticBN(max_out)
-        self.active: tuple[int, int, int] = (3, max_out, max_expand)  # kernel, out, expand
-
-        # Once-for-All's kernel transformation: a smaller kernel is the centre of
-        # the next larger one times a learned (k*k x k*k) matrix shared by the
-        # block's channels, starting at the identity
-        self.transforms = nn.ParameterDict(
-            {str(k): nn.Parameter(torch.eye(k * k)) for k in self.kernels[:-1]} if transform else {}
-        )
-
-    def dw_weight(self, hidden: int, kernel: int) -> torch.Tensor:
-        """The depthwise kernel of size ``kernel`` for the leading ``hidden`` channels."""
-        w = self.dw.weight[:hidden]
-        for k in reversed(self.kernels[:-1]):
-            if k < kernel:
-                break
-            lo = (w.shape[-1] - k) // 2
-            w = w[:, :, lo : lo + k, lo : lo + k]
-            if str(k) in self.transforms:
-                w = (w.reshape(hidden, k * k) @ self.transforms[str(k)]).reshape(hidden, 1, k, k)
-        return w
-
-    @torch.no_grad()
-    def copy_to(self, p: PlainBlock, c_in: int, out: int, expand: int, kernel: int) -> None:
-        """Copy the sub-block (``c_in`` -> ``out`` channels, ``expand``, ``kernel``) into ``p``."""
-        hidden = c_in * expand
-        p.expand.weight.copy_(self.expand.weight[:hidden, :c_in])
-        _copy_bn(p.bn1, self.bn1, hidden)
-        p.dw.weight.copy_(self.dw_weight(hidden, kernel))
-        _copy_bn(p.bn2, self.bn2, hidden)
-        p.project.weight.copy_(self.project.weight[:out, :hidden])
-        _copy_bn(p.bn3, self.bn3, out)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        kernel, out, expand = self.active
-        c_in = x.shape[1]
-        hidden = c_in * expand
-        h = F.conv2d(x, self.expand.weight[:hidden, :c_in])
-        h = F.relu(self.bn1(h))
-        h = F.conv2d(h, self.dw_weight(hidden, kernel), None, self.stride, kernel // 2, 1, hidden)
-        h = F.relu(self.bn2(h))
-        h = self.bn3(F.conv2d(h, self.project.weight[:out, :hidden]))
-        if self.stride == 1 and c_in == out:
-            h = h + x
-        return h
 
 
 @register_supernet("mobilenet")
@@ -300,7 +210,7 @@ class ElasticMobileNet(Supernet):
         net = PlainNet(self.config, arch)
         src = self
         with torch.no_grad():
-            _copy_bn(net.stem_bn, src.stem_bn, src.config.stem_channels)
+            copy_bn(net.stem_bn, src.stem_bn, src.config.stem_channels)
             net.stem.weight.copy_(src.stem.weight)
             plain_blocks = iter(net.blocks)
             c_in = src.config.stem_channels
@@ -311,41 +221,12 @@ class ElasticMobileNet(Supernet):
                 blk.copy_to(next(plain_blocks), c_in, out, int(arch[f"s{s}b{b}e"]), int(arch[f"s{s}b{b}k"]))
                 c_in = out
             net.head.weight.copy_(src.head.weight[:, :c_in])
-            _copy_bn(net.head_bn, src.head_bn, src.config.head_channels)
+            copy_bn(net.head_bn, src.head_bn, src.config.head_channels)
             net.classifier.load_state_dict(src.classifier.state_dict())
         return net
 
 
-def _copy_bn(dst: nn.BatchNorm2d, src: nn.BatchNorm2d, c: int) -> None:
-    dst.weight.copy_(src.weight[:c])
-    dst.bias.copy_(src.bias[:c])
-    dst.running_mean.copy_(src.running_mean[:c])
-    dst.running_var.copy_(src.running_var[:c])
-    dst.eps = src.eps
-
-
 # -- the deployable plain network ---------------------------------------------------------
-class PlainBlock(nn.Module):
-    """An ordinary inverted residual block."""
-
-    def __init__(self, c_in: int, c_out: int, expand: int, kernel: int, stride: int):
-        super().__init__()
-        hidden = c_in * expand
-        self.expand = nn.Conv2d(c_in, hidden, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(hidden)
-        self.dw = nn.Conv2d(hidden, hidden, kernel, stride, kernel // 2, groups=hidden, bias=False)
-        self.bn2 = nn.BatchNorm2d(hidden)
-        self.project = nn.Conv2d(hidden, c_out, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(c_out)
-        self.residual = stride == 1 and c_in == c_out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.bn1(self.expand(x)))
-        h = F.relu(self.bn2(self.dw(h)))
-        h = self.bn3(self.project(h))
-        return h + x if self.residual else h
-
-
 class PlainNet(nn.Module):
     """The sub-network ``arch`` of a :class:`MobileNetConfig`, as a plain module.
 

@@ -1,0 +1,88 @@
+"""The run configuration: one set of defaults, strict parsing, resume rules, export selection."""
+
+import json
+
+import numpy as np
+import pytest
+
+from lightnas.config import RunConfig, cli_fields, parse_option, parse_targets
+from lightnas.errors import LightnasError
+from lightnas.runfolder import merge
+from lightnas.search.pareto import largest_gap, spread_indices
+
+
+def test_round_trip_and_defaults_defined_once():
+    cfg = RunConfig()
+    again = RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg
+    # the CLI's defaults are the config's: one source
+    flags = {f.flag: f for f in cli_fields()}
+    assert flags["--epochs"].default == cfg.train.epochs and flags["--batch-size"].default == cfg.train.batch_size
+    assert flags["--backend"].default == "onnxruntime" and flags["--max-export"].default == 8
+
+
+@pytest.mark.parametrize(
+    "raw,needle",
+    [
+        ({"train": {"epochs": "abc"}}, "must be an integer"),
+        ({"train": {"epochs": 0}}, "epochs must be at least 1"),
+        ({"seed": -1}, "seed"),
+        ({"seed": 10**30}, "seed"),
+        ({"train": {"lr": float("nan")}}, "finite"),
+        ({"colour": 1}, "unknown setting"),
+        ({"search": {"constraints": ["latency_ms<<3"]}}, "malformed constraint"),
+        ({"search": {"constraints": ["accuracy>=101"]}}, "impossible"),
+        ({"export": {"targets": ["accuracy<=50"]}}, "cost metric"),
+        ({"data": "digits"}, "mapping"),
+        ([], "mapping"),
+    ],
+)
+def test_malformed_configs_are_one_line_errors(raw, needle):
+    with pytest.raises(LightnasError, match=needle):
+        RunConfig.from_dict(raw)
+
+
+def test_registry_names_are_checked_before_anything_runs():
+    for path, value, needle in (
+        ("train.recipe", "magic", "unknown recipe"),
+        ("search.strategy", "magic", "unknown strategy"),
+        ("latency.backend", "tensorflow", "unknown latency backend"),
+        ("supernet.name", "nope", "unknown super-network"),
+        ("supernet.options", {"colour": 3}, "unknown MobileNetConfig field"),
+    ):
+        with pytest.raises(LightnasError, match=needle):
+            RunConfig().replace({path: value}).validate()
+
+
+def test_resume_keeps_stored_settings_and_refuses_changes_to_what_was_done():
+    stored = RunConfig().replace({"train.epochs": 2, "search.budget": 6, "search.constraints": ["latency_ms<=0.5"]})
+    # nothing given: everything as stored (not the defaults)
+    assert merge(stored, {}, "resume") == stored
+    # the search may change; the training may not
+    assert merge(stored, {"search.budget": 10}, "resume").search.budget == 10
+    assert merge(stored, {"train.epochs": 2}, "resume") == stored
+    with pytest.raises(LightnasError, match="train.epochs=2"):
+        merge(stored, {"train.epochs": 8}, "resume")
+    with pytest.raises(LightnasError, match="data.source"):
+        merge(stored, {"data.source": "digits"}, "resume")
+
+
+def test_targets_and_options_parse():
+    assert parse_targets("0.02,0.05") == ("latency_ms<=0.02", "latency_ms<=0.05")
+    assert parse_targets("macs:1e6") == ("macs<=1000000.0",)
+    with pytest.raises(LightnasError, match="targets"):
+        parse_targets("fast")
+    assert parse_option("embed_dims=[32,64]") == ("embed_dims", [32, 64])
+    assert parse_option("pool=avg") == ("pool", "avg")
+    with pytest.raises(LightnasError, match="NAME=VALUE"):
+        parse_option("novalue")
+
+
+def test_export_spreads_over_the_log_latency_range():
+    lat = np.array([1.0, 1.05, 1.1, 1.2, 1.5, 2.0, 2.1, 2.2, 3.0, 3.9, 4.0, 8.0])
+    idx = spread_indices(lat, 6)
+    assert idx[0] == 0 and idx[-1] == len(lat) - 1 and len(idx) == 6 and idx == sorted(idx)
+    # no choice of 6 of these has a smaller largest gap than the greedy one by much
+    assert largest_gap(lat[idx]) <= 2.0
+    assert spread_indices(lat[:3], 8) == [0, 1, 2]
+    assert largest_gap(np.array([1.0, 1.5, 3.0])) == pytest.approx(2.0)
