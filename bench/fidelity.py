@@ -11,7 +11,7 @@ Three uses:
    accuracies compared: Kendall tau, Spearman rho, mean and worst gap
    (stand-alone minus inherited, points), the largest's gap.
 
-       python bench/fidelity.py --variants sandwich,sandwich+sampler=cost --cache bench/results/fidelity-alone.json
+       python bench/fidelity.py --variants spread,sandwich --cache bench/results/fidelity-alone.json
 
 2. Against the long-budget reference (``--reference``): the 12 sub-networks of
    ``bench/results/fidelity-reference-60k-20ep.json`` (trained alone on the
@@ -30,7 +30,7 @@ Three uses:
 A variant is a recipe name with ``@N`` for N students per step drawn by the
 sampler, ``:E`` for E super-network epochs, then any ``+field=value`` of
 ``TrainConfig`` or ``+net.field=value`` of the super-network's config
-(``sandwich@2+sampler=cost+smallest=false``). With ``--json`` progress goes to
+(``sandwich@1+net.kernel_transform=false``). With ``--json`` progress goes to
 stderr and the last line of stdout is one JSON object.
 """
 
@@ -81,7 +81,7 @@ def variant_config(variant: str, epochs: int) -> tuple[Any, dict[str, Any]]:
         if name not in hints:
             raise SystemExit(f"unknown TrainConfig field {name!r} in variant {variant!r}")
         kw[name] = parse.get(hints[name], str)(value)
-    cfg = TrainConfig(epochs=int(super_epochs or epochs), recipe=recipe, n_random=int(n_random or 1), **kw)
+    cfg = TrainConfig(epochs=int(super_epochs or epochs), recipe=recipe, n_random=int(n_random or 2), **kw)
     return cfg, net
 
 

@@ -44,9 +44,11 @@ def test_every_recipe_trains_and_loads(recipe, digits, tmp_path):
 
 
 def _recipe(name, **kw):
+    from lightnas.train.sampling import PartCost
+
     net = create_supernet("mobilenet")
     cfg = TrainConfig(recipe=name, **kw)
-    return RECIPES.get(name)(cfg, net.space, net.elastic_groups()), net
+    return RECIPES.get(name)(cfg, net.space, net.elastic_groups(), PartCost(net).macs), net
 
 
 def test_progressive_schedule_opens_kernel_then_depth_then_all():
@@ -58,7 +60,10 @@ def test_progressive_schedule_opens_kernel_then_depth_then_all():
     assert {sandwich.free_kinds(e) for e in range(4)} == {None}
     rng = np.random.default_rng(0)
     assert recipe.students(0, rng) == []  # the largest alone: no students
-    assert sandwich.students(0, rng)[0] == sandwich.space.smallest()
+    assert sandwich.students(0, rng)[0] == sandwich.space.smallest() and len(sandwich.students(0, rng)) == 3
+    spread, _ = _recipe("spread", epochs=4)
+    students = spread.students(0, rng)
+    assert len(students) == 2 and spread.space.smallest() not in students
 
 
 def test_restrict_pins_what_is_not_yet_elastic_by_kind():

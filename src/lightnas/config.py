@@ -70,15 +70,13 @@ class TrainConfig:
 
     epochs: int = opt(8, "--epochs", "super-network training epochs")
     batch_size: int = opt(128, "--batch-size", "training batch size")
-    recipe: str = opt("sandwich", "--recipe", "training recipe (see 'lightnas recipes')")
+    recipe: str = opt("spread", "--recipe", "training recipe (see 'lightnas recipes')")
     optimizer: str = opt("adamw", help="adamw or sgd (Nesterov momentum)")
     lr: float = opt(4e-3, help="peak learning rate (linear warm-up, cosine decay)")
     momentum: float = opt(0.9, help="SGD momentum")
     weight_decay: float = opt(1e-4)
     label_smoothing: float = opt(0.1)
-    n_random: int = opt(1, help="students per step drawn by the sampler, besides the fixed ones")
-    sampler: str = opt("uniform", help="'uniform' over each dimension, or 'cost' (spread over log-MACs)")
-    smallest: bool = opt(True, help="the smallest sub-network is a student on every step (sandwich rule)")
+    n_random: int = opt(2, help="students per step drawn by the recipe's sampler, besides the smallest")
     warmup_epochs: float = opt(0.3, help="learning-rate warm-up, epochs")
     warmup_fraction: float = opt(0.5, help="share of epochs with the largest alone (warm-up recipes)")
     ema_decay: float = opt(0.99, help="moving average of the weights searched and exported (0: off)")
@@ -97,8 +95,6 @@ class TrainConfig:
             raise LightnasError(f"learning rate must be positive, not {self.lr}")
         if self.optimizer not in ("adamw", "sgd"):
             raise LightnasError(f"optimizer must be 'adamw' or 'sgd', not {self.optimizer!r}")
-        if self.sampler not in ("uniform", "cost"):
-            raise LightnasError(f"sampler must be 'uniform' or 'cost', not {self.sampler!r}")
         if not 0 <= self.warmup_fraction < 1:
             raise LightnasError("warmup_fraction must be in [0, 1)")
         if not 0 <= self.student_label_weight <= 1:

@@ -153,14 +153,14 @@ class SupernetTests:
         with torch.no_grad():
             assert torch.equal(net(x[:2]), net(x[:2]))
 
-    @pytest.mark.parametrize("recipe", ["sandwich", "warmup-sandwich", "progressive", "sorted"])
+    @pytest.mark.parametrize("recipe", ["spread", "sandwich", "warmup-sandwich", "progressive", "sorted"])
     def test_a_training_step_of_every_recipe_runs(self, recipe: str) -> None:
         from lightnas.config import TrainConfig
         from lightnas.train.trainer import SupernetTrainer
 
         data = random_dataset(self.input_shape, self.n_classes)
         net = self.make()
-        cfg = TrainConfig(epochs=4, batch_size=8, recipe=recipe, warmup_fraction=0.25, sampler="cost")
+        cfg = TrainConfig(epochs=4, batch_size=8, recipe=recipe, warmup_fraction=0.25)
         trainer = SupernetTrainer(self.supernet, net.config.to_dict(), data, cfg, threads=1)
         before = {n: p.detach().clone() for n, p in trainer.net.named_parameters()}
         students = trainer.recipe.students(3, np.random.default_rng(0))

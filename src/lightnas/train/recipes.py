@@ -5,14 +5,21 @@ the task's distillation loss, the students a :class:`Recipe` names for that
 step. A recipe is a schedule of *phases*: in each phase only dimensions of
 some elastic kinds (``kernel``, ``depth``, ... as the super-network's
 ``elastic_groups()`` says) vary; the others are pinned to their largest value.
-Students are the smallest sub-network (``TrainConfig.smallest``) plus
-``n_random`` drawn by the sampler: uniformly over every dimension
-(``sampler="uniform"``) or spread over the cost range (``sampler="cost"``,
-see :mod:`lightnas.train.sampling`).
+Students are the smallest sub-network (where ``Recipe.smallest``) plus
+``TrainConfig.n_random`` drawn by the recipe's sampler: uniformly over every
+dimension (``sampler = "uniform"``) or spread over the cost range
+(``sampler = "cost"``, see :mod:`lightnas.train.sampling`).
 
 Recipes register in :data:`RECIPES` (entry-point group ``lightnas.recipes``):
 
-- ``sandwich``: BigNAS's sandwich rule from the first step.
+- ``spread`` (default): the largest and students spread evenly over the
+  log-MACs range, one per equal bin (AttentiveNAS-style cost-aware sampling),
+  no fixed smallest. Measured on 8 epochs of the embedded Fashion-MNIST
+  (``bench/fidelity.py``): every sub-network between the smallest and the
+  largest inherits 0.5-1 point more than under ``sandwich``, and the inherited
+  ranking follows capacity better.
+- ``sandwich``: BigNAS's sandwich rule from the first step: the largest, the
+  smallest and uniformly drawn students.
 - ``warmup-sandwich``: the largest alone for ``warmup_fraction`` of the
   epochs, then the sandwich rule.
 - ``progressive``: Once-for-All's progressive shrinking: the largest alone,
@@ -40,11 +47,15 @@ LOCAL_KINDS = frozenset({"kernel", "expand", "heads", "mlp_ratio", "precision"})
 
 
 class Recipe:
-    """The sandwich rule; subclasses change :meth:`free_kinds` or :meth:`draw`.
+    """The sandwich rule; subclasses change :meth:`free_kinds`, :meth:`draw`,
+    ``smallest`` (the smallest is a student on every step) or ``sampler``.
 
     ``groups`` maps every dimension to its elastic kind; ``cost`` (MACs of an
-    arch) is needed only by ``sampler="cost"``.
+    arch) is needed only by ``sampler = "cost"``.
     """
+
+    smallest: bool = True
+    sampler: str = "uniform"
 
     def __init__(
         self,
@@ -56,13 +67,13 @@ class Recipe:
         self.cfg = cfg
         self.space = space
         self.groups = groups
-        self.sampler = None
-        if cfg.sampler == "cost":
+        self.cost_sampler = None
+        if self.sampler == "cost":
             from lightnas.train.sampling import CostSampler
 
             if cost is None:
-                raise ValueError("sampler='cost' needs a cost function")
-            self.sampler = CostSampler(space, cost)
+                raise ValueError(f"recipe {self.registry_name!r} needs a cost function")
+            self.cost_sampler = CostSampler(space, cost)
 
     def free_kinds(self, epoch: int) -> frozenset[str] | None:
         """The elastic kinds that vary in ``epoch`` (0-based): ``None`` for all,
@@ -70,8 +81,8 @@ class Recipe:
         return ALL
 
     def draw(self, rng: np.random.Generator, n: int) -> list[Arch]:
-        if self.sampler is not None:
-            return self.sampler.draw(rng, n)
+        if self.cost_sampler is not None:
+            return self.cost_sampler.draw(rng, n)
         return [self.space.sample(rng) for _ in range(n)]
 
     def students(self, epoch: int, rng: np.random.Generator) -> list[Arch]:
@@ -79,7 +90,7 @@ class Recipe:
         free = self.free_kinds(epoch)
         if free is not None and not free:
             return []
-        fixed = [self.space.smallest()] if self.cfg.smallest else []
+        fixed = [self.space.smallest()] if self.smallest else []
         return [self.restrict(a, free) for a in fixed + self.draw(rng, self.cfg.n_random)]
 
     def restrict(self, arch: Arch, free: frozenset[str] | None) -> Arch:
@@ -93,9 +104,17 @@ class Recipe:
         return int(round(self.cfg.warmup_fraction * self.cfg.epochs))
 
 
+@RECIPES.register("spread")
+class Spread(Recipe):
+    """The largest and students spread evenly over the cost range (default)."""
+
+    smallest = False
+    sampler = "cost"
+
+
 @RECIPES.register("sandwich")
 class Sandwich(Recipe):
-    """BigNAS: largest, smallest and random students on every step."""
+    """BigNAS: the largest, the smallest and uniformly drawn students on every step."""
 
 
 @RECIPES.register("warmup-sandwich")

@@ -37,9 +37,12 @@ class PartCost:
 
     def part_macs(self, part: Hashable) -> float:
         if part not in self._parts:
+            import torch
+
             from lightnas.hardware.cost import count_cost
 
-            module, shape = self.net.build_part(part)
+            with torch.random.fork_rng(devices=[]):  # building a part must not move training's random stream
+                module, shape = self.net.build_part(part)
             self._parts[part] = count_cost(module, tuple(shape))["macs"]
         return self._parts[part]
 

@@ -135,12 +135,11 @@ class SupernetTrainer:
         }
 
     def _recipe(self) -> Any:
-        cost = None
-        if self.cfg.sampler == "cost":
-            from lightnas.train.sampling import PartCost
+        from lightnas.train.sampling import PartCost
 
-            cost = PartCost(self.net).macs
-        return RECIPES.get(self.cfg.recipe)(self.cfg, self.net.space, self.net.elastic_groups(), cost)
+        cls = RECIPES.get(self.cfg.recipe)
+        cost = PartCost(self.net).macs if cls.sampler == "cost" else None
+        return cls(self.cfg, self.net.space, self.net.elastic_groups(), cost)
 
     def task_tensors(self, x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         from lightnas.train.common import to_tensor
