@@ -1,12 +1,12 @@
-"""Issue-5 figures: latency lookup tables on this machine, both backends.
+"""Latency lookup tables on this machine, both backends, for any registered super-network.
 
 For each backend (PyTorch eager, ONNX Runtime; 1 thread, batch 1): the time
-to build the table for the default space, the share of random sub-networks
+to build the table for the space (`--supernet`, default mobilenet), the share of random sub-networks
 predicted within ±10% of their measured latency, Spearman's rho, and the
 front found by a search that uses the table as its latency objective,
 re-measured on the machine (share within ±10% of the predicted latency).
 
-    python bench/lut_fidelity.py [--samples 100] [--run DIR] [--json]
+    python bench/lut_fidelity.py [--supernet NAME] [--samples 100] [--run DIR] [--json]
 
 ``--run DIR`` uses the trained super-network of a finished `lightnas run`
 (the front then follows real accuracies); without it the search ranks an
@@ -30,6 +30,7 @@ def main() -> int:
     ap.add_argument("--budget", type=int, default=40)
     ap.add_argument("--run", default=None)
     ap.add_argument("--backends", default="torch,onnxruntime")
+    ap.add_argument("--supernet", default="mobilenet", help="a registered super-network (untrained unless --run)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -50,7 +51,7 @@ def main() -> int:
 
         net, _ = load_supernet(Path(args.run) / "supernet.pt")
     else:
-        net = create_supernet("mobilenet")
+        net = create_supernet(args.supernet)
     data = load_dataset("fashion-mnist")
     results = {}
     for backend in args.backends.split(","):

@@ -1,4 +1,4 @@
-"""Issue-3 figures: search quality on NAS-Bench-201 with device latencies.
+"""Search quality on NAS-Bench-201 with device latencies.
 
 For each strategy and each tuning device (DESIGN.md: pixel3, raspi4,
 1080ti_1, gold_6226, samsung_a50): median over seeds 1..K of the HV regret

@@ -1,4 +1,4 @@
-"""Issue-3 figure: predictor rank quality (Kendall tau on 3,000 held-out
+"""Predictor rank quality (Kendall tau on 3,000 held-out
 NAS-Bench-201 cells) against training-set size, for accuracy and latency.
 
     python bench/predictors.py [--device pixel3] [--repeats 3]

@@ -86,3 +86,25 @@ def test_export_spreads_over_the_log_latency_range():
     assert largest_gap(lat[idx]) <= 2.0
     assert spread_indices(lat[:3], 8) == [0, 1, 2]
     assert largest_gap(np.array([1.0, 1.5, 3.0])) == pytest.approx(2.0)
+
+
+def test_identifiers_read_from_files_are_checked_before_use_as_paths():
+    from lightnas.export import check_model_id
+
+    assert check_model_id("net-0123456789") == "net-0123456789"
+    assert check_model_id("net-0123456789-ft2") == "net-0123456789-ft2"
+    for bad in ("../../etc", "net-0123456789/../x", "net-xyz", "", "net-0123456789\n"):
+        with pytest.raises(LightnasError, match="not a lightnas model id"):
+            check_model_id(bad)
+
+
+def test_explicit_cli_options_are_the_only_ones_applied():
+    from lightnas.cli import build_parser, explicit_options
+
+    args = build_parser().parse_args(["run", "--epochs", "3", "--max-latency-ms", "0.5", "--targets", "0.02,0.04"])
+    assert explicit_options(args) == {
+        "train.epochs": 3,
+        "search.constraints": ["latency_ms<=0.5"],
+        "export.targets": ("latency_ms<=0.02", "latency_ms<=0.04"),
+    }
+    assert explicit_options(build_parser().parse_args(["run"])) == {}

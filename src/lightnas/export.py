@@ -36,7 +36,7 @@ from lightnas.train.common import CALIB_IMAGES, EVAL_BATCH, atomic_save, predict
 EXTRACT_TOL = 1e-5
 ONNX_TOL = 1e-4
 ONNX_CHECK_IMAGES = 2000
-MODEL_ID = re.compile(r"^net-[0-9a-f]{10}(-ft[0-9]+)?$")
+MODEL_ID = re.compile(r"net-[0-9a-f]{10}(-ft[0-9]+)?")
 
 
 def model_id(arch: Arch) -> str:
@@ -47,7 +47,7 @@ def model_id(arch: Arch) -> str:
 def check_model_id(text: str) -> str:
     """``text`` when it is a model id this module writes (no separators, no
     ``..``: ids read from files are used as folder names); a one-line error otherwise."""
-    if not isinstance(text, str) or not MODEL_ID.match(text):
+    if not isinstance(text, str) or not MODEL_ID.fullmatch(text):
         raise LightnasError(f"{text!r} is not a lightnas model id (net-<10 hex digits>[-ftN])")
     return text
 

@@ -15,7 +15,7 @@ def _card(out: Path, net: Any, arch_ref: str) -> dict[str, Any]:
     """The card of an exported model named by id or by architecture key."""
     from lightnas.export import MODEL_ID, check_model_id, model_id
 
-    ref = arch_ref if MODEL_ID.match(arch_ref) else model_id(net.space.from_key(arch_ref))
+    ref = arch_ref if MODEL_ID.fullmatch(arch_ref) else model_id(net.space.from_key(arch_ref))
     card_file = out / "models" / check_model_id(ref) / "card.json"
     if not card_file.is_file():
         raise LightnasError(f"{arch_ref} is not an exported model of {out} (see models/index.json)")
