@@ -170,3 +170,28 @@ def test_run_with_latency_lookup_table(tmp_path):
     card = json.loads((out / "models" / ids[0] / "card.json").read_text())
     assert card["latency"]["search_latency_source"] == "lookup table"
     assert card["latency"]["search_latency_ms"] > 0 and card["latency"]["latency_ms"] > 0
+
+
+def test_bad_settings_are_refused_before_any_work_and_nothing_is_written(tmp_path):
+    import time
+
+    out = tmp_path / "o"
+    t0 = time.perf_counter()
+    one_line_error(run_cli("run", "--data", "digits", "--out", str(out), "--max-latency-ms", "1e-9"), "impossible")
+    one_line_error(run_cli("run", "--data", "digits", "--out", str(out), "--constraint", "params>=1e9"), "largest")
+    one_line_error(run_cli("run", "--data", "digits", "--out", str(out), "--strategy", "magic"), "unknown strategy")
+    one_line_error(run_cli("run", "--out", str(out), "--resume", "--force"), "exclude each other")
+    assert time.perf_counter() - t0 < 60 and not out.exists()  # refused within seconds each, the folder not claimed
+
+
+def test_resume_takes_the_stored_settings_and_refuses_changes(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", str(out), "--data", "digits", "--epochs", "1", "--batch-size", "64", "--quiet"]) == 0
+    stored = (out / "config.json").read_text()
+    one_line_error(run_cli("train", str(out), "--epochs", "3"), "train.epochs=1")
+    one_line_error(run_cli("search", str(out), "--budget", "0"), "budget")
+    assert (out / "config.json").read_text() == stored  # a refused command leaves the settings as they were
+    # a satisfiable lower bound on a cost metric is not taken for an impossible one
+    assert main(["search", str(out), "--budget", "2", "--constraint", "params>=5000", "--quiet"]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["train"]["epochs"] == 1 and cfg["train"]["batch_size"] == 64 and cfg["search"]["budget"] == 2

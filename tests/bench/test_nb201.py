@@ -29,7 +29,7 @@ def test_true_front_and_regret():
 def test_small_budget_runs(strategy):
     trials, seconds = nb201.run_search("raspi4", strategy, 30, seed=1)
     assert len(trials) == 30 and len({t.arch for t in trials}) == 30
-    assert seconds >= 0
+    assert seconds < 60  # search-side time of 30 table look-ups: well under a minute
 
 
 def test_constrained_three_objective_run():
