@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,10 +28,11 @@ from lightnas.objectives import Constraint, Objective, feasible
 from lightnas.registry import Registry
 from lightnas.space import Arch, SearchSpace
 
-STRATEGIES: Registry[Any] = Registry(
+_SHARED = {"__init__", "base", "pareto", "runner"}
+STRATEGIES: Registry[Any] = Registry(  # every other module of this package is a built-in strategy
     "strategy",
     builtins=tuple(
-        f"lightnas.search.{m}" for m in ("evolution", "guided", "linas", "pymoo_strategies", "random_search")
+        f"lightnas.search.{p.stem}" for p in sorted(Path(__file__).parent.glob("*.py")) if p.stem not in _SHARED
     ),
     group="lightnas.strategies",
 )
