@@ -108,3 +108,22 @@ def test_explicit_cli_options_are_the_only_ones_applied():
         "export.targets": ("latency_ms<=0.02", "latency_ms<=0.04"),
     }
     assert explicit_options(build_parser().parse_args(["run"])) == {}
+
+
+def test_targets_export_the_most_accurate_model_under_each_bound():
+    from lightnas.selection import select
+    from lightnas.store import Record
+
+    def rec(i, acc, lat, params):
+        return Record(i, f"a{i}", {"x": i}, {"accuracy": acc, "latency_ms": lat, "params": params}, "ok", 0.0)
+
+    records = [rec(0, 80, 1.0, 10), rec(1, 85, 2.0, 20), rec(2, 84, 1.5, 15), rec(3, 90, 4.0, 40)]
+    cfg = RunConfig().replace({"export.targets": ["latency_ms<=1.6", "latency_ms<=2.5", "latency_ms<=0.5"]})
+    picks = select([], records, cfg, "accuracy")
+    assert [p.arch["x"] for p in picks] == [2, 1]  # 0.5 ms is met by none
+    assert picks[0].targets == ("latency_ms<=1.6",)
+    by_params = RunConfig().replace({"export.targets": ["params<=40", "params<=39"]})
+    assert [p.targets for p in select([], records, by_params, "accuracy")] == [("params<=39",), ("params<=40",)]
+    # without targets: the front, spread over its latency range
+    spread = select(records, records, RunConfig().replace({"export.max_export": 2}), "accuracy")
+    assert [p.arch["x"] for p in spread] == [0, 3]

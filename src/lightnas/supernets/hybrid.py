@@ -203,9 +203,7 @@ class ElasticHybrid(Supernet):
                 blk.bn3.weight.zero_()
         for b, blk in enumerate(self.attn, start=1):
             if b > min(self.config.attn_depths):
-                for layer in (blk.full.attn.proj, blk.full.fc2):
-                    layer.weight.zero_()
-                    layer.bias.zero_()
+                blk.zero_output()
 
     def elastic_groups(self) -> dict[str, str]:
         kinds = {"d": "depth", "w": "width", "k": "kernel", "e": "expand", "h": "heads", "r": "mlp_ratio"}

@@ -167,6 +167,13 @@ class ElasticBlock(nn.Module):
         }
 
     @torch.no_grad()
+    def zero_output(self) -> None:
+        """Zero both output projections: the block starts as the identity."""
+        for layer in (self.full.attn.proj, self.full.fc2):
+            layer.weight.zero_()
+            layer.bias.zero_()
+
+    @torch.no_grad()
     def copy_to(self, plain: Block, e: int, heads: int, ratio: int) -> None:
         """Copy the sub-block (``heads``, ``ratio``) at embedding ``e`` into ``plain``."""
         for name, (w, b) in self.slices(e, heads, ratio).items():
@@ -228,9 +235,7 @@ class ElasticViT(Supernet):
         projections), as the CNN's skippable blocks do (BigNAS)."""
         for b, blk in enumerate(self.blocks, start=1):
             if b > min(self.config.depths):
-                for layer in (blk.full.attn.proj, blk.full.fc2):
-                    layer.weight.zero_()
-                    layer.bias.zero_()
+                blk.zero_output()
 
     def elastic_groups(self) -> dict[str, str]:
         kinds = {"d": "depth", "e": "embed", "h": "heads", "r": "mlp_ratio"}
