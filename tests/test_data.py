@@ -64,3 +64,43 @@ def test_bad_data_is_a_one_line_error(tmp_path, make, match):
 def test_unknown_dataset_name():
     with pytest.raises(LightnasError, match="unknown dataset"):
         load_dataset("cifar10")
+
+
+def test_resources_are_bounded_by_the_data(tmp_path):
+    import numpy as np
+    import pytest
+    from PIL import Image
+
+    from lightnas.data import load_dataset
+    from lightnas.errors import LightnasError
+
+    x, y = np.zeros((20, 8, 8), np.uint8), np.arange(20) % 2
+    y[0] = 10**9  # one stray label would size a classifier of a billion outputs
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    with pytest.raises(LightnasError, match="labels must lie in"):
+        load_dataset(str(tmp_path / "d.npz"))
+    # 16-bit grey images are scaled to 8 bits, not clipped to white
+    for c in ("a", "b"):
+        (tmp_path / "img" / c).mkdir(parents=True)
+        for i in range(6):
+            pixels = np.random.default_rng(i).integers(0, 65535, (10, 10)).astype(np.uint16)
+            Image.fromarray(pixels).save(tmp_path / "img" / c / f"{i}.png")
+    data = load_dataset(str(tmp_path / "img"))
+    assert 100 < data.x_train.mean() < 155
+
+
+def test_a_damaged_store_is_one_line_that_says_what_to_do(tmp_path):
+    import pytest
+
+    from lightnas.errors import LightnasError
+    from lightnas.store import Store
+
+    db = tmp_path / "lightnas.db"
+    with Store(db) as store:
+        for i in range(50):
+            store.add("s", f"a{i}", {"x": i}, {"m": float(i)})
+    raw = bytearray(db.read_bytes())
+    raw[len(raw) // 2 : len(raw) // 2 + 512] = b"\xff" * 512  # a page damaged in the middle
+    db.write_bytes(bytes(raw))
+    with pytest.raises(LightnasError, match="damaged.*move it aside"), Store(db) as store:
+        store.records("s")

@@ -59,7 +59,10 @@ class Store:
             self._con.executescript(_SCHEMA)
             self._con.commit()
         except sqlite3.DatabaseError as exc:
-            raise LightnasError(f"cannot open store {self.path}: {exc}") from None
+            raise LightnasError(
+                f"{self.path} is damaged ({exc}); move it aside and run the search again: "
+                "its evaluations are repeated (the trained super-network is kept)"
+            ) from None
 
     def close(self) -> None:
         self._con.close()
@@ -107,8 +110,14 @@ class Store:
         if status is not None:
             q += " AND status = ?"
             args += (status,)
-        rows = self._con.execute(q + " ORDER BY id", args).fetchall()
-        return [Record(r[0], r[1], json.loads(r[2]), json.loads(r[3]), r[4], r[5]) for r in rows]
+        try:
+            rows = self._con.execute(q + " ORDER BY id", args).fetchall()
+            return [Record(r[0], r[1], json.loads(r[2]), json.loads(r[3]), r[4], r[5]) for r in rows]
+        except (sqlite3.DatabaseError, json.JSONDecodeError, TypeError) as exc:
+            raise LightnasError(
+                f"{self.path} is damaged ({exc}); move it aside and run the search again: "
+                "its evaluations are repeated (the trained super-network is kept)"
+            ) from None
 
     def count(self, study: str, status: str = OK) -> int:
         row = self._con.execute(

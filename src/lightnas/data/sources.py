@@ -198,10 +198,15 @@ def as_nchw_uint8(x: np.ndarray, what: str) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
+MAX_CLASSES = 10_000  # the label count sizes the classifier: bounded, so a stray label cannot exhaust memory
+
+
 def _labels(y: np.ndarray, what: str) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         raise LightnasError(f"{what}: labels must be a 1-D integer array, got {y.dtype} of shape {y.shape}")
+    if y.size and (y.min() < 0 or y.max() >= MAX_CLASSES):
+        raise LightnasError(f"{what}: labels must lie in 0..{MAX_CLASSES - 1}, found {y.min()}..{y.max()}")
     return y.astype(np.int64)
 
 
@@ -305,9 +310,32 @@ def load_npz(path: Path, seed: int) -> Dataset:
     return _finish(path.stem, x, y, seed, [str(c) for c in range(n_classes)], **extra, info={"source": str(path)})
 
 
-def load_image_folder(path: Path, seed: int) -> Dataset:
+MAX_IMAGE_PIXELS = 4096 * 4096
+
+
+def _read_image(f: Path) -> np.ndarray:
+    """One image as uint8 (H, W) grey or (H, W, 3) colour; 16-bit grey is scaled
+    to 8 bits (not clipped); images over :data:`MAX_IMAGE_PIXELS` are refused
+    before they are decompressed."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(f) as im:
+                if im.width * im.height > MAX_IMAGE_PIXELS:
+                    raise LightnasError(f"{f}: {im.width}x{im.height} is larger than {MAX_IMAGE_PIXELS} pixels")
+                if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                    wide = np.asarray(im, dtype=np.int64)
+                    return np.clip(wide >> 8 if wide.max() > 255 else wide, 0, 255).astype(np.uint8)
+                return np.asarray(im.convert("L" if im.mode in ("L", "1", "LA") else "RGB"))
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise LightnasError(f"cannot read image {f}: {exc}") from None
+
+
+def load_image_folder(path: Path, seed: int) -> Dataset:
     class_dirs = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(class_dirs) < 2:
         raise LightnasError(f"{path}: an image folder needs one subfolder per class (found {len(class_dirs)})")
@@ -317,13 +345,10 @@ def load_image_folder(path: Path, seed: int) -> Dataset:
         if not files:
             raise LightnasError(f"{d}: no PNG or JPEG images")
         for f in files:
-            try:
-                with Image.open(f) as im:
-                    if mode is None:
-                        mode = "L" if im.mode in ("L", "1", "I;16", "I") else "RGB"
-                    arr = np.asarray(im.convert(mode))
-            except (UnidentifiedImageError, OSError) as exc:
-                raise LightnasError(f"cannot read image {f}: {exc}") from None
+            arr = _read_image(f)
+            mode = mode or ("L" if arr.ndim == 2 else "RGB")
+            if (arr.ndim == 2) != (mode == "L"):
+                raise LightnasError(f"{f}: mixes grey and colour images with the first image")
             if shape is None:
                 shape = arr.shape
             if arr.shape != shape:
