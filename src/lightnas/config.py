@@ -68,7 +68,7 @@ class SupernetSection:
 class TrainConfig:
     """Hyper-parameters of super-network training."""
 
-    epochs: int = opt(8, "--epochs", "super-network training epochs")
+    epochs: int = opt(8, "--epochs", "super-network training epochs (a super-network may set its own default)")
     batch_size: int = opt(128, "--batch-size", "training batch size")
     recipe: str = opt("spread", "--recipe", "training recipe (see 'lightnas recipes')")
     optimizer: str = opt("adamw", help="adamw or sgd (Nesterov momentum)")

@@ -67,6 +67,15 @@ def merge(stored: RunConfig, explicit: dict[str, Any], what: str) -> RunConfig:
     return stored.replace(explicit)
 
 
+def with_supernet_defaults(explicit: dict[str, Any]) -> dict[str, Any]:
+    """``explicit`` plus the chosen super-network's ``train_defaults`` for the
+    training fields it does not set."""
+    from lightnas.supernets import SUPERNETS
+
+    cls = SUPERNETS.get(explicit.get("supernet.name", RunConfig().supernet.name))
+    return {**{f"train.{k}": v for k, v in cls.train_defaults.items()}, **explicit}
+
+
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in d.items():
@@ -121,7 +130,7 @@ def open_folder(
     if force or not entries:
         if not create and not has_run:
             raise LightnasError(f"{out} holds no lightnas run (no config.json)")
-        return RunConfig().replace(explicit).validate(), True
+        return RunConfig().replace(with_supernet_defaults(explicit)).validate(), True
     if not has_run:
         raise LightnasError(f"{out} holds parts of a run but no config.json (use --force to start again)")
     if not resume and create:

@@ -43,7 +43,10 @@ Invariants:
   add up to the arch's.
 - **Training hook.** ``init_for_training()`` is called once on a freshly
   initialised network before training (for example zero-initialised residual
-  branches); the default does nothing.
+  branches); the default does nothing. ``train_defaults`` (fields of
+  :class:`~lightnas.config.TrainConfig`) replace the general training
+  defaults for this super-network where the user sets none (as timm's
+  per-model default configurations do).
 """
 
 from __future__ import annotations
@@ -140,6 +143,7 @@ class Supernet(nn.Module, ABC):
 
     config_class: ClassVar[type[SupernetConfig]] = SupernetConfig
     registry_name: ClassVar[str] = ""
+    train_defaults: ClassVar[dict[str, object]] = {}
     space: SearchSpace
     active_arch: Arch
 

@@ -68,6 +68,11 @@ class SupernetTests:
         assert isinstance(net, Supernet) and self.supernet in SUPERNETS.names()
         assert net.input_shape == tuple(self.input_shape) and net.n_classes == self.n_classes
 
+    def test_train_defaults_are_training_settings(self) -> None:
+        from lightnas.config import TrainConfig
+
+        TrainConfig(**self.make().train_defaults)
+
     def test_config_round_trips_through_a_plain_dict(self) -> None:
         import json
 
