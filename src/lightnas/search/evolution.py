@@ -22,6 +22,8 @@ from lightnas.space import Arch, SearchSpace
 
 @register_strategy("evolution")
 class RegularizedEvolution(Strategy):
+    """Regularized (aging) evolution (Real et al. 2019), multi-objective by non-dominated rank."""
+
     def __init__(
         self,
         space: SearchSpace,

@@ -22,6 +22,8 @@ from lightnas.space import Arch, SearchSpace
 
 @register_strategy("linas")
 class LINAS(Strategy):
+    """LINAS (DyNAS-T): predictors fitted on the evaluations guide an inner NSGA-II."""
+
     def __init__(
         self,
         space: SearchSpace,
