@@ -28,7 +28,7 @@ def add_lut_parser(sub: Any) -> None:
     p.add_argument("--supernet", default="mobilenet")
     p.add_argument("--input-shape", default="1,28,28", help="C,H,W")
     p.add_argument("--classes", type=int, default=10)
-    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
+    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="onnxruntime")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--calib-samples", type=int, default=24)
     p.add_argument("--out", default="lut.json")
