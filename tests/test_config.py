@@ -132,6 +132,6 @@ def test_targets_export_the_most_accurate_model_under_each_bound():
 def test_a_supernet_may_set_its_own_training_defaults_and_the_user_overrides_them(tmp_path):
     from lightnas.runfolder import open_folder
 
-    assert open_folder(tmp_path / "a", {"supernet.name": "vit"})[0].train.epochs == 15
-    assert open_folder(tmp_path / "a", {"supernet.name": "vit", "train.epochs": 3})[0].train.epochs == 3
+    assert open_folder(tmp_path / "a", {"supernet.name": "hybrid"})[0].train.epochs == 15
+    assert open_folder(tmp_path / "a", {"supernet.name": "hybrid", "train.epochs": 3})[0].train.epochs == 3
     assert open_folder(tmp_path / "a", {})[0].train.epochs == RunConfig().train.epochs

@@ -200,8 +200,6 @@ class ElasticViT(Supernet):
     """Vision Transformer: elastic depth, embedding dimension, heads and MLP ratio."""
 
     config_class = ViTConfig
-    # one default run fits 15 minutes on 2 CPU cores (about 45 s an epoch on the embedded Fashion-MNIST)
-    train_defaults = {"epochs": 15}
 
     def __init__(self, config: ViTConfig):
         super().__init__(config)
