@@ -23,6 +23,9 @@ Three uses:
        python bench/fidelity.py --reference bench/results/fidelity-reference-60k-20ep.json \\
            --data /usr/share/datasets/fashion-mnist --epochs 20 --variants sandwich --no-alone
 
+   ``--checkpoint supernet.pt`` measures a super-network trained elsewhere
+   (``lightnas train DIR --device cuda`` on a GPU) instead of training one.
+
 3. A finished run (``--run DIR``): the smallest, median and largest exported
    models (by latency) retrained alone with the run's schedule, against their
    exported test accuracy.
@@ -111,7 +114,7 @@ def test_accuracy(model: Any, data: Any, calibrate: bool) -> float:
 def inherited(variant: str, data: Any, epochs: int, picks: list, seed: int, threads: int | None) -> dict:
     """Train the variant's super-network; test accuracy of every pick."""
     from lightnas.supernets import create_supernet
-    from lightnas.train.trainer import load_supernet, train_supernet
+    from lightnas.train.trainer import train_supernet
 
     tc, opts = variant_config(variant, epochs)
     cfg = create_supernet("mobilenet", data.input_shape, data.n_classes, **opts).config.to_dict()
@@ -119,12 +122,21 @@ def inherited(variant: str, data: Any, epochs: int, picks: list, seed: int, thre
         t0 = time.perf_counter()
         train_supernet("mobilenet", cfg, data, tc, Path(tmp) / "s.pt", False, False, threads, seed=seed)
         seconds = time.perf_counter() - t0
-        net, _ = load_supernet(Path(tmp) / "s.pt")
+        result = checkpoint_accuracies(Path(tmp) / "s.pt", data, picks)
+    return {"variant": variant, **result, "supernet_train_seconds": round(seconds, 1)}
+
+
+def checkpoint_accuracies(checkpoint: Path, data: Any, picks: list) -> dict[str, Any]:
+    """Inherited test accuracy (after calibration) of every pick in a trained super-network."""
+    from lightnas.train.trainer import load_supernet
+
+    net, state = load_supernet(checkpoint)
     accs = []
     for arch in picks:
         net.set_active(arch)
         accs.append(test_accuracy(net, data, calibrate=True))
-    return {"variant": variant, "inherited": accs, "supernet_train_seconds": round(seconds, 1)}
+    last = state["history"][-1] if state["history"] else {}
+    return {"inherited": accs, "trained_on": last.get("settings"), "train_config": state["train_config"]}
 
 
 def alone_accuracy(net: Any, arch: Any, data: Any, epochs: int, seed: int, threads: int | None) -> dict:
@@ -227,6 +239,9 @@ def main() -> int:
     ap.add_argument("--no-alone", action="store_true", help="no stand-alone runs (with --reference)")
     ap.add_argument("--reference", default=None, help="long-budget stand-alone reference (JSON)")
     ap.add_argument("--run", default=None, help="a finished run folder: retrain its exported models alone")
+    ap.add_argument(
+        "--checkpoint", default=None, help="a trained super-network (supernet.pt) measured instead of --variants"
+    )
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -250,10 +265,13 @@ def main() -> int:
     reference = json.loads(Path(args.reference).read_text()) if args.reference else None
     net = create_supernet("mobilenet", data.input_shape, data.n_classes)
     picks = pick_archs(net, data, args.n_subnets, args.seed, reference)
-    results = [inherited(v, data, epochs, picks, args.seed, args.threads) for v in args.variants.split(",") if v]
+    if args.checkpoint:
+        results = [{"variant": args.checkpoint, **checkpoint_accuracies(Path(args.checkpoint), data, picks)}]
+    else:
+        results = [inherited(v, data, epochs, picks, args.seed, args.threads) for v in args.variants.split(",") if v]
     for r in results:
         say(
-            f"{r['variant']}: {r['supernet_train_seconds']:.0f} s; inherited "
+            f"{r['variant']}: {r.get('supernet_train_seconds', 0):.0f} s; inherited "
             + " ".join(f"{a:.2f}" for a in r["inherited"])
         )
     summary: dict[str, Any] = {

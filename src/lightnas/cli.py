@@ -75,7 +75,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 
 def explicit_options(args: argparse.Namespace) -> dict[str, Any]:
     """The run options given on the command line, as dotted paths -> values."""
-    values = {k: v for k, v in vars(args).items() if "." in k or k == "seed"}
+    from lightnas.config import cli_fields
+
+    paths = {cli.path for cli in cli_fields()}
+    values = {k: v for k, v in vars(args).items() if k in paths}
     bounds = [f"{k.split(':', 1)[1]}<={v!r}" for k, v in vars(args).items() if k.startswith("bound:")]
     if bounds:
         values["search.constraints"] = [*values.get("search.constraints", []), *bounds]

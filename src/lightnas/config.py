@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -30,6 +31,15 @@ from lightnas.objectives import parse_constraint
 
 CONSTRAINT_METRICS = ("latency_ms", "params", "macs", "bytes", "peak_act_bytes", "accuracy")
 COST_METRICS = ("latency_ms", "params", "macs", "bytes", "peak_act_bytes")
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def check_device_name(text: str, what: str = "--device") -> str:
+    """``text`` if it names a device (auto, cpu, cuda, cuda:N), else a one-line
+    error. Looks for no hardware (see :func:`lightnas.train.device.resolve_device`)."""
+    if not isinstance(text, str) or not DEVICE_PATTERN.fullmatch(text):
+        raise LightnasError(f"{what} must be auto, cpu, cuda or cuda:N, not {text!r}")
+    return text
 
 
 def opt(default: Any, flag: str | None = None, help: str = "", **kw: Any) -> Any:  # noqa: A002
@@ -141,9 +151,13 @@ class LatencyConfig:
     backend: str = opt("onnxruntime", "--backend", "runtime the latency is measured in (the exported format)")
     threads: int = opt(1, "--threads", "threads of the latency measurement")
     mode: str = opt("measure", "--latency", "'measure' each sub-network, or 'lut' (a calibrated lookup table)")
+    target: str = opt("cpu", "--target", "device whose latency is searched: cpu, cuda or cuda:N (not --device)")
 
     def __post_init__(self) -> None:
         _positive(self, "threads")
+        check_device_name(self.target, "--target")
+        if self.target == "auto":
+            raise LightnasError("--target names the device that serves the model: cpu, cuda or cuda:N, not auto")
         if self.mode not in ("measure", "lut"):
             raise LightnasError(f"--latency must be 'measure' or 'lut', not {self.mode!r}")
 
@@ -180,6 +194,9 @@ class RunConfig:
     """Everything that defines a run (saved as ``config.json``)."""
 
     seed: int = opt(0, "--seed", "seed of the data split, the training and the search")
+    device: str = opt(
+        "auto", "--device", "where training, calibration and evaluation run: auto (a GPU if any), cpu, cuda, cuda:N"
+    )
     data: DataConfig = field(default_factory=DataConfig)
     supernet: SupernetSection = field(default_factory=SupernetSection)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -190,6 +207,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.seed < 2**32:
             raise LightnasError(f"seed must be in [0, 2**32), not {self.seed}")
+        check_device_name(self.device)
 
     def validate(self) -> RunConfig:
         """Check every name against its registry and the super-network's
@@ -240,6 +258,7 @@ class RunConfig:
         spec = json.dumps(
             [self.search.strategy, self.seed, sorted(self.search.constraints), self.latency.mode]
             + [self.latency.backend, self.latency.threads, sorted(self.search.options.items())]
+            + ([self.latency.target] if self.latency.target != "cpu" else [])
         )
         return "search-" + hashlib.sha1(spec.encode()).hexdigest()[:8]
 

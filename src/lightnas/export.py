@@ -63,6 +63,7 @@ class ExportContext:
     backend: str = "onnxruntime"
     threads: int = 1
     latency_source: str = "measured"  # how the search knew the latency: "measured" or "lookup table"
+    target: str = "cpu"  # the device the latency is measured on
 
 
 @torch.no_grad()
@@ -104,11 +105,13 @@ def verify_onnx(plain: torch.nn.Module, onnx_bytes: bytes, x: torch.Tensor, key:
 
 
 def latencies(plain: torch.nn.Module, ctx: ExportContext, search_metrics: dict[str, float]) -> dict[str, Any]:
-    """The card's latency: the target runtime's figures first, every other
-    backend's beside them (ms, batch 1, ``ctx.threads`` threads)."""
+    """The card's latency: the target runtime's figures on the target device
+    first, every backend's on the CPU beside them (ms, batch 1, ``ctx.threads`` threads)."""
     input_shape = ctx.data.input_shape
     runs = {b: measure_latency(plain, input_shape, b, ctx.threads, repeats=100) for b in LATENCY_BACKENDS.names()}
     lat = runs[ctx.backend]
+    if ctx.target != "cpu":
+        lat = measure_latency(plain, input_shape, ctx.backend, ctx.threads, repeats=100, device=ctx.target)
     keep = ("latency_ms", "latency_median_ms", "latency_iqr_ms")
     return {
         **{k: lat[k] for k in keep},

@@ -57,8 +57,10 @@ def stage_finetune(
     net.set_active(arch)
     net.calibrate(x_cal)
     student = net.extract(arch)
-    history = finetune(student, teacher, data, epochs, seed=cfg.seed, progress=not quiet)
-    ctx = ExportContext(state["supernet"], state["config"], data, cfg.latency.backend, cfg.latency.threads)
+    history = finetune(student, teacher, data, epochs, seed=cfg.seed, progress=not quiet, device=cfg.device)
+    ctx = ExportContext(
+        state["supernet"], state["config"], data, cfg.latency.backend, cfg.latency.threads, target=cfg.latency.target
+    )
     search = {"accuracy": max(h["val_metric"] for h in history), "latency_ms": card["latency"]["latency_ms"]}
     extra = {
         "finetuned_from": card["id"],

@@ -15,7 +15,7 @@ from typing import Any
 
 from lightnas.config import RunConfig
 from lightnas.errors import LightnasError
-from lightnas.objectives import Objective
+from lightnas.objectives import Objective, parse_constraint
 from lightnas.runfolder import claim, open_folder, preflight, say
 
 METRIC = "accuracy"  # the task's metric (ClassificationTask.metric_name)
@@ -53,6 +53,7 @@ def stage_train(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = None
         resume=True,
         progress=not quiet,
         seed=cfg.seed,
+        device=cfg.device,
     )
 
 
@@ -93,7 +94,15 @@ def _evaluator(out: Path, cfg: RunConfig, net: Any, data: Any) -> Any:
             lut = LatencyTable.build(net, backend=cfg.latency.backend, threads=cfg.latency.threads)
             lut.save(lut_path)
         lut.bind(net)
-    return SupernetEvaluator(net, data, backend=cfg.latency.backend, threads=cfg.latency.threads, lut=lut)
+    return SupernetEvaluator(
+        net,
+        data,
+        backend=cfg.latency.backend,
+        threads=cfg.latency.threads,
+        lut=lut,
+        device=cfg.device,
+        target=cfg.latency.target,
+    )
 
 
 def stage_search(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = None) -> list[Any]:
@@ -101,7 +110,7 @@ def stage_search(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = Non
     from lightnas.store import Store
 
     net, _, data = _context(out, cfg, data)
-    constraints = [c for c in map(_constraint, cfg.search.constraints)]
+    constraints = [parse_constraint(c) for c in cfg.search.constraints]
     evaluator = _evaluator(out, cfg, net, data)
     strategy = create_strategy(
         cfg.search.strategy, net.space, OBJECTIVES, constraints, seed=cfg.seed, **cfg.search.options
@@ -116,12 +125,6 @@ def stage_search(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = Non
         return runner.run()
 
 
-def _constraint(text: str) -> Any:
-    from lightnas.objectives import parse_constraint
-
-    return parse_constraint(text)
-
-
 def stage_export(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = None) -> list[dict[str, Any]]:
     from lightnas.export import ExportContext, export_subnet
     from lightnas.io import write_json
@@ -131,7 +134,9 @@ def stage_export(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = Non
     front, records = read_front(out, cfg, OBJECTIVES)
     chosen = select(front, records, cfg, METRIC)
     source = "lookup table" if cfg.latency.mode == "lut" else "measured"
-    ctx = ExportContext(state["supernet"], state["config"], data, cfg.latency.backend, cfg.latency.threads, source)
+    ctx = ExportContext(
+        state["supernet"], state["config"], data, cfg.latency.backend, cfg.latency.threads, source, cfg.latency.target
+    )
     cards = []
     for pick in chosen:
         card = export_subnet(net, net.space.make(pick.arch), out / "models", ctx, pick.metrics)
@@ -194,7 +199,7 @@ def stage_report(out: Path, cfg: RunConfig, quiet: bool = False, extra: dict[str
     evaluated = [r.metrics for r in records]
     write_csv(cards, out / "pareto.csv")
     title = f"{cfg.data.source}: {len(evaluated)} sub-networks evaluated"
-    constraints = [_constraint(c) for c in cfg.search.constraints]
+    constraints = [parse_constraint(c) for c in cfg.search.constraints]
     plot_front(evaluated, [r.metrics for r in front], constraints, out / "pareto.png", title=title)
     cost_file = out / "training_cost.json"
     cost = json.loads(cost_file.read_text()) if cost_file.is_file() else None

@@ -157,15 +157,21 @@ def preflight(cfg: RunConfig, data: Any) -> dict[str, dict[str, float]]:
     """Check the constraints and export targets on cost metrics against the
     untrained super-network before any training: a ``<=`` bound below the
     smallest sub-network's cost, or a ``>=`` bound above the largest's, can
-    never be met. Returns the cheap metrics of the smallest and the largest."""
+    never be met; a ``--device`` or ``--target`` GPU that is not there is
+    refused too. Returns the cheap metrics of the smallest and the largest."""
     from lightnas.evaluate.supernet import SupernetEvaluator
     from lightnas.objectives import parse_constraint
     from lightnas.supernets import create_supernet
     from lightnas.train.common import setup_torch
+    from lightnas.train.device import resolve_device
 
+    resolve_device(cfg.device)
+    resolve_device(cfg.latency.target)
     setup_torch(cfg.latency.threads)
     net = create_supernet(cfg.supernet.name, data.input_shape, data.n_classes, **cfg.supernet.options)
-    ev = SupernetEvaluator(net, data, calib_size=2, backend=cfg.latency.backend, threads=cfg.latency.threads)
+    ev = SupernetEvaluator(
+        net, data, calib_size=2, backend=cfg.latency.backend, threads=cfg.latency.threads, target=cfg.latency.target
+    )
     ends = {"smallest": ev.cheap_metrics(net.space.smallest()), "largest": ev.cheap_metrics(net.space.largest())}
     for text in (*cfg.search.constraints, *cfg.export.targets):
         c = parse_constraint(text)

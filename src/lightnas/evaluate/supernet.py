@@ -12,6 +12,7 @@ from lightnas.hardware.cost import count_cost
 from lightnas.hardware.latency import measure_latency
 from lightnas.space import Arch
 from lightnas.train.common import CALIB_IMAGES, evaluate_metric, task_for, to_tensor
+from lightnas.train.device import resolve_device
 
 
 class SupernetEvaluator(Evaluator):
@@ -21,9 +22,10 @@ class SupernetEvaluator(Evaluator):
     for): ``params``, ``macs``, ``bytes``, ``peak_act_bytes`` of the extracted
     plain sub-network and its latency in ms (``latency_ms``, measured with
     :func:`measure_latency` in ``backend``, or predicted by a lookup table when
-    ``lut`` is given). ``evaluate`` adds the task's metric (``accuracy``:
+    ``lut`` is given) on ``target``. ``evaluate`` adds the task's metric (``accuracy``:
     validation top-1, percent) after ``net.calibrate`` on ``calib_size``
-    training images.
+    training images, computed on ``device`` (the super-network and the
+    splits are moved there once).
     """
 
     def __init__(
@@ -35,28 +37,32 @@ class SupernetEvaluator(Evaluator):
         threads: int = 1,
         lut: Any = None,
         task: Any = None,
+        device: str = "cpu",
+        target: str = "cpu",
     ):
         from lightnas.config import TrainConfig
 
-        self.net = net.eval().to(memory_format=torch.channels_last)
+        dev = resolve_device(device)
+        self.net = net.eval().to(dev, memory_format=torch.channels_last)
         self.data = data
         self.task = task or task_for(data, TrainConfig())
         self.backend = backend
         self.threads = threads
+        self.target = target
         self.lut = lut
-        self.x_calib = to_tensor(data.x_train[:calib_size], data).contiguous(memory_format=torch.channels_last)
-        self.x_val = to_tensor(data.x_val, data).contiguous(memory_format=torch.channels_last)
-        self.y_val = torch.from_numpy(data.y_val)
+        self.x_calib = to_tensor(data.x_train[:calib_size], data).to(dev).contiguous(memory_format=torch.channels_last)
+        self.x_val = to_tensor(data.x_val, data).to(dev).contiguous(memory_format=torch.channels_last)
+        self.y_val = torch.from_numpy(data.y_val).to(dev)
         self._cheap: dict[Arch, dict[str, float]] = {}
 
     def cheap_metrics(self, arch: Arch) -> dict[str, float]:
         if arch not in self._cheap:
-            plain = self.net.extract(arch).eval()
+            plain = self.net.extract(arch).eval().cpu()  # costs and latency of the deployed (CPU) module
             metrics = count_cost(plain, self.data.input_shape)
             if self.lut is not None:
                 metrics["latency_ms"] = float(self.lut.predict(arch))
             else:
-                lat = measure_latency(plain, self.data.input_shape, self.backend, self.threads)
+                lat = measure_latency(plain, self.data.input_shape, self.backend, self.threads, device=self.target)
                 metrics["latency_ms"] = lat["latency_ms"]
                 metrics["latency_iqr_ms"] = lat["latency_iqr_ms"]
             self._cheap[arch] = metrics

@@ -18,7 +18,9 @@ LATENCY_BACKENDS: Registry[Any] = Registry("latency backend", group="lightnas.la
 """Runtimes latency is measured in. A backend is a function
 ``(model, input_shape, threads, batch, device) -> run`` that prepares the
 model once (export, session, device placement) and returns a zero-argument
-callable running one synchronised forward pass."""
+callable running one synchronised forward pass; when ``run`` returns a float,
+that is the pass's time in ms as the device measured it (CUDA events),
+otherwise the wall clock around the call is."""
 QUANTILE = 10
 """``latency_ms`` is this percentile of the timed runs, not the median: on a
 shared machine other tenants only ever add time, in bursts lasting seconds, and
@@ -50,21 +52,29 @@ def _repeat(fn: Any, warmup: int, repeats: int, min_seconds: float) -> list[floa
     start = time.perf_counter()
     while len(times) < repeats or (time.perf_counter() - start < min_seconds and len(times) < 50 * repeats):
         t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
+        timed = fn()
+        wall = (time.perf_counter() - t0) * 1e3
+        times.append(float(timed) if isinstance(timed, float) else wall)
     return times
 
 
-def onnx_session(onnx_bytes: bytes, threads: int) -> Any:
-    """An ONNX Runtime CPU session with ``threads`` intra-op threads."""
+def onnx_session(onnx_bytes: bytes, threads: int, device: str = "cpu") -> Any:
+    """An ONNX Runtime session with ``threads`` intra-op threads, on the CPU
+    or (``device`` ``cuda[:N]``) on ONNX Runtime's CUDA execution provider."""
     import onnxruntime as ort
 
+    providers: list[Any] = ["CPUExecutionProvider"]
+    if device != "cpu":
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise LightnasError(f"onnxruntime has no CUDA execution provider here for --target {device}")
+        index = int(device.partition(":")[2] or 0)
+        providers = [("CUDAExecutionProvider", {"device_id": index})]
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.log_severity_level = 3
-    return ort.InferenceSession(onnx_bytes, opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(onnx_bytes, opts, providers=providers)
 
 
 def to_onnx_bytes(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
@@ -88,30 +98,39 @@ def to_onnx_bytes(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
 
 @LATENCY_BACKENDS.register("onnxruntime")
 def _onnxruntime(model: nn.Module, input_shape: tuple[int, ...], threads: int, batch: int, device: str) -> Any:
-    """ONNX Runtime's CPU execution provider, the model exported to ONNX once."""
-    if device != "cpu":
-        raise LightnasError("the onnxruntime backend measures on the CPU only")
-    sess = onnx_session(to_onnx_bytes(model, input_shape), threads)
+    """ONNX Runtime (CPU, or its CUDA execution provider), the model exported to ONNX once."""
+    sess = onnx_session(to_onnx_bytes(model, input_shape), threads, device)
     feed = {"input": np.random.default_rng(0).standard_normal((batch, *input_shape)).astype(np.float32)}
     return lambda: sess.run(None, feed)
 
 
 @LATENCY_BACKENDS.register("torch")
 def _torch_eager(model: nn.Module, input_shape: tuple[int, ...], threads: int, batch: int, device: str) -> Any:
-    """PyTorch eager mode; on CUDA each run ends with a synchronisation."""
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise LightnasError("CUDA latency requested but no GPU is available")
+    """PyTorch eager mode; on CUDA each run is timed by CUDA events around it
+    and waits for the later one."""
+    from lightnas.train.device import resolve_device
+
+    dev = resolve_device(device)
     model = model.eval() if dev.type == "cpu" else copy.deepcopy(model).eval().to(dev)
     x = torch.randn(batch, *input_shape, device=dev)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    if dev.type == "cpu":
 
-    def run() -> None:
+        def run() -> None:
+            with torch.no_grad():
+                model(x)
+
+        return run
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+    def run_cuda() -> float:
         with torch.no_grad():
+            start.record()
             model(x)
-        sync()
+            end.record()
+        end.synchronize()
+        return start.elapsed_time(end)
 
-    return run
+    return run_cuda
 
 
 @torch.no_grad()

@@ -57,12 +57,13 @@ class ClassificationTask(Task):
         pad = self.pad
         if pad > 0:
             xp = F.pad(x, (pad, pad, pad, pad))
-            oy = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
-            ox = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
-            rows = (oy[:, None] + torch.arange(h))[:, :, None]
-            cols = (ox[:, None] + torch.arange(w))[:, None, :]
-            x = xp[torch.arange(b)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
+            # drawn on the CPU generator (the same draws on every device), used where x lives
+            oy = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(x.device)
+            ox = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(x.device)
+            rows = (oy[:, None] + torch.arange(h, device=x.device))[:, :, None]
+            cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, :]
+            x = xp[torch.arange(b, device=x.device)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
         if self.hflip:
-            flip = torch.rand(b, generator=gen) < 0.5
+            flip = (torch.rand(b, generator=gen) < 0.5).to(x.device)
             x = torch.where(flip[:, None, None, None], x.flip(3), x)
-        return x.contiguous(memory_format=torch.channels_last)
+        return x

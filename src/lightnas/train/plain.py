@@ -16,6 +16,7 @@ from lightnas.data.sources import Dataset
 from lightnas.errors import LightnasError
 from lightnas.tasks import Task
 from lightnas.train.common import evaluate_metric, setup_torch, task_for, to_tensor
+from lightnas.train.device import resolve_device
 from lightnas.train.trainer import lr_at, make_optimizer
 
 
@@ -31,17 +32,23 @@ def fit(
     weight_decay: float = 1e-4,
     warmup_epochs: float = 0.0,
     progress: bool = False,
+    device: str = "cpu",
 ) -> list[dict[str, Any]]:
     """Train ``model`` on the training split with AdamW, linear warm-up and
     cosine decay; with a ``teacher`` (eval mode) the loss is the task's
     distillation loss, otherwise its plain loss. Returns the validation
     metric after every epoch, the start included (entry 0); ``model`` ends with
     the weights of the best of them (``"kept"`` marks it), so it never ends
-    worse on the validation split than it started."""
+    worse on the validation split than it started. It trains on ``device``
+    (the data moved there once) and ends on the CPU, channels-last."""
     if epochs < 1:
         raise LightnasError(f"epochs must be at least 1, not {epochs}")
-    x_train, y_train = to_tensor(data.x_train, data), torch.from_numpy(data.y_train)
-    x_val, y_val = to_tensor(data.x_val, data), torch.from_numpy(data.y_val)
+    dev = resolve_device(device)
+    model.to(dev)
+    if teacher is not None:
+        teacher.to(dev)
+    x_train, y_train = to_tensor(data.x_train, data).to(dev), torch.from_numpy(data.y_train).to(dev)
+    x_val, y_val = to_tensor(data.x_val, data).to(dev), torch.from_numpy(data.y_val).to(dev)
     cfg = TrainConfig(optimizer="adamw", lr=lr, weight_decay=weight_decay)
     opt = make_optimizer(model.parameters(), cfg)
     per_epoch = math.ceil(len(x_train) / batch_size)
@@ -51,14 +58,14 @@ def fit(
     step = 0
     for epoch in range(epochs):
         model.train()
-        order = torch.randperm(len(x_train), generator=gen)
+        order = torch.randperm(len(x_train), generator=gen).to(dev)
         for i in range(0, len(x_train), batch_size):
             idx = order[i : i + batch_size]
             if len(idx) < 2:
                 continue
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, epochs * per_epoch, warmup_epochs * per_epoch, lr)
-            xb, yb = task.augment(x_train[idx], gen), y_train[idx]
+            xb, yb = task.augment(x_train[idx], gen).contiguous(memory_format=torch.channels_last), y_train[idx]
             out = model(xb)
             if teacher is None:
                 loss = task.loss(out, yb)
@@ -76,7 +83,9 @@ def fit(
         if progress:
             print(f"epoch {epoch + 1}/{epochs}: val {history[-1]['val_metric']:.2f}", file=sys.stderr)
     model.load_state_dict(best[2])
-    model.eval()
+    model.eval().to("cpu", memory_format=torch.channels_last)
+    if teacher is not None:
+        teacher.to("cpu")
     history[best[1]]["kept"] = True
     return history
 
@@ -90,16 +99,23 @@ def finetune(
     batch_size: int = 128,
     seed: int = 0,
     progress: bool = True,
+    device: str = "cpu",
 ) -> list[dict[str, Any]]:
     """Fine-tune a plain sub-network with distillation from ``teacher``
     (students' loss of the default task, no augmentation); see :func:`fit`."""
     setup_torch()
     teacher.eval()
-    return fit(student, data, task_for(data, TrainConfig()), epochs, lr, batch_size, seed, teacher, progress=progress)
+    task = task_for(data, TrainConfig())
+    return fit(student, data, task, epochs, lr, batch_size, seed, teacher, progress=progress, device=device)
 
 
 def train_alone(
-    model: torch.nn.Module, data: Dataset, cfg: TrainConfig, seed: int = 0, threads: int | None = None
+    model: torch.nn.Module,
+    data: Dataset,
+    cfg: TrainConfig,
+    seed: int = 0,
+    threads: int | None = None,
+    device: str = "cpu",
 ) -> list[dict[str, Any]]:
     """Re-initialise ``model`` (seeded) and train it alone from scratch on the
     labels: ``cfg``'s epochs, batch size, learning rate, warm-up, weight decay
@@ -111,7 +127,19 @@ def train_alone(
             m.reset_parameters()
     model = model.to(memory_format=torch.channels_last)
     task = task_for(data, cfg)
-    return fit(model, data, task, cfg.epochs, cfg.lr, cfg.batch_size, seed, None, cfg.weight_decay, cfg.warmup_epochs)
+    return fit(
+        model,
+        data,
+        task,
+        cfg.epochs,
+        cfg.lr,
+        cfg.batch_size,
+        seed,
+        None,
+        cfg.weight_decay,
+        cfg.warmup_epochs,
+        device=device,
+    )
 
 
 def standalone_train_seconds(

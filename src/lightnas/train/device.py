@@ -1,0 +1,60 @@
+"""Where tensors live: the ``--device`` of training, calibration, evaluation and fine-tuning.
+
+``auto`` is a GPU when PyTorch sees one, else the CPU. The device that trains
+is independent of the latency *target* (``LatencyConfig.target``): a
+super-network trained on a GPU is searched for the CPU that serves it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from lightnas.config import check_device_name
+from lightnas.errors import LightnasError
+
+
+def resolve_device(text: str = "auto") -> torch.device:
+    """The :class:`torch.device` that ``text`` names on this machine; a
+    one-line error when it names a GPU that is not there."""
+    check_device_name(text)
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(text)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise LightnasError(f"device {text!r} requested but PyTorch sees no GPU (use --device cpu)")
+        index = dev.index or 0
+        if index >= torch.cuda.device_count():
+            raise LightnasError(f"device {text!r} requested but only {torch.cuda.device_count()} GPU(s) are visible")
+        dev = torch.device("cuda", index)
+    return dev
+
+
+def describe_device(dev: torch.device) -> dict[str, Any]:
+    """What a run records of the device it computed on."""
+    if dev.type == "cuda":
+        return {"device": str(dev), "name": torch.cuda.get_device_name(dev), "torch": str(torch.__version__)}
+    return {"device": "cpu", "threads": torch.get_num_threads(), "torch": str(torch.__version__)}
+
+
+def synchronize(dev: torch.device) -> None:
+    """Wait for the device's queued work (no-op on the CPU)."""
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def time_calls(fn: Callable[[], Any], dev: torch.device, repeats: int, warmup: int = 1) -> float:
+    """Seconds per call of ``fn`` after ``warmup`` untimed calls, the device synchronised
+    before and after (wall clock; CUDA's queue drained, so it is the work's time)."""
+    for _ in range(warmup):
+        fn()
+    synchronize(dev)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    synchronize(dev)
+    return (time.perf_counter() - t0) / max(repeats, 1)

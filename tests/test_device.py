@@ -1,0 +1,158 @@
+"""--device (where training and evaluation run) and --target (where latency is measured).
+
+The CUDA tests skip cleanly on a machine without a GPU; on one they run the
+GPU paths end to end (training, calibration, evaluation, fine-tuning, CUDA-event
+latency) against the CPU's results.
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from lightnas.config import RunConfig, TrainConfig
+from lightnas.errors import LightnasError
+from lightnas.train.device import resolve_device
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU here")
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "lightnas.cli", *args], capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.parametrize("text", ["gpu", "cuda:x", "cuda:", "CPU", ""])
+def test_malformed_device_names_are_refused(text):
+    with pytest.raises(LightnasError, match="--device"):
+        RunConfig(device=text)
+    with pytest.raises(LightnasError, match="--device"):
+        resolve_device(text)
+
+
+def test_target_is_a_device_that_serves():
+    with pytest.raises(LightnasError, match="--target"):
+        RunConfig.from_dict({"latency": {"target": "auto"}})
+    assert RunConfig.from_dict({"latency": {"target": "cuda:1"}}).latency.target == "cuda:1"
+    # the search definition changes with the target, the training device does not enter it
+    assert RunConfig().study() != RunConfig.from_dict({"latency": {"target": "cuda"}}).study()
+    assert RunConfig().study() == RunConfig(device="cpu").study()
+
+
+def test_auto_is_the_cpu_without_a_gpu():
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")
+def test_asking_for_a_missing_gpu_is_a_one_line_error(tmp_path):
+    res = run_cli("run", "--data", "digits", "--device", "cuda", "--epochs", "1", "--out", str(tmp_path / "o"))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "no GPU" in lines[0], res.stderr
+    assert not (tmp_path / "o").exists()  # refused before anything was written
+
+
+def test_checkpoint_records_where_it_trained(tmp_path):
+    from lightnas.data import load_dataset
+    from lightnas.train.trainer import train_supernet
+
+    data = load_dataset("digits", 0)
+    state = train_supernet(
+        "mobilenet", _config(data), data, TrainConfig(epochs=1, batch_size=64), tmp_path / "s.pt", progress=False
+    )
+    settings = state["history"][0]["settings"]
+    assert settings["device"] == "cpu" and settings["memory_format"] == "channels_last"
+
+
+def _config(data):
+    from lightnas.supernets import create_supernet
+
+    return create_supernet("mobilenet", data.input_shape, data.n_classes).config.to_dict()
+
+
+@cuda
+def test_training_on_a_gpu_matches_the_cpu_and_loads_anywhere(tmp_path):
+    from lightnas.data import load_dataset
+    from lightnas.train.trainer import load_supernet, train_supernet
+
+    data = load_dataset("digits", 0)
+    cfg = TrainConfig(epochs=2, batch_size=64)
+    accs = {}
+    for dev in ("cpu", "cuda"):
+        state = train_supernet(
+            "mobilenet", _config(data), data, cfg, tmp_path / f"{dev}.pt", progress=False, device=dev
+        )
+        accs[dev] = state["history"][-1]["val_largest"]
+        settings = state["history"][-1]["settings"]
+        assert settings["device"].startswith(dev)
+        assert settings["memory_format"] in ("channels_last", "contiguous")
+    net, _ = load_supernet(tmp_path / "cuda.pt")  # a GPU checkpoint loads on the CPU
+    assert next(net.parameters()).device.type == "cpu"
+    assert accs["cuda"] > 50 and abs(accs["cuda"] - accs["cpu"]) < 8, accs
+
+
+@cuda
+def test_gpu_resume_continues_the_run(tmp_path):
+    from lightnas.data import load_dataset
+    from lightnas.train.trainer import train_supernet
+
+    data = load_dataset("digits", 0)
+    ck = tmp_path / "s.pt"
+    train_supernet("mobilenet", _config(data), data, TrainConfig(epochs=1), ck, progress=False, device="cuda")
+    state = train_supernet("mobilenet", _config(data), data, TrainConfig(epochs=2), ck, progress=False, device="cuda")
+    assert state["epoch"] == 2 and len(state["history"]) == 2
+
+
+@cuda
+def test_gpu_evaluation_agrees_with_the_cpu():
+    from lightnas.data import load_dataset
+    from lightnas.evaluate.supernet import SupernetEvaluator
+    from lightnas.supernets import create_supernet
+
+    data = load_dataset("digits", 0)
+    net = create_supernet("mobilenet", data.input_shape, data.n_classes)
+    arch = net.space.sample(__import__("numpy").random.default_rng(0))
+    cpu = SupernetEvaluator(net, data, device="cpu").evaluate(arch)["accuracy"]
+    gpu_eval = SupernetEvaluator(net, data, device="cuda")
+    assert abs(gpu_eval.evaluate(arch)["accuracy"] - cpu) <= 1.0
+    assert gpu_eval.cheap_metrics(arch)["latency_ms"] > 0  # latency of the deployed CPU module
+
+
+@cuda
+def test_cuda_latency_is_timed_by_events():
+    from lightnas.hardware.latency import measure_latency
+    from lightnas.supernets import create_supernet
+
+    net = create_supernet("mobilenet", (1, 28, 28), 10)
+    plain = net.extract(net.space.largest())
+    lat = measure_latency(plain, (1, 28, 28), "torch", device="cuda")
+    assert lat["device"] == "cuda" and 0 < lat["latency_ms"] < 100
+    assert next(plain.parameters()).device.type == "cpu"  # the caller's module stays where it was
+
+
+@cuda
+def test_finetune_on_a_gpu_returns_a_cpu_model():
+    from lightnas.data import load_dataset
+    from lightnas.supernets import create_supernet
+    from lightnas.train.plain import finetune
+
+    data = load_dataset("digits", 0)
+    net = create_supernet("mobilenet", data.input_shape, data.n_classes)
+    teacher = net.extract(net.space.largest())
+    student = net.extract(net.space.smallest())
+    history = finetune(student, teacher, data, 1, progress=False, device="cuda")
+    assert len(history) == 2 and next(student.parameters()).device.type == "cpu"
+
+
+@cuda
+def test_run_on_a_gpu_end_to_end(tmp_path):
+    out = tmp_path / "run"
+    res = run_cli(
+        "run", "--data", "digits", "--device", "cuda", "--epochs", "2", "--budget", "8", "--out", str(out), "--quiet"
+    )
+    assert res.returncode == 0, res.stderr
+    cards = [json.loads(p.read_text()) for p in (out / "models").glob("*/card.json")]
+    assert cards and all(c["verification"]["onnx_max_abs_diff"] <= 1e-4 for c in cards)
+    assert all(c["latency"]["device"] == "cpu" for c in cards)  # trained on the GPU, searched for the CPU
