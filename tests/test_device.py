@@ -94,15 +94,21 @@ def test_training_on_a_gpu_matches_the_cpu_and_loads_anywhere(tmp_path):
 
 
 @cuda
-def test_gpu_resume_continues_the_run(tmp_path):
+def test_gpu_checkpoint_resumes_on_the_gpu_and_on_the_cpu(tmp_path):
     from lightnas.data import load_dataset
-    from lightnas.train.trainer import train_supernet
+    from lightnas.train.trainer import SupernetTrainer
 
     data = load_dataset("digits", 0)
-    ck = tmp_path / "s.pt"
-    train_supernet("mobilenet", _config(data), data, TrainConfig(epochs=1), ck, progress=False, device="cuda")
-    state = train_supernet("mobilenet", _config(data), data, TrainConfig(epochs=2), ck, progress=False, device="cuda")
-    assert state["epoch"] == 2 and len(state["history"]) == 2
+    cfg, ck = TrainConfig(epochs=2), tmp_path / "s.pt"
+    first = SupernetTrainer("mobilenet", _config(data), data, cfg, device="cuda")
+    first.end_epoch(0, first.train_epoch(0))  # killed after its first epoch
+    first.save(ck)
+    for dev in ("cuda", "cpu"):
+        state = SupernetTrainer("mobilenet", _config(data), data, cfg, device=dev).run(ck, progress=False)
+        assert state["epoch"] == 2 and len(state["history"]) == 2
+        assert state["history"][1]["settings"]["device"].startswith(dev)
+        ck.unlink()
+        first.save(ck)
 
 
 @cuda

@@ -101,10 +101,15 @@ def _stage(name: str) -> Callable[[argparse.Namespace], int]:
         from lightnas.runfolder import claim, open_folder, preflight
 
         out = Path(args.dir)
-        cfg, new = open_folder(out, explicit_options(args), resume=True, force=args.force, create=name == "train")
+        resume = (out / "config.json").exists() and not args.force  # a stage continues the run it finds
+        cfg, new = open_folder(out, explicit_options(args), resume=resume, force=args.force, create=name == "train")
         data = pipeline._data(cfg)
-        if new:
-            preflight(cfg, data)
+        preflight(cfg, data, out)
+        if getattr(args, "salvage", False):
+            from lightnas.store import salvage
+
+            n = salvage(out / "lightnas.db")
+            print(f"moved the damaged {out / 'lightnas.db'} aside; {n} evaluations kept", file=sys.stderr)
         claim(out, cfg, force=args.force)
         if name == "report":
             pipeline.stage_report(out, cfg, args.quiet)
@@ -173,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         p.add_argument("dir", help="run folder")
         add_run_options(p)
+        if name == "search":
+            p.add_argument(
+                "--salvage", action="store_true", help="keep what a damaged lightnas.db still holds, then search"
+            )
         p.set_defaults(fn=_stage(name))
 
     p = sub.add_parser("finetune", help="fine-tune an exported sub-network with distillation and re-export it")
@@ -206,11 +215,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
         if getattr(args, "fn", None) is None:
-            parser.print_help()
-            return 2
+            raise LightnasError("a command is required (see 'lightnas --help')")
         return int(args.fn(args))
     except LightnasError as exc:
-        print(f"lightnas: error: {exc}", file=sys.stderr)
+        print(f"lightnas: error: {exc}".splitlines()[0], file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("lightnas: interrupted (finished work is saved; continue with --resume)", file=sys.stderr)

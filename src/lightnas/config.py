@@ -197,6 +197,7 @@ class RunConfig:
     device: str = opt(
         "auto", "--device", "where training, calibration and evaluation run: auto (a GPU if any), cpu, cuda, cuda:N"
     )
+    nproc: int = opt(1, "--nproc", "super-network training processes (torch.distributed: gloo on CPU, NCCL on GPUs)")
     data: DataConfig = field(default_factory=DataConfig)
     supernet: SupernetSection = field(default_factory=SupernetSection)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -208,6 +209,8 @@ class RunConfig:
         if not 0 <= self.seed < 2**32:
             raise LightnasError(f"seed must be in [0, 2**32), not {self.seed}")
         check_device_name(self.device)
+        if isinstance(self.nproc, bool) or not isinstance(self.nproc, int) or self.nproc < 1:
+            raise LightnasError(f"--nproc must be at least 1, not {self.nproc!r}")
 
     def validate(self) -> RunConfig:
         """Check every name against its registry and the super-network's

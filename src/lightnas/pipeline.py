@@ -44,6 +44,25 @@ def stage_train(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = None
     data = data or _data(cfg)
     n = data.describe()
     say(f"data: {data.name}, {n['n_train']} train / {n['n_val']} val / {n['n_test']} test of {data.input_shape}", quiet)
+    if cfg.nproc > 1:
+        from lightnas.train.common import safe_load
+        from lightnas.train.device import resolve_device
+        from lightnas.train.distributed import train_distributed
+
+        job = {
+            "supernet": cfg.supernet.name,
+            "supernet_config": supernet_config(cfg, data),
+            "data": cfg.data.source,
+            "cfg": cfg.train,
+            "seed": cfg.seed,
+            "checkpoint": str(out / "supernet.pt"),
+            "resume": True,
+            "progress": not quiet,
+            "device": resolve_device(cfg.device).type,
+            "threads": None,
+        }
+        train_distributed(cfg.nproc, job)
+        return safe_load(out / "supernet.pt")
     return train_supernet(
         cfg.supernet.name,
         supernet_config(cfg, data),
@@ -149,28 +168,38 @@ def stage_export(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = Non
     unmet = [t for t in cfg.export.targets if not any(t in p.targets for p in chosen)]
     index = {"study": cfg.study(), "models": [c["id"] for c in cards], "unmet_targets": unmet}
     write_json(index, out / "models" / "index.json")
-    write_json(training_cost(net, state, data, [p.arch for p in chosen]), out / "training_cost.json")
+    cost = training_cost(net, state, data, [p.arch for p in chosen], cfg.device)
+    write_json(cost, out / "training_cost.json")
     return cards
 
 
-def training_cost(net: Any, state: dict[str, Any], data: Any, archs: list[Any]) -> dict[str, Any]:
+def training_cost(net: Any, state: dict[str, Any], data: Any, archs: list[Any], device: str = "cpu") -> dict[str, Any]:
     """The Once-for-All argument, measured: the super-network's training time
     (from its checkpoint history) against training the exported sub-networks
     one by one with the same schedule (each estimated from timed stand-alone
-    training steps, see ``standalone_train_seconds``). Seconds."""
+    training steps, see ``standalone_train_seconds``), on the device the
+    super-network trained on. Where ``device`` (this process's) is not of that
+    kind, the one-by-one time is not estimated: a ratio across devices means
+    nothing. Seconds."""
     from lightnas.config import TrainConfig
+    from lightnas.train.device import resolve_device
     from lightnas.train.plain import standalone_train_seconds
 
     tc = TrainConfig(**state["train_config"])
-    one_by_one = [standalone_train_seconds(net, net.space.make(a), data, tc) for a in archs]
     supernet_s = float(sum(h["seconds"] for h in state["history"]))
+    trained_on = (state["history"][-1].get("settings") or {}).get("device", "cpu") if state["history"] else "cpu"
+    here = resolve_device(device)
+    cost: dict[str, Any] = {"supernet_train_seconds": round(supernet_s, 1), "n_subnets": len(archs)}
+    if here.type != trained_on.partition(":")[0]:
+        why = f"the super-network trained on {trained_on}; rerun 'lightnas export' with --device {trained_on}"
+        return {**cost, "one_by_one_train_seconds": None, "ratio": None, "how": why}
+    one_by_one = float(sum(standalone_train_seconds(net, net.space.make(a), data, tc, device=str(here)) for a in archs))
     return {
-        "supernet_train_seconds": round(supernet_s, 1),
-        "one_by_one_train_seconds": round(float(sum(one_by_one)), 1),
-        "n_subnets": len(archs),
-        "ratio": round(float(sum(one_by_one)) / supernet_s, 2) if supernet_s > 0 else None,
-        "how": "super-network: measured epoch times; one by one: timed stand-alone training steps of each "
-        "exported sub-network times the same number of steps",
+        **cost,
+        "one_by_one_train_seconds": round(one_by_one, 1),
+        "ratio": round(one_by_one / supernet_s, 2) if supernet_s > 0 else None,
+        "how": f"super-network: measured epoch times on {trained_on}; one by one: timed stand-alone training steps "
+        f"of each exported sub-network on {here} times the same number of steps",
     }
 
 
@@ -223,11 +252,8 @@ def run_all(
     :class:`RunConfig`). Returns the summary (also in ``summary.json``)."""
     cfg, new = open_folder(out, explicit or {}, resume, force)
     data = _data(cfg)
-    if new:
-        preflight(cfg, data)
-        claim(out, cfg, force)
-    else:
-        claim(out, cfg)
+    preflight(cfg, data, out)
+    claim(out, cfg, force if new else False)
     t0 = time.perf_counter()
     times: dict[str, float] = {}
     for name, stage in (("train", stage_train), ("search", stage_search), ("export", stage_export)):

@@ -170,7 +170,7 @@ def summarise(
         **({"training_cost": cost} if cost else {}),
         **(extra or {}),
     }
-    if cost:
+    if cost and cost.get("one_by_one_train_seconds") is not None:
         summary["headline"] += (
             f"; training the super-network took {cost['supernet_train_seconds']:.0f} s, training the "
             f"{cost['n_subnets']} exported sub-networks one by one would take ~{cost['one_by_one_train_seconds']:.0f} s"

@@ -127,6 +127,8 @@ def open_folder(
     if foreign:
         raise LightnasError(f"output folder {out} holds files that are not a lightnas run ({foreign[0]}, ...)")
     has_run = (out / "config.json").exists()
+    if resume and not has_run:
+        raise LightnasError(f"cannot resume: {out} holds no lightnas run (no config.json)")
     if force or not entries:
         if not create and not has_run:
             raise LightnasError(f"{out} holds no lightnas run (no config.json)")
@@ -153,12 +155,14 @@ def claim(out: Path, cfg: RunConfig, force: bool = False) -> None:
         raise LightnasError(f"cannot write to {out}: {exc.strerror}") from None
 
 
-def preflight(cfg: RunConfig, data: Any) -> dict[str, dict[str, float]]:
+def preflight(cfg: RunConfig, data: Any, out: Path | None = None) -> dict[str, dict[str, float]]:
     """Check the constraints and export targets on cost metrics against the
     untrained super-network before any training: a ``<=`` bound below the
     smallest sub-network's cost, or a ``>=`` bound above the largest's, can
     never be met; a ``--device`` or ``--target`` GPU that is not there is
-    refused too. Returns the cheap metrics of the smallest and the largest."""
+    refused too, and so are the strategy's options and, in ``out``, a latency
+    table that cannot serve ``--latency lut``. Returns the cheap metrics of
+    the smallest and the largest."""
     from lightnas.evaluate.supernet import SupernetEvaluator
     from lightnas.objectives import parse_constraint
     from lightnas.supernets import create_supernet
@@ -183,4 +187,19 @@ def preflight(cfg: RunConfig, data: Any) -> dict[str, dict[str, float]]:
             raise LightnasError(
                 f"impossible constraint {c}: the {which} sub-network has {c.metric}={best[c.metric]:.4g}"
             )
+    _check_search(cfg, net.space)
+    if out is not None and cfg.latency.mode == "lut" and (out / "lut.json").exists():
+        from lightnas.hardware.lut import LatencyTable
+
+        LatencyTable.load(out / "lut.json")
     return ends
+
+
+def _check_search(cfg: RunConfig, space: Any) -> None:
+    """Build the strategy once with the run's options (a one-line error names a bad one)."""
+    from lightnas.objectives import parse_constraint
+    from lightnas.pipeline import OBJECTIVES
+    from lightnas.search import create_strategy
+
+    constraints = [parse_constraint(c) for c in cfg.search.constraints]
+    create_strategy(cfg.search.strategy, space, OBJECTIVES, constraints, seed=cfg.seed, **cfg.search.options)

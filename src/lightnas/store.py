@@ -3,6 +3,7 @@ each evaluation finishes, read back to resume (torch-free)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -52,17 +53,31 @@ class Store:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._con: sqlite3.Connection | None = None
         try:
+            if self.path.exists():
+                _quick_check(self.path)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._con = sqlite3.connect(str(self.path), timeout=30.0)
             self._con.execute("PRAGMA journal_mode=WAL")
             self._con.executescript(_SCHEMA)
             self._con.commit()
         except sqlite3.DatabaseError as exc:
-            raise LightnasError(
-                f"{self.path} is damaged ({exc}); move it aside and run the search again: "
-                "its evaluations are repeated (the trained super-network is kept)"
-            ) from None
+            raise self._damaged(exc) from None
+
+    def _damaged(self, exc: Exception) -> LightnasError:
+        """The one-line report of a damaged file: what can still be read, and how to keep it."""
+        if self._con is not None:
+            with contextlib.suppress(Exception):
+                self._con.close()
+        n = len(readable_rows(self.path))
+        keep = (
+            f"{n} evaluations can still be read: 'lightnas search DIR --salvage' moves the file aside "
+            "and starts a new one holding them"
+            if n
+            else "no evaluation can be read from it: move it aside and run the search again"
+        )
+        return LightnasError(f"{self.path} is damaged ({str(exc).splitlines()[0]}); {keep}")
 
     def close(self) -> None:
         self._con.close()
@@ -114,10 +129,7 @@ class Store:
             rows = self._con.execute(q + " ORDER BY id", args).fetchall()
             return [Record(r[0], r[1], json.loads(r[2]), json.loads(r[3]), r[4], r[5]) for r in rows]
         except (sqlite3.DatabaseError, json.JSONDecodeError, TypeError) as exc:
-            raise LightnasError(
-                f"{self.path} is damaged ({exc}); move it aside and run the search again: "
-                "its evaluations are repeated (the trained super-network is kept)"
-            ) from None
+            raise self._damaged(exc) from None
 
     def count(self, study: str, status: str = OK) -> int:
         row = self._con.execute(
@@ -127,3 +139,65 @@ class Store:
 
     def studies(self) -> list[str]:
         return [r[0] for r in self._con.execute("SELECT DISTINCT study FROM evaluations")]
+
+
+_COLUMNS = "study, arch_key, arch, metrics, status, seconds, created"
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    """A connection that reads the file as it is and writes nothing, not even
+    the write-ahead log's side files (``immutable``)."""
+    return sqlite3.connect(f"{Path(path).resolve().as_uri()}?immutable=1", uri=True)
+
+
+def _quick_check(path: Path) -> None:
+    """SQLite's page-level consistency check; raises ``sqlite3.DatabaseError``."""
+    con = _read_only(path)
+    try:
+        problem = con.execute("PRAGMA quick_check").fetchone()[0]
+    finally:
+        con.close()
+    if problem != "ok":
+        raise sqlite3.DatabaseError(problem)
+
+
+def readable_rows(path: Path) -> list[tuple[Any, ...]]:
+    """Every evaluation row of a (possibly damaged) store that still reads
+    whole, with valid JSON, row by row (read-only; nothing is written)."""
+    rows: list[tuple[Any, ...]] = []
+    try:
+        con = _read_only(path)
+    except sqlite3.DatabaseError:
+        return rows
+    try:
+        ids = [r[0] for r in con.execute("SELECT id FROM evaluations ORDER BY id")]
+    except sqlite3.DatabaseError:
+        ids = []
+    for i in ids:
+        try:
+            row = con.execute(f"SELECT {_COLUMNS} FROM evaluations WHERE id = ?", (i,)).fetchone()
+            json.loads(row[2]), json.loads(row[3])
+            rows.append(tuple(row))
+        except (sqlite3.DatabaseError, json.JSONDecodeError, TypeError, IndexError):
+            continue
+    con.close()
+    return rows
+
+
+def salvage(path: Path) -> int:
+    """Move a damaged store aside (``<name>.damaged``) and write a new one at
+    ``path`` holding its readable evaluations; returns how many. Refuses when
+    the file aside already exists (nothing is overwritten)."""
+    path = Path(path)
+    aside = path.with_name(path.name + ".damaged")
+    if aside.exists():
+        raise LightnasError(f"{aside} already exists: move it away before salvaging {path} again")
+    rows = readable_rows(path)
+    path.rename(aside)
+    for tail in ("-wal", "-shm"):
+        side = Path(str(path) + tail)
+        if side.exists():
+            side.rename(Path(str(aside) + tail))
+    with Store(path) as store, store._con:
+        store._con.executemany(f"INSERT OR IGNORE INTO evaluations ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    return len(rows)

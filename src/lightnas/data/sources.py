@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -219,7 +220,7 @@ def read_idx(path: Path) -> np.ndarray:
                 raw = fh.read()
         else:
             raw = path.read_bytes()
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise LightnasError(f"cannot read IDX file {path}: {exc}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 8:
         raise LightnasError(f"{path} is not an unsigned-byte IDX file")
@@ -284,17 +285,20 @@ def load_digits(seed: int) -> Dataset:
 
 
 def load_npz(path: Path, seed: int) -> Dataset:
+    unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
     try:
         z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+    except unreadable as exc:
         raise LightnasError(f"cannot read {path} as .npz: {exc}") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise LightnasError(f"cannot read {path} as .npz: it is a single .npy array, not an .npz archive")
     with z:
         if "x" not in z or "y" not in z:
             raise LightnasError(f"{path}: an .npz needs arrays 'x' and 'y' (found {sorted(z.files)})")
         try:
             arrays = {k: z[k] for k in z.files}
-        except ValueError as exc:
-            raise LightnasError(f"{path}: {exc}") from None
+        except unreadable as exc:
+            raise LightnasError(f"cannot read {path} as .npz: {exc}") from None
     x = as_nchw_uint8(arrays["x"], f"{path}:x")
     y = _labels(arrays["y"], f"{path}:y")
     extra: dict[str, np.ndarray] = {}

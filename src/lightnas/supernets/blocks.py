@@ -22,7 +22,12 @@ def stage_width(channels: int, ratio: float) -> int:
 
 # -- elastic operators -----------------------------------------------------------------
 class ElasticBN(nn.BatchNorm2d):
-    """BatchNorm over the leading ``c`` channels of the input."""
+    """BatchNorm over the leading ``c`` channels of the input.
+
+    While :data:`SYNC` holds a process group (distributed training, see
+    :mod:`lightnas.train.distributed`), a training-mode forward normalises
+    with the statistics of the whole global batch, summed over the processes
+    (autograd flows through the sum), as one process would over that batch."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = x.shape[1]
@@ -31,6 +36,8 @@ class ElasticBN(nn.BatchNorm2d):
             self.num_batches_tracked.add_(1)
             if momentum is None:  # cumulative average, used by BN recalibration
                 momentum = 1.0 / float(self.num_batches_tracked)
+            if SYNC.group is not None:
+                return _synced_batch_norm(self, x, float(momentum))
         return F.batch_norm(
             x,
             self.running_mean[:c],
@@ -41,6 +48,36 @@ class ElasticBN(nn.BatchNorm2d):
             momentum or 0.0,
             self.eps,
         )
+
+
+class _Sync:
+    group: object | None = None
+
+
+SYNC = _Sync()
+"""The process group whose BatchNorm statistics are shared (``None``: each process alone)."""
+
+
+def _synced_batch_norm(bn: nn.BatchNorm2d, x: torch.Tensor, momentum: float) -> torch.Tensor:
+    """Two passes over the processes, as precise as one process's batch norm:
+    the global mean, then the global mean squared deviation from it."""
+    import warnings
+
+    from torch.distributed.nn.functional import all_reduce
+
+    c = x.shape[1]
+    with warnings.catch_warnings():  # the autograd-aware all_reduce is marked deprecated, with no successor yet
+        warnings.simplefilter("ignore", FutureWarning)
+        total = all_reduce(torch.cat([x.sum((0, 2, 3)), x.new_full((1,), x.numel() / c)]), group=SYNC.group)
+        n = total[-1]
+        mean = total[:c] / n
+        centred = x - mean[None, :, None, None]
+        var = all_reduce((centred * centred).sum((0, 2, 3)), group=SYNC.group) / n
+    with torch.no_grad():
+        bn.running_mean[:c].mul_(1 - momentum).add_(mean, alpha=momentum)
+        bn.running_var[:c].mul_(1 - momentum).add_(var * (n / (n - 1).clamp_min(1)), alpha=momentum)
+    scale = bn.weight[:c] * torch.rsqrt(var + bn.eps)
+    return centred * scale[None, :, None, None] + bn.bias[:c][None, :, None, None]
 
 
 class ElasticBlock(nn.Module):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ def to_tensor(x: np.ndarray, data: Dataset) -> torch.Tensor:
     """uint8 NCHW images -> normalised float32 tensor (the card's preprocessing)."""
     mean = torch.tensor(data.mean, dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(data.std, dtype=torch.float32).view(1, -1, 1, 1)
+    x = x if x.flags.writeable else x.copy()  # memory-mapped or read-only files: torch wants writable memory
     return (torch.from_numpy(x).float() / 255.0 - mean) / std
 
 
@@ -78,9 +80,14 @@ def safe_load(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise LightnasError(f"checkpoint {path} does not exist")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns (on stderr) about the pickle protocol of odd files
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise LightnasError(f"cannot load {path}: {str(exc).splitlines()[0]}") from None
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "Weights only load failed" in why:
+            why = "it holds Python objects besides tensors, and lightnas never unpickles those"
+        raise LightnasError(f"cannot load {path}: {why}") from None
     if not isinstance(obj, dict):
         raise LightnasError(f"{path} is not a lightnas checkpoint")
     return obj

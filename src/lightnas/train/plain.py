@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import math
 import sys
-import time
 from typing import Any
 
 import torch
@@ -143,29 +142,35 @@ def train_alone(
 
 
 def standalone_train_seconds(
-    net: Any, arch: Any, data: Dataset, cfg: TrainConfig, steps: int = 4, threads: int | None = None
+    net: Any,
+    arch: Any,
+    data: Dataset,
+    cfg: TrainConfig,
+    steps: int = 4,
+    threads: int | None = None,
+    device: str = "cpu",
 ) -> float:
-    """Estimated seconds to train ``arch`` alone with ``cfg``'s schedule:
-    ``steps`` timed training steps (forward, loss, backward, optimiser step on a
-    batch of ``cfg.batch_size`` training images, after one untimed step) of a
-    fresh copy of the extracted sub-network, times the steps of ``cfg.epochs``
-    epochs. ``threads`` as in :func:`setup_torch` (the training thread count;
-    call this after any latency measurement, see ``measure_latency``)."""
+    """Estimated seconds to train ``arch`` alone with ``cfg``'s schedule on
+    ``device``: ``steps`` timed training steps (forward, loss, backward,
+    optimiser step on a batch of ``cfg.batch_size`` training images, after one
+    untimed step) of a fresh copy of the extracted sub-network, times the
+    steps of ``cfg.epochs`` epochs. ``threads`` as in :func:`setup_torch` (the
+    training thread count; call this after any latency measurement, see
+    ``measure_latency``)."""
+    from lightnas.train.device import time_calls
+
     setup_torch(threads)
-    model = copy.deepcopy(net.extract(arch)).train().to(memory_format=torch.channels_last)
+    dev = resolve_device(device)
+    model = copy.deepcopy(net.extract(arch)).train().to(dev, memory_format=torch.channels_last)
     opt = make_optimizer(model.parameters(), cfg)
     task = task_for(data, cfg)
     n = min(cfg.batch_size, len(data.x_train))
-    xb, yb = to_tensor(data.x_train[:n], data), torch.from_numpy(data.y_train[:n])
+    xb, yb = to_tensor(data.x_train[:n], data).to(dev), torch.from_numpy(data.y_train[:n]).to(dev)
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
         task.loss(model(xb), yb).backward()
         opt.step()
 
-    step()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    per_step = (time.perf_counter() - t0) / steps
+    per_step = time_calls(step, dev, repeats=steps)
     return per_step * math.ceil(len(data.x_train) / cfg.batch_size) * cfg.epochs

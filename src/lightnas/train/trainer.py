@@ -34,6 +34,7 @@ from lightnas.supernets import supernet_from_config
 from lightnas.tasks import Task
 from lightnas.train.common import CALIB_IMAGES, atomic_save, evaluate_metric, safe_load, setup_torch, task_for
 from lightnas.train.device import describe_device, resolve_device, synchronize, time_calls
+from lightnas.train.distributed import barrier, share_batch_norm, sum_over_processes, synced_batch_norm
 from lightnas.train.recipes import RECIPES
 
 CHECKPOINT_FORMAT = "lightnas-supernet-2"
@@ -104,13 +105,18 @@ class SupernetTrainer:
         only: dict[str, Any] | None = None,
         device: str = "cpu",
         task: Task | None = None,
+        rank: int = 0,
+        world: int = 1,
     ):
         setup_torch(threads)
+        self.rank, self.world = rank, world
         self.device = resolve_device(device)
         torch.manual_seed(seed)  # the initial weights: the same seed trains the same network
         self.net = supernet_from_config(supernet_name, supernet_config)
         if cfg.init_for_training:
             self.net.init_for_training()
+        if world > 1:
+            share_batch_norm(self.net)
         self.net.to(self.device)
         self.cfg, self.seed, self.data = cfg, seed, data
         self.task = task or task_for(data, cfg)
@@ -148,7 +154,7 @@ class SupernetTrainer:
         usual choice the slow one there. The trial leaves no trace: weights,
         buffers and the random streams are restored, the optimiser is made after.
         Returns the settings recorded in the checkpoint's history."""
-        info = {**describe_device(self.device), "memory_format": "channels_last"}
+        info = {**describe_device(self.device), "memory_format": "channels_last", "processes": self.world}
         if self.device.type != "cuda":
             self.memory_format = torch.channels_last
             self.net.to(memory_format=self.memory_format)
@@ -216,24 +222,32 @@ class SupernetTrainer:
         atomic_save(self.state, checkpoint)
 
     # -- training -------------------------------------------------------------------------
-    def step(self, xb: torch.Tensor, yb: torch.Tensor, students: list[Arch]) -> torch.Tensor:
+    def step(self, xb: torch.Tensor, yb: torch.Tensor, students: list[Arch], share: float = 1.0) -> torch.Tensor:
         """One optimiser step on a batch; returns the teacher's loss (a 0-d
-        tensor on the training device: reading it would wait for the device)."""
+        tensor on the training device: reading it would wait for the device).
+        In distributed training ``xb`` is this process's ``share`` of the
+        global batch: losses are weighted by it and gradients summed over the
+        processes before the projection, so every process takes the step one
+        process would take on the whole batch."""
         net, plist = self.net, list(self.params.values())
         self.opt.zero_grad(set_to_none=True)
         net.set_active(self.teacher)
         logits = net(xb)
         loss = self.task.loss(logits, yb)
-        loss.backward()
+        (loss * share).backward()
         soft = logits.detach()
-        teacher_grads = _take_grads(plist) if students and self.cfg.project_conflicts else None
+        teacher_grads = None
+        if students and self.cfg.project_conflicts:
+            teacher_grads = _take_grads(plist)
+            sum_over_processes(teacher_grads, self.world)
         for m in self.dropouts:  # BigNAS: only the teacher is regularised; the students learn from it
             m.train(False)
         for arch in students:
             net.set_active(arch)
-            self.task.distill_loss(net(xb), soft, yb).backward()
+            (self.task.distill_loss(net(xb), soft, yb) * share).backward()
         for m in self.dropouts:
             m.train(True)
+        sum_over_processes([p.grad for p in plist], self.world)
         if teacher_grads is not None:
             _add_projected(plist, teacher_grads)
         torch.nn.utils.clip_grad_norm_(plist, 5.0)
@@ -267,7 +281,11 @@ class SupernetTrainer:
                 continue
             students = self.recipe.students(epoch, rng) if self.recipe is not None else []
             xb = self.task.augment(self.x_train[idx], gen).contiguous(memory_format=self.memory_format)
-            loss_sum += self.step(xb, self.y_train[idx], students) * len(idx)
+            yb = self.y_train[idx]
+            if self.world > 1:  # this process's contiguous part of the global batch, augmented as a whole
+                lo, hi = len(idx) * self.rank // self.world, len(idx) * (self.rank + 1) // self.world
+                xb, yb = xb[lo:hi], yb[lo:hi]
+            loss_sum += self.step(xb, yb, students, len(yb) / len(idx)) * len(yb)
             if cfg.ema_decay > 0:
                 self._average(step)
             seen += len(idx)
@@ -276,6 +294,8 @@ class SupernetTrainer:
                 bar.set_postfix(
                     step=f"{i + 1}/{self.steps_per_epoch}", loss=f"{float(loss_sum) / seen:.3f}", img_s=f"{rate:.0f}"
                 )
+        if self.world > 1:
+            sum_over_processes([loss_sum], self.world)  # the processes' sums add up to the whole epoch's
         synchronize(self.device)
         return {"loss": float(loss_sum) / max(seen, 1), "seconds": time.perf_counter() - t0}
 
@@ -319,9 +339,12 @@ class SupernetTrainer:
 
             bar = tqdm(total=self.cfg.epochs, initial=self.state["epoch"], desc="train", unit="epoch", file=sys.stderr)
         for epoch in range(self.state["epoch"], self.cfg.epochs):
-            result = self.train_epoch(epoch, bar)
+            with synced_batch_norm(self.world):
+                result = self.train_epoch(epoch, bar)
             val = self.end_epoch(epoch, result)
-            self.save(checkpoint)
+            if self.rank == 0:
+                self.save(checkpoint)
+            barrier(self.world)  # every process continues only once the epoch is on disk
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{result['loss']:.3f}", val_largest=f"{val:.1f}")

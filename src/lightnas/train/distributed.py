@@ -1,0 +1,140 @@
+"""Super-network training on several processes (``lightnas train DIR --nproc N``).
+
+Every process holds the whole super-network and the whole data set, draws
+the same data order, augmentation and students (all seeded per epoch, as one
+process does), and trains on its contiguous part of each global batch. Losses
+are weighted by each part's share, BatchNorm statistics are those of the
+whole global batch (summed over the processes, see ``ElasticBN``), and the
+gradients are summed over the processes before the conflict projection, the
+clipping and the optimiser step; so every process takes the step that one
+process would take on the whole batch, within float rounding, and the weights
+stay equal everywhere. Only the teacher's dropout masks are drawn per part.
+Process 0 writes the checkpoint after every epoch (the others wait for it),
+so a stopped run resumes like a one-process run, with any process count.
+gloo on the CPU, NCCL on GPUs (one per process).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lightnas.errors import LightnasError
+
+
+def sum_over_processes(tensors: list[torch.Tensor | None], world: int) -> None:
+    """Sum ``tensors`` in place over the ``world`` processes (one message; nothing with one process)."""
+    live = [t for t in tensors if t is not None]
+    if world == 1 or not live:
+        return
+    import torch.distributed as dist
+
+    flat = torch.cat([t.reshape(-1) for t in live])
+    dist.all_reduce(flat)
+    offset = 0
+    for t in live:
+        t.copy_(flat[offset : offset + t.numel()].view_as(t))
+        offset += t.numel()
+
+
+def barrier(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+@contextlib.contextmanager
+def synced_batch_norm(world: int) -> Iterator[None]:
+    """Within: BatchNorm layers share their statistics over the processes (when there are several)."""
+    from lightnas.supernets.blocks import SYNC
+
+    if world == 1:
+        yield
+        return
+    import torch.distributed as dist
+
+    SYNC.group = dist.group.WORLD
+    try:
+        yield
+    finally:
+        SYNC.group = None
+
+
+def share_batch_norm(net: nn.Module) -> None:
+    """Make every plain ``BatchNorm2d`` of ``net`` an ``ElasticBN`` (the same
+    computation over all its channels, same state), so that it too shares
+    its statistics in distributed training."""
+    from lightnas.supernets.blocks import ElasticBN
+
+    for m in net.modules():
+        if type(m) is nn.BatchNorm2d:
+            m.__class__ = ElasticBN
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _worker(rank: int, world: int, port: int, job: dict[str, Any]) -> None:
+    import torch.distributed as dist
+
+    from lightnas.data import load_dataset
+    from lightnas.train.trainer import SupernetTrainer
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    cuda = job["device"].startswith("cuda")
+    dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world)
+    try:
+        threads = job["threads"] or max(1, (os.cpu_count() or 1) // world)
+        trainer = SupernetTrainer(
+            job["supernet"],
+            job["supernet_config"],
+            load_dataset(job["data"], job["seed"]),
+            job["cfg"],
+            job["seed"],
+            threads,
+            device=f"cuda:{rank}" if cuda else "cpu",
+            rank=rank,
+            world=world,
+        )
+        trainer.run(Path(job["checkpoint"]), job["resume"], progress=job["progress"] and rank == 0)
+    finally:
+        dist.destroy_process_group()
+
+
+def train_distributed(nproc: int, job: dict[str, Any]) -> None:
+    """Run :class:`~lightnas.train.trainer.SupernetTrainer` in ``nproc``
+    processes. ``job``: supernet, supernet_config, data (a
+    ``load_dataset`` spec: every process loads it), cfg (TrainConfig), seed,
+    checkpoint, resume, progress, device (``cpu`` or ``cuda``), threads per
+    process (``None``: the cores shared out). A process that fails or is
+    killed stops them all with a one-line error; the checkpoint keeps the last
+    finished epoch."""
+    import torch.multiprocessing as mp
+
+    if job["device"].startswith("cuda") and torch.cuda.device_count() < nproc:
+        raise LightnasError(f"--nproc {nproc} on GPUs needs {nproc} GPUs, {torch.cuda.device_count()} are visible")
+    logging.getLogger("torch.multiprocessing.spawn").setLevel(logging.ERROR)  # its stop notices: our one line says it
+    try:
+        mp.spawn(_worker, args=(nproc, _free_port(), job), nprocs=nproc, join=True)
+    except mp.ProcessRaisedException as exc:
+        last = str(exc).strip().splitlines()[-1]
+        prefix = "lightnas.errors.LightnasError: "
+        why = last[len(prefix) :] if last.startswith(prefix) else f"a training process failed: {last}"
+        raise LightnasError(why) from None
+    except mp.ProcessExitedException as exc:
+        raise LightnasError(
+            f"training process {exc.error_index} stopped ({exc}); {job['checkpoint']} keeps the last finished epoch: "
+            "continue with 'lightnas train DIR'"
+        ) from None
