@@ -33,7 +33,8 @@ def invoke(args: list[str], cwd: Path) -> tuple[int, str]:
 
 
 def main() -> int:
-    from lightnas.testing.hostile import battery, check, malformed_files
+    from lightnas.testing.hostile import check, malformed_files
+    from lightnas.testing.hostile_cases import battery
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--generated", type=int, default=6, help="random corruptions of each file kind")

@@ -60,7 +60,12 @@ def test_checkpoint_records_where_it_trained(tmp_path):
 
     data = load_dataset("digits", 0)
     state = train_supernet(
-        "mobilenet", _config(data), data, TrainConfig(epochs=1, batch_size=64), tmp_path / "s.pt", progress=False
+        "mobilenet",
+        _config(data),
+        data,
+        TrainConfig(epochs=1, batch_size=512, recipe="sandwich"),
+        tmp_path / "s.pt",
+        progress=False,
     )
     settings = state["history"][0]["settings"]
     assert settings["device"] == "cpu" and settings["memory_format"] == "channels_last"

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from lightnas.cli import main
-from lightnas.testing.hostile import battery, check, malformed_files
+from lightnas.testing.hostile import check, malformed_files
+from lightnas.testing.hostile_cases import battery
 
 
 def invoke(args: list[str], cwd: Path) -> tuple[int, str]:
@@ -41,7 +42,7 @@ def test_tampered_run_folder(case, finished, tmp_path):
     assert outcome.passed, (outcome.why, outcome.message)
 
 
-GENERATED = malformed_files(seed=1, per_kind=3)
+GENERATED = malformed_files(seed=1, per_kind=2)
 
 
 @pytest.mark.parametrize("case", GENERATED, ids=[c.name for c in GENERATED])

@@ -104,7 +104,8 @@ def _stage(name: str) -> Callable[[argparse.Namespace], int]:
         resume = (out / "config.json").exists() and not args.force  # a stage continues the run it finds
         cfg, new = open_folder(out, explicit_options(args), resume=resume, force=args.force, create=name == "train")
         data = pipeline._data(cfg)
-        preflight(cfg, data, out)
+        if name != "report":  # a report reads what is there; its options change no work
+            preflight(cfg, data, out)
         if getattr(args, "salvage", False):
             from lightnas.store import salvage
 

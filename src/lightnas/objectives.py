@@ -28,6 +28,9 @@ class Objective:
         return value if self.direction == "min" else -value
 
 
+RUN_OBJECTIVES = (Objective("accuracy", "max"), Objective("latency_ms", "min"))
+"""What ``lightnas run`` optimises: the task's metric and the target's latency."""
+
 _OPS = {"<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b}
 
 

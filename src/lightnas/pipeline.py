@@ -15,11 +15,11 @@ from typing import Any
 
 from lightnas.config import RunConfig
 from lightnas.errors import LightnasError
-from lightnas.objectives import Objective, parse_constraint
+from lightnas.objectives import RUN_OBJECTIVES, parse_constraint
 from lightnas.runfolder import claim, open_folder, preflight, say
 
-METRIC = "accuracy"  # the task's metric (ClassificationTask.metric_name)
-OBJECTIVES = [Objective(METRIC, "max"), Objective("latency_ms", "min")]
+OBJECTIVES = list(RUN_OBJECTIVES)
+METRIC = OBJECTIVES[0].metric  # the task's metric (ClassificationTask.metric_name)
 
 
 def _data(cfg: RunConfig) -> Any:

@@ -159,11 +159,13 @@ def preflight(cfg: RunConfig, data: Any, out: Path | None = None) -> dict[str, d
     """Check the constraints and export targets on cost metrics against the
     untrained super-network before any training: a ``<=`` bound below the
     smallest sub-network's cost, or a ``>=`` bound above the largest's, can
-    never be met; a ``--device`` or ``--target`` GPU that is not there is
+    never be met (each end's cost is computed only where a bound needs it);
+    a ``--device`` or ``--target`` GPU that is not there is
     refused too, and so are the strategy's options and, in ``out``, a latency
     table that cannot serve ``--latency lut``. Returns the cheap metrics of
     the smallest and the largest."""
-    from lightnas.evaluate.supernet import SupernetEvaluator
+    from lightnas.hardware.cost import count_cost
+    from lightnas.hardware.latency import measure_latency
     from lightnas.objectives import parse_constraint
     from lightnas.supernets import create_supernet
     from lightnas.train.common import setup_torch
@@ -173,15 +175,25 @@ def preflight(cfg: RunConfig, data: Any, out: Path | None = None) -> dict[str, d
     resolve_device(cfg.latency.target)
     setup_torch(cfg.latency.threads)
     net = create_supernet(cfg.supernet.name, data.input_shape, data.n_classes, **cfg.supernet.options)
-    ev = SupernetEvaluator(
-        net, data, calib_size=2, backend=cfg.latency.backend, threads=cfg.latency.threads, target=cfg.latency.target
-    )
-    ends = {"smallest": ev.cheap_metrics(net.space.smallest()), "largest": ev.cheap_metrics(net.space.largest())}
-    for text in (*cfg.search.constraints, *cfg.export.targets):
-        c = parse_constraint(text)
-        if c.metric not in ends["smallest"]:
-            continue
+    bounds = [parse_constraint(t) for t in (*cfg.search.constraints, *cfg.export.targets)]
+    ends = {}
+    for which, op in (("smallest", "<="), ("largest", ">=")):
+        arch = getattr(net.space, which)()
+        mine = [c for c in bounds if c.op == op]
+        # only what a bound needs: the first MAC count and the latency each take seconds
+        ends[which] = {}
+        if any(c.metric not in ("latency_ms", "accuracy") for c in mine):
+            ends[which] = count_cost(net.extract(arch).eval(), data.input_shape)
+        if any(c.metric == "latency_ms" for c in mine):
+            lat = measure_latency(
+                net.extract(arch).eval(), data.input_shape, cfg.latency.backend, cfg.latency.threads,
+                device=cfg.latency.target,
+            )  # fmt: skip
+            ends[which]["latency_ms"] = lat["latency_ms"]
+    for c in bounds:
         best = ends["smallest" if c.op == "<=" else "largest"]
+        if c.metric not in best:
+            continue
         if not c.satisfied(best):
             which = "smallest" if c.op == "<=" else "largest"
             raise LightnasError(
@@ -197,9 +209,8 @@ def preflight(cfg: RunConfig, data: Any, out: Path | None = None) -> dict[str, d
 
 def _check_search(cfg: RunConfig, space: Any) -> None:
     """Build the strategy once with the run's options (a one-line error names a bad one)."""
-    from lightnas.objectives import parse_constraint
-    from lightnas.pipeline import OBJECTIVES
+    from lightnas.objectives import RUN_OBJECTIVES, parse_constraint
     from lightnas.search import create_strategy
 
     constraints = [parse_constraint(c) for c in cfg.search.constraints]
-    create_strategy(cfg.search.strategy, space, OBJECTIVES, constraints, seed=cfg.seed, **cfg.search.options)
+    create_strategy(cfg.search.strategy, space, list(RUN_OBJECTIVES), constraints, seed=cfg.seed, **cfg.search.options)

@@ -285,20 +285,16 @@ def load_digits(seed: int) -> Dataset:
 
 
 def load_npz(path: Path, seed: int) -> Dataset:
-    unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
     try:
         z = np.load(path, allow_pickle=False)
-    except unreadable as exc:
-        raise LightnasError(f"cannot read {path} as .npz: {exc}") from None
-    if not isinstance(z, np.lib.npyio.NpzFile):
-        raise LightnasError(f"cannot read {path} as .npz: it is a single .npy array, not an .npz archive")
-    with z:
-        if "x" not in z or "y" not in z:
-            raise LightnasError(f"{path}: an .npz needs arrays 'x' and 'y' (found {sorted(z.files)})")
-        try:
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise LightnasError(f"cannot read {path} as .npz: it holds one .npy array, not arrays x and y")
+        with z:
+            if "x" not in z or "y" not in z:
+                raise LightnasError(f"{path}: an .npz needs arrays 'x' and 'y' (found {sorted(z.files)})")
             arrays = {k: z[k] for k in z.files}
-        except unreadable as exc:
-            raise LightnasError(f"cannot read {path} as .npz: {exc}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise LightnasError(f"cannot read {path} as .npz: {exc}") from None
     x = as_nchw_uint8(arrays["x"], f"{path}:x")
     y = _labels(arrays["y"], f"{path}:y")
     extra: dict[str, np.ndarray] = {}

@@ -108,9 +108,9 @@ def _onnxruntime(model: nn.Module, input_shape: tuple[int, ...], threads: int, b
 def _torch_eager(model: nn.Module, input_shape: tuple[int, ...], threads: int, batch: int, device: str) -> Any:
     """PyTorch eager mode; on CUDA each run is timed by CUDA events around it
     and waits for the later one."""
-    from lightnas.train.device import resolve_device
-
-    dev = resolve_device(device)
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise LightnasError(f"latency on {device} requested but PyTorch sees no GPU")
     model = model.eval() if dev.type == "cpu" else copy.deepcopy(model).eval().to(dev)
     x = torch.randn(batch, *input_shape, device=dev)
     if dev.type == "cpu":

@@ -43,11 +43,10 @@ def fit(
     if epochs < 1:
         raise LightnasError(f"epochs must be at least 1, not {epochs}")
     dev = resolve_device(device)
-    model.to(dev)
-    if teacher is not None:
-        teacher.to(dev)
-    x_train, y_train = to_tensor(data.x_train, data).to(dev), torch.from_numpy(data.y_train).to(dev)
-    x_val, y_val = to_tensor(data.x_val, data).to(dev), torch.from_numpy(data.y_val).to(dev)
+    for m in (model, teacher):
+        if m is not None:
+            m.to(dev)
+    (x_train, y_train), (x_val, y_val) = (_split(data, name, dev) for name in ("train", "val"))
     cfg = TrainConfig(optimizer="adamw", lr=lr, weight_decay=weight_decay)
     opt = make_optimizer(model.parameters(), cfg)
     per_epoch = math.ceil(len(x_train) / batch_size)
@@ -65,15 +64,8 @@ def fit(
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, epochs * per_epoch, warmup_epochs * per_epoch, lr)
             xb, yb = task.augment(x_train[idx], gen).contiguous(memory_format=torch.channels_last), y_train[idx]
-            out = model(xb)
-            if teacher is None:
-                loss = task.loss(out, yb)
-            else:
-                with torch.no_grad():
-                    soft = teacher(xb)
-                loss = task.distill_loss(out, soft, yb)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            _loss(model, teacher, task, xb, yb).backward()
             opt.step()
             step += 1
         history.append({"epoch": epoch + 1, "val_metric": evaluate_metric(model, task, x_val, y_val)})
@@ -82,11 +74,28 @@ def fit(
         if progress:
             print(f"epoch {epoch + 1}/{epochs}: val {history[-1]['val_metric']:.2f}", file=sys.stderr)
     model.load_state_dict(best[2])
-    model.eval().to("cpu", memory_format=torch.channels_last)
-    if teacher is not None:
-        teacher.to("cpu")
+    for m in (model, teacher):
+        if m is not None:
+            m.eval().to("cpu", memory_format=torch.channels_last)
     history[best[1]]["kept"] = True
     return history
+
+
+def _loss(
+    model: torch.nn.Module, teacher: torch.nn.Module | None, task: Task, xb: torch.Tensor, yb: torch.Tensor
+) -> torch.Tensor:
+    """The task's loss, or its distillation loss against ``teacher``'s outputs."""
+    if teacher is None:
+        return task.loss(model(xb), yb)
+    with torch.no_grad():
+        soft = teacher(xb)
+    return task.distill_loss(model(xb), soft, yb)
+
+
+def _split(data: Dataset, name: str, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A split's images (normalised) and labels, on ``dev``."""
+    x, y = getattr(data, f"x_{name}"), getattr(data, f"y_{name}")
+    return to_tensor(x, data).to(dev), torch.from_numpy(y).to(dev)
 
 
 def finetune(

@@ -32,9 +32,9 @@ from lightnas.errors import LightnasError
 from lightnas.space import Arch
 from lightnas.supernets import supernet_from_config
 from lightnas.tasks import Task
+from lightnas.train.collective import barrier, share_batch_norm, sum_over_processes, synced_batch_norm
 from lightnas.train.common import CALIB_IMAGES, atomic_save, evaluate_metric, safe_load, setup_torch, task_for
 from lightnas.train.device import describe_device, resolve_device, synchronize, time_calls
-from lightnas.train.distributed import barrier, share_batch_norm, sum_over_processes, synced_batch_norm
 from lightnas.train.recipes import RECIPES
 
 CHECKPOINT_FORMAT = "lightnas-supernet-2"

@@ -1,0 +1,348 @@
+"""The hand-written hostile cases (bad data, bad options, a tampered finished
+run), judged by :func:`lightnas.testing.hostile.check`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from lightnas.testing.hostile import (
+    FAST,
+    Case,
+    bytes_file,
+    checkpoint_db,
+    data_case,
+    first_model,
+    good_arrays,
+    make_dir,
+    npz_file,
+    option_case,
+    run_case,
+    truncated,
+    write_idx,
+    write_images,
+    write_npz,
+)
+
+
+def _data_cases() -> Iterator[Case]:
+    g = good_arrays()
+    x, y = g["x"], g["y"]
+    yield data_case("zero-byte npz", bytes_file("d.npz", b""), "cannot read")
+    yield data_case("npy renamed npz", lambda s: _npy_as_npz(s), "cannot read")
+    yield data_case("random bytes npz", bytes_file("d.npz", bytes(range(256)) * 8), "cannot read")
+    yield data_case("truncated npz", lambda s: truncated(write_npz(s / "d.npz", **g), 0.5), "")
+    yield data_case("dev null", lambda s: "/dev/null", "")
+    yield data_case("missing path", lambda s: s / "nothere.npz", "does not exist")
+    yield data_case("text file", bytes_file("d.txt", b"hello"), ".npz")
+    yield data_case("unknown name", lambda s: "imagenet", "unknown dataset")
+    yield data_case("npz without y", npz_file("d.npz", x=x), "'x' and 'y'")
+    yield data_case("npz without x", npz_file("d.npz", y=y), "'x' and 'y'")
+    yield data_case("labels shorter", npz_file("d.npz", x=x, y=y[:-3]), "")
+    yield data_case("1-d images", npz_file("d.npz", x=x.reshape(-1), y=y), "")
+    yield data_case("5-d images", npz_file("d.npz", x=x[:, None, None, :, :], y=y), "")
+    yield data_case("negative label", npz_file("d.npz", x=x, y=np.where(y == 0, -1, y)), "")
+    yield data_case("label 10^9", npz_file("d.npz", x=x, y=np.where(y == 0, 10**9, y)), "")
+    yield data_case("float labels", npz_file("d.npz", x=x, y=y + 0.5), "")
+    yield data_case("string labels", npz_file("d.npz", x=x, y=np.array([str(v) for v in y])), "")
+    yield data_case("object array", bytes_file("d.npz", _pickled_npz()), "")
+    yield data_case("nan images", npz_file("d.npz", x=np.full(x.shape, np.nan), y=y), "")
+    yield data_case("one class", npz_file("d.npz", x=x, y=np.zeros_like(y)), "")
+    yield data_case("two images", npz_file("d.npz", x=x[:2], y=y[:2]), "")
+    yield data_case("empty arrays", npz_file("d.npz", x=x[:0], y=y[:0]), "")
+    yield data_case("1x1 images", npz_file("d.npz", x=x[:, :1, :1], y=y), "")
+    yield data_case("huge image side", npz_file("d.npz", x=np.zeros((4, 1, 1, 70000), np.uint8), y=y[:4]), "")
+    yield data_case("x_val without y_val", npz_file("d.npz", x=x, y=y, x_val=x), "come together")
+    yield data_case("val of other size", npz_file("d.npz", x=x, y=y, x_val=x[:, :4, :4], y_val=y), "")
+    yield data_case("empty folder", lambda s: make_dir(s / "imgs"), "one subfolder per class")
+    yield data_case("one class folder", lambda s: write_images(s / "imgs", classes=1), "one subfolder per class")
+    yield data_case("class without images", lambda s: _empty_class(s), "no PNG")
+    yield data_case("corrupt png", lambda s: _corrupt_png(s), "cannot read image")
+    yield data_case("png bomb", lambda s: _png_bomb(s), "cannot read image")
+    yield data_case("mixed sizes", lambda s: _mixed_sizes(s), "differs")
+    yield data_case("grey and colour", lambda s: _grey_and_colour(s), "mixes grey")
+    yield data_case("idx truncated", lambda s: _idx_truncated(s), "")
+    yield data_case("idx bad magic", lambda s: _idx_magic(s), "")
+    yield data_case("idx labels missing", lambda s: _idx_without(s, "train-labels-idx1-ubyte"), "")
+    yield data_case("idx test missing", lambda s: _idx_without(s, "t10k-images-idx3-ubyte"), "")
+    yield data_case("idx corrupt gzip", lambda s: _idx_bad_gzip(s), "")
+    yield data_case("idx count lies", lambda s: _idx_count_lies(s), "")
+
+
+def _npy_as_npz(s: Path) -> Path:
+    with open(s / "d.npz", "wb") as f:
+        np.save(f, np.zeros((4, 8, 8), np.uint8))
+    return s / "d.npz"
+
+
+def _pickled_npz() -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, x=np.array([{"a": 1}] * 4, dtype=object), y=np.arange(4))
+    return buf.getvalue()
+
+
+def _empty_class(s: Path) -> Path:
+    write_images(s / "imgs")
+    (s / "imgs" / "class9").mkdir()
+    return s / "imgs"
+
+
+def _corrupt_png(s: Path) -> Path:
+    write_images(s / "imgs")
+    (s / "imgs" / "class0" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    return s / "imgs"
+
+
+def _png_bomb(s: Path) -> Path:
+    from PIL import Image
+
+    write_images(s / "imgs")
+    Image.new("1", (20000, 20000)).save(s / "imgs" / "class0" / "bomb.png")  # ~40 kB on disk, 400 MP
+    return s / "imgs"
+
+
+def _mixed_sizes(s: Path) -> Path:
+    write_images(s / "imgs")
+    write_images(s / "other", classes=1, per_class=1, size=12)
+    shutil.move(s / "other" / "class0" / "0.png", s / "imgs" / "class1" / "big.png")
+    return s / "imgs"
+
+
+def _grey_and_colour(s: Path) -> Path:
+    write_images(s / "imgs")
+    write_images(s / "other", classes=1, per_class=1, mode="RGB")
+    shutil.move(s / "other" / "class0" / "0.png", s / "imgs" / "class1" / "rgb.png")
+    return s / "imgs"
+
+
+def _idx_truncated(s: Path) -> Path:
+    d = write_idx(s / "idx")
+    truncated(d / "train-images-idx3-ubyte", 0.6)
+    return d
+
+
+def _idx_magic(s: Path) -> Path:
+    d = write_idx(s / "idx")
+    raw = bytearray((d / "train-labels-idx1-ubyte").read_bytes())
+    raw[:4] = b"\x00\x00\x0d\x01"
+    (d / "train-labels-idx1-ubyte").write_bytes(bytes(raw))
+    return d
+
+
+def _idx_without(s: Path, name: str) -> Path:
+    d = write_idx(s / "idx")
+    (d / name).unlink()
+    return d
+
+
+def _idx_bad_gzip(s: Path) -> Path:
+    d = write_idx(s / "idx", compress=True)
+    truncated(d / "train-images-idx3-ubyte.gz", 0.5)
+    return d
+
+
+def _idx_count_lies(s: Path) -> Path:
+    d = write_idx(s / "idx")
+    raw = bytearray((d / "t10k-labels-idx1-ubyte").read_bytes())
+    raw[4:8] = struct.pack(">I", 10**9)
+    (d / "t10k-labels-idx1-ubyte").write_bytes(bytes(raw))
+    return d
+
+
+def _option_cases() -> Iterator[Case]:
+    bad = [
+        ("seed -1", ["--seed", "-1"], "seed"),
+        ("seed 10^23", ["--seed", "100000000000000000000000"], "seed"),
+        ("seed text", ["--seed", "x"], "invalid int"),
+        ("epochs 0", ["--epochs", "0"], "epochs"),
+        ("epochs -3", ["--epochs", "-3"], "epochs"),
+        ("epochs text", ["--epochs", "abc"], "invalid int"),
+        ("batch 1", ["--batch-size", "1"], "batch size"),
+        ("budget 0", ["--budget", "0"], "budget"),
+        ("unknown recipe", ["--recipe", "magic"], "unknown recipe"),
+        ("unknown strategy", ["--strategy", "magic"], "unknown strategy"),
+        ("unknown backend", ["--backend", "magic"], "unknown latency backend"),
+        ("unknown supernet", ["--supernet", "magic"], "unknown super-network"),
+        ("unknown supernet option", ["--supernet-option", "colour=3"], "colour"),
+        ("reserved supernet option", ["--supernet-option", "n_classes=3"], "n_classes"),
+        ("malformed supernet option", ["--supernet-option", "width"], "malformed option"),
+        ("malformed search option", ["--search-option", "=3"], "malformed option"),
+        ("unknown search option", ["--search-option", "colour=3", "--epochs", "1"], "colour"),
+        ("malformed constraint", ["--constraint", "latency_ms<<3"], "malformed constraint"),
+        ("unknown metric", ["--constraint", "colour<=3"], "cannot constrain"),
+        ("negative latency bound", ["--max-latency-ms", "-1"], "impossible"),
+        ("latency 1e-9", ["--max-latency-ms", "1e-9"], "impossible"),
+        ("accuracy 101", ["--constraint", "accuracy>=101"], "impossible"),
+        ("params >= 1e12", ["--constraint", "params>=1e12"], "largest"),
+        ("macs <= 1", ["--max-macs", "1"], "smallest"),
+        ("nan bound", ["--max-params", "nan"], ""),
+        ("inf bound", ["--constraint", "params<=inf"], ""),
+        ("targets malformed", ["--targets", "fast"], "malformed --targets"),
+        ("targets zero", ["--targets", "0"], "positive bound"),
+        ("targets unknown metric", ["--targets", "colour:1,2"], "cost metric"),
+        ("targets below smallest", ["--targets", "macs:1"], "smallest"),
+        ("threads 0", ["--threads", "0"], "threads"),
+        ("max-export 0", ["--max-export", "0"], "max-export"),
+        ("latency mode", ["--latency", "guess"], "--latency"),
+        ("device name", ["--device", "gpu"], "--device"),
+        ("target auto", ["--target", "auto"], "--target"),
+        ("resume and force", ["--resume", "--force"], "exclude each other"),
+        ("resume empty folder", ["--resume"], "cannot resume"),
+        ("unknown option", ["--colour", "red"], "unrecognized"),
+    ]
+    for name, options, needle in bad:
+        yield option_case(name, options, needle)
+    yield Case("out is a file", lambda s: _file_out(s), "error", "")
+    yield Case("out under a file", lambda s: _file_out(s, "/sub"), "error", "")
+    yield Case("out in /proc", lambda s: ["run", "--data", "digits", "--out", "/proc/lightnas-run", *FAST], "error")
+    yield Case("out holds other files", lambda s: _foreign_out(s, []), "error", "not a lightnas run")
+    yield Case("force on a foreign folder", lambda s: _foreign_out(s, ["--force"]), "error", "not a lightnas run")
+    yield Case("no command", lambda s: [], "error", "")
+    yield Case("unknown command", lambda s: ["frobnicate"], "error", "invalid choice")
+    yield Case("search without a run", lambda s: ["search", "nothing"], "error", "no lightnas run")
+    yield Case("lut check missing", lambda s: ["lut", "check", "--lut", "none.json"], "error", "does not exist")
+    yield Case("lut bad input shape", lambda s: ["lut", "build", "--input-shape", "1,28"], "error", "input-shape")
+    yield Case("nb201 unknown device", lambda s: ["bench", "nb201", "--device", "toaster"], "error", "unknown")
+
+
+def _file_out(s: Path, tail: str = "") -> list[str]:
+    (s / "f").write_text("precious")
+    return ["run", "--data", "digits", "--out", f"f{tail}", *FAST]
+
+
+def _foreign_out(s: Path, extra: list[str]) -> list[str]:
+    (s / "mine").mkdir()
+    (s / "mine" / "thesis.txt").write_text("precious")
+    return ["run", "--data", "digits", "--out", "mine", *FAST, *extra]
+
+
+def _set_json(rel: str, edit: Callable[[dict], object]) -> Callable[[Path], None]:
+    def tamper(run: Path) -> None:
+        d = json.loads((run / rel).read_text())
+        edit(d)
+        (run / rel).write_text(json.dumps(d))
+
+    return tamper
+
+
+def _write(rel: str, raw: bytes) -> Callable[[Path], None]:
+    return lambda run: (run / rel).write_bytes(raw)
+
+
+def _card(edit: Callable[[dict], object]) -> Callable[[Path], None]:
+    return lambda run: _set_json(f"models/{first_model(run)}/card.json", edit)(run)
+
+
+def _checkpoint(edit: Callable[[dict], None]) -> Callable[[Path], None]:
+    def tamper(run: Path) -> None:
+        import torch
+
+        state = torch.load(run / "supernet.pt", weights_only=True)
+        edit(state)
+        torch.save(state, run / "supernet.pt")
+
+    return tamper
+
+
+def _db_page(page: int) -> Callable[[Path], None]:
+    def tamper(run: Path) -> None:
+        checkpoint_db(run / "lightnas.db")
+        raw = bytearray((run / "lightnas.db").read_bytes())
+        size = 4096
+        start = min(page * size, max(len(raw) - size, 0))
+        raw[start : start + size] = bytes(np.random.default_rng(page).integers(0, 256, size, dtype=np.uint8))
+        (run / "lightnas.db").write_bytes(bytes(raw))
+
+    return tamper
+
+
+def _run_folder_cases() -> Iterator[Case]:
+    stages = {"report": ["report", "RUN"], "export": ["export", "RUN", "--quiet"], "search": ["search", "RUN"]}
+    config_edits = {
+        "config not json": _write("config.json", b"{not json"),
+        "config empty": _write("config.json", b""),
+        "config a list": _write("config.json", b"[1, 2]"),
+        "config epochs text": _set_json("config.json", lambda d: d["train"].__setitem__("epochs", "abc")),
+        "config unknown key": _set_json("config.json", lambda d: d.__setitem__("colour", 1)),
+        "config seed negative": _set_json("config.json", lambda d: d.__setitem__("seed", -5)),
+        "config strategy unknown": _set_json("config.json", lambda d: d["search"].__setitem__("strategy", "magic")),
+        "config section null": _set_json("config.json", lambda d: d.__setitem__("train", None)),
+        "config lr nan": _set_json("config.json", lambda d: d["train"].__setitem__("lr", "NaN")),
+        "config binary": _write("config.json", b"\xff\xfe\x00garbage"),
+    }
+    for name, tamper in config_edits.items():
+        yield run_case(name, tamper, stages["report"])
+    checkpoint_edits = {
+        "checkpoint truncated": lambda run: truncated(run / "supernet.pt", 0.5),
+        "checkpoint random bytes": _write("supernet.pt", bytes(range(256)) * 16),
+        "checkpoint a pickle": _write("supernet.pt", _evil_pickle()),
+        "checkpoint without weights": _checkpoint(lambda st: st.pop("state_dict")),
+        "checkpoint other format": _checkpoint(lambda st: st.__setitem__("format", "other")),
+        "checkpoint other data": _checkpoint(lambda st: st["data"].__setitem__("splits", {"train": "0"})),
+        "checkpoint other network": _checkpoint(lambda st: st["config"].__setitem__("n_classes", 3)),
+        "checkpoint fewer epochs": _checkpoint(lambda st: st.__setitem__("epoch", 0)),
+        "checkpoint missing": lambda run: (run / "supernet.pt").unlink(),
+    }
+    for name, tamper in checkpoint_edits.items():
+        yield run_case(name, tamper, stages["search"])
+    for page in (0, 1, 2, 3):
+        yield run_case(f"database page {page} overwritten", _db_page(page), stages["report"], "damaged")
+    yield run_case("database truncated", lambda run: _db_truncate(run), stages["report"], "damaged")
+    yield run_case("database is text", _write("lightnas.db", b"not a database" * 100), stages["report"], "damaged")
+    card_edits = {
+        "card not json": lambda run: (run / "models" / first_model(run) / "card.json").write_text("{"),
+        "card id escapes": _card(lambda c: c.__setitem__("id", "../../escape")),
+        "card arch garbage": _card(lambda c: c.__setitem__("arch", "garbage")),
+        "card missing": lambda run: (run / "models" / first_model(run) / "card.json").unlink(),
+    }
+    for name, tamper in card_edits.items():
+        yield run_case(name, tamper, ["finetune", "RUN", "--arch", "FIRST", "--epochs", "1"])
+    yield run_case("index not json", _write("models/index.json", b"]"), stages["report"], "cannot read")
+    yield run_case(
+        "index names a path",
+        _set_json("models/index.json", lambda d: d.__setitem__("models", ["../../etc"])),
+        stages["report"],
+        "",
+    )
+    yield run_case("finetune unknown arch", lambda run: None, ["finetune", "RUN", "--arch", "net-0123456789"])
+    yield run_case("finetune malformed arch", lambda run: None, ["finetune", "RUN", "--arch", "s1d9-nonsense"])
+    yield run_case("finetune epochs 0", lambda run: None, ["finetune", "RUN", "--arch", "FIRST", "--epochs", "0"])
+    yield run_case("rerun without resume", lambda run: None, ["run", "--data", "digits", "--out", "RUN"])
+    yield run_case("resume with other data", lambda run: None, ["run", "--out", "RUN", "--resume", "--data", "x.npz"])
+    yield run_case("resume with other epochs", lambda run: None, ["train", "RUN", "--epochs", "5"], "epochs")
+    yield run_case("resume with other seed", lambda run: None, ["run", "--out", "RUN", "--resume", "--seed", "3"])
+    yield run_case("stage with bad option", lambda run: None, ["search", "RUN", "--budget", "0"], "budget")
+    yield run_case("lut of another backend", lambda run: _foreign_lut(run), ["search", "RUN", "--latency", "lut"])
+    yield Case("report of a finished run", lambda s: ["report", "run"], "ok", needs_run=True)
+    yield Case("resume a finished run", lambda s: ["run", "--out", "run", "--resume", "--quiet"], "ok", needs_run=True)
+
+
+def _db_truncate(run: Path) -> None:
+    checkpoint_db(run / "lightnas.db")
+    truncated(run / "lightnas.db", 0.4)
+
+
+def _evil_pickle() -> bytes:
+    import pickle
+
+    class Evil:
+        def __reduce__(self) -> tuple:
+            return (print, ("pwned",))
+
+    return pickle.dumps({"format": "lightnas-supernet-2", "x": Evil()})
+
+
+def _foreign_lut(run: Path) -> None:
+    (run / "lut.json").write_text(json.dumps({"format": "lightnas-lut-1", "backend": "magic", "threads": 99}))
+
+
+def battery() -> list[Case]:
+    """Every hand-written hostile case: data, options and a tampered finished run."""
+    return [*_data_cases(), *_option_cases(), *_run_folder_cases()]
