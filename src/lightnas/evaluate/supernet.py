@@ -11,7 +11,7 @@ from lightnas.evaluate.base import Evaluator
 from lightnas.hardware.cost import count_cost
 from lightnas.hardware.latency import measure_latency
 from lightnas.space import Arch
-from lightnas.train.common import CALIB_IMAGES, evaluate_metric, task_for, to_tensor
+from lightnas.train.common import CALIB_IMAGES, evaluate_metric, split_tensors, task_for
 from lightnas.train.device import resolve_device
 
 
@@ -50,9 +50,9 @@ class SupernetEvaluator(Evaluator):
         self.threads = threads
         self.target = target
         self.lut = lut
-        self.x_calib = to_tensor(data.x_train[:calib_size], data).to(dev).contiguous(memory_format=torch.channels_last)
-        self.x_val = to_tensor(data.x_val, data).to(dev).contiguous(memory_format=torch.channels_last)
-        self.y_val = torch.from_numpy(data.y_val).to(dev)
+        self.x_calib = split_tensors(data, "train", dev, calib_size)[0].contiguous(memory_format=torch.channels_last)
+        x_val, self.y_val = split_tensors(data, "val", dev)
+        self.x_val = x_val.contiguous(memory_format=torch.channels_last)
         self._cheap: dict[Arch, dict[str, float]] = {}
 
     def cheap_metrics(self, arch: Arch) -> dict[str, float]:

@@ -38,6 +38,15 @@ def to_tensor(x: np.ndarray, data: Dataset) -> torch.Tensor:
     return (torch.from_numpy(x).float() / 255.0 - mean) / std
 
 
+def split_tensors(
+    data: Dataset, split: str, device: torch.device | str = "cpu", n: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` (default: all) images of ``data``'s ``split`` ("train",
+    "val" or "test") as a normalised tensor, and their labels, on ``device``."""
+    x, y = getattr(data, f"x_{split}")[:n], getattr(data, f"y_{split}")[:n]
+    return to_tensor(x, data).to(device), torch.from_numpy(y).to(device)
+
+
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = EVAL_BATCH) -> torch.Tensor:
     """Logits of ``model`` in eval mode over ``x``, computed ``batch_size`` images at a time."""

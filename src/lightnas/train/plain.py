@@ -14,7 +14,7 @@ from lightnas.config import TrainConfig
 from lightnas.data.sources import Dataset
 from lightnas.errors import LightnasError
 from lightnas.tasks import Task
-from lightnas.train.common import evaluate_metric, setup_torch, task_for, to_tensor
+from lightnas.train.common import evaluate_metric, setup_torch, split_tensors, task_for
 from lightnas.train.device import resolve_device
 from lightnas.train.trainer import lr_at, make_optimizer
 
@@ -46,7 +46,7 @@ def fit(
     for m in (model, teacher):
         if m is not None:
             m.to(dev)
-    (x_train, y_train), (x_val, y_val) = (_split(data, name, dev) for name in ("train", "val"))
+    (x_train, y_train), (x_val, y_val) = (split_tensors(data, name, dev) for name in ("train", "val"))
     cfg = TrainConfig(optimizer="adamw", lr=lr, weight_decay=weight_decay)
     opt = make_optimizer(model.parameters(), cfg)
     per_epoch = math.ceil(len(x_train) / batch_size)
@@ -90,12 +90,6 @@ def _loss(
     with torch.no_grad():
         soft = teacher(xb)
     return task.distill_loss(model(xb), soft, yb)
-
-
-def _split(data: Dataset, name: str, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """A split's images (normalised) and labels, on ``dev``."""
-    x, y = getattr(data, f"x_{name}"), getattr(data, f"y_{name}")
-    return to_tensor(x, data).to(dev), torch.from_numpy(y).to(dev)
 
 
 def finetune(
@@ -174,7 +168,7 @@ def standalone_train_seconds(
     opt = make_optimizer(model.parameters(), cfg)
     task = task_for(data, cfg)
     n = min(cfg.batch_size, len(data.x_train))
-    xb, yb = to_tensor(data.x_train[:n], data).to(dev), torch.from_numpy(data.y_train[:n]).to(dev)
+    xb, yb = split_tensors(data, "train", dev, n)
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)

@@ -33,7 +33,15 @@ from lightnas.space import Arch
 from lightnas.supernets import supernet_from_config
 from lightnas.tasks import Task
 from lightnas.train.collective import barrier, share_batch_norm, sum_over_processes, synced_batch_norm
-from lightnas.train.common import CALIB_IMAGES, atomic_save, evaluate_metric, safe_load, setup_torch, task_for
+from lightnas.train.common import (
+    CALIB_IMAGES,
+    atomic_save,
+    evaluate_metric,
+    safe_load,
+    setup_torch,
+    split_tensors,
+    task_for,
+)
 from lightnas.train.device import describe_device, resolve_device, synchronize, time_calls
 from lightnas.train.recipes import RECIPES
 
@@ -124,8 +132,8 @@ class SupernetTrainer:
         self.teacher = space.make(only) if only is not None else space.largest()
         self.recipe = None if only is not None else self._recipe()
         self.dropouts = [m for m in self.net.modules() if isinstance(m, torch.nn.Dropout)]
-        self.x_train, self.y_train = self.task_tensors(data.x_train, data.y_train)
-        self.x_val, self.y_val = self.task_tensors(data.x_val, data.y_val)
+        self.x_train, self.y_train = split_tensors(data, "train", self.device)
+        self.x_val, self.y_val = split_tensors(data, "val", self.device)
         self.steps_per_epoch = math.ceil(len(self.x_train) / cfg.batch_size)
         self.params = dict(self.net.named_parameters())
         # the layout is fixed before any weights are loaded, so that a resumed run
@@ -193,11 +201,6 @@ class SupernetTrainer:
         cls = RECIPES.get(self.cfg.recipe)
         cost = PartCost(self.net).macs if cls.sampler == "cost" else None
         return cls(self.cfg, self.net.space, self.net.elastic_groups(), cost)
-
-    def task_tensors(self, x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        from lightnas.train.common import to_tensor
-
-        return to_tensor(x, self.data).to(self.device), torch.from_numpy(y).to(self.device)
 
     # -- checkpoints ----------------------------------------------------------------------
     def resume(self, checkpoint: Path) -> None:
@@ -294,8 +297,7 @@ class SupernetTrainer:
                 bar.set_postfix(
                     step=f"{i + 1}/{self.steps_per_epoch}", loss=f"{float(loss_sum) / seen:.3f}", img_s=f"{rate:.0f}"
                 )
-        if self.world > 1:
-            sum_over_processes([loss_sum], self.world)  # the processes' sums add up to the whole epoch's
+        sum_over_processes([loss_sum], self.world)  # the processes' sums add up to the whole epoch's
         synchronize(self.device)
         return {"loss": float(loss_sum) / max(seen, 1), "seconds": time.perf_counter() - t0}
 
