@@ -103,19 +103,19 @@ def _stage(name: str) -> Callable[[argparse.Namespace], int]:
         out = Path(args.dir)
         resume = (out / "config.json").exists() and not args.force  # a stage continues the run it finds
         cfg, new = open_folder(out, explicit_options(args), resume=resume, force=args.force, create=name == "train")
+        if name == "report":  # reads what is there; its options are recorded once it has succeeded
+            pipeline.stage_report(out, cfg, args.quiet)
+            claim(out, cfg)
+            return 0
         data = pipeline._data(cfg)
-        if name != "report":  # a report reads what is there; its options change no work
-            preflight(cfg, data, out)
+        preflight(cfg, data, out)
         if getattr(args, "salvage", False):
             from lightnas.store import salvage
 
             n = salvage(out / "lightnas.db")
             print(f"moved the damaged {out / 'lightnas.db'} aside; {n} evaluations kept", file=sys.stderr)
         claim(out, cfg, force=args.force)
-        if name == "report":
-            pipeline.stage_report(out, cfg, args.quiet)
-        else:
-            getattr(pipeline, f"stage_{name}")(out, cfg, args.quiet, data)
+        getattr(pipeline, f"stage_{name}")(out, cfg, args.quiet, data)
         return 0
 
     return cmd
