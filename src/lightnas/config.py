@@ -82,7 +82,7 @@ class TrainConfig:
     batch_size: int = opt(128, "--batch-size", "training batch size")
     recipe: str = opt("spread", "--recipe", "training recipe (see 'lightnas recipes')")
     optimizer: str = opt("adamw", help="adamw or sgd (Nesterov momentum)")
-    lr: float = opt(4e-3, help="peak learning rate (linear warm-up, cosine decay)")
+    lr: float = opt(4e-3, "--lr", "peak learning rate (linear warm-up, cosine decay)")
     momentum: float = opt(0.9, help="SGD momentum")
     weight_decay: float = opt(1e-4)
     label_smoothing: float = opt(0.1)
