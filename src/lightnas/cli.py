@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("train", "train the super-network of a run folder"),
         ("search", "search the trained super-network"),
         ("export", "export the Pareto front to models/"),
-        ("report", "write pareto.csv, pareto.png and report.html"),
+        ("report", "write pareto.csv, summary.json and the interactive report.html"),
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("dir", help="run folder")
@@ -206,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     from lightnas.hardware.lut_cli import add_lut_parser
 
     add_lut_parser(sub)
+    from lightnas.reporting.cli import add_report_parsers
+
+    add_report_parsers(sub)
     return parser
 
 

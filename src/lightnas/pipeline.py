@@ -220,24 +220,21 @@ def read_cards(out: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 def stage_report(out: Path, cfg: RunConfig, quiet: bool = False, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     from lightnas.io import write_json
-    from lightnas.report import plot_front, summarise, terminal_table, write_csv, write_html
+    from lightnas.report import summarise, terminal_table, write_csv
+    from lightnas.reporting.run import load_run
+    from lightnas.reporting.run_page import write_report
     from lightnas.selection import read_front
 
     index, cards = read_cards(out)
-    front, records = read_front(out, cfg, OBJECTIVES)
-    evaluated = [r.metrics for r in records]
-    write_csv(cards, out / "pareto.csv")
-    title = f"{cfg.data.source}: {len(evaluated)} sub-networks evaluated"
-    constraints = [parse_constraint(c) for c in cfg.search.constraints]
-    plot_front(evaluated, [r.metrics for r in front], constraints, out / "pareto.png", title=title)
+    _, records = read_front(out, cfg, OBJECTIVES)
+    view = load_run(out, cfg)  # everything the report shows is read before anything is written
     cost_file = out / "training_cost.json"
     cost = json.loads(cost_file.read_text()) if cost_file.is_file() else None
-    summary = summarise(cards, len(evaluated), cost, index.get("unmet_targets", []), extra)
-    old = out / "summary.json"
-    if old.exists():
-        summary = {**json.loads(old.read_text()), **summary}
-    write_json(summary, out / "summary.json")
-    write_html(cards, cfg.to_dict(), summary, out / "report.html")
+    view.summary = {**view.summary, **summarise(cards, len(records), cost, index.get("unmet_targets", []), extra)}
+    write_csv(cards, out / "pareto.csv")
+    write_json(view.summary, out / "summary.json")
+    write_report(view, out / "report.html")
+    summary = view.summary
     if not quiet:
         print(terminal_table(cards))
         print(summary["headline"])

@@ -1,19 +1,16 @@
-"""Reports of a run: pareto.csv, pareto.png, report.html, a terminal table."""
+"""A run's tables: pareto.csv, the terminal table, summary.json (report.html: :mod:`lightnas.reporting`)."""
 
 from __future__ import annotations
 
 import csv
-import html
 import io
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lightnas.io import atomic_write, write_text
-from lightnas.objectives import Constraint
+from lightnas.io import write_text
 
 CSV_FIELDS = (
     "id",
@@ -52,71 +49,6 @@ def write_csv(cards: Sequence[dict[str, Any]], path: Path) -> None:
     for c in sorted(cards, key=lambda c: c["latency"]["latency_ms"]):
         w.writerow(_row(c))
     write_text(buf.getvalue(), path)
-
-
-def plot_front(
-    evaluations: Sequence[dict[str, float]],
-    front: Sequence[dict[str, float]],
-    constraints: Sequence[Constraint],
-    path: Path,
-    title: str = "accuracy vs latency",
-) -> None:
-    """Every evaluation in grey, the front highlighted, latency/accuracy bounds drawn."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    ev = [m for m in evaluations if "accuracy" in m]
-    if ev:
-        ax.scatter(
-            [m["latency_ms"] for m in ev], [m["accuracy"] for m in ev], s=12, c="0.7", label=f"evaluated ({len(ev)})"
-        )
-    if front:
-        f = sorted(front, key=lambda m: m["latency_ms"])
-        ax.plot(
-            [m["latency_ms"] for m in f],
-            [m["accuracy"] for m in f],
-            "o-",
-            c="C3",
-            ms=5,
-            label=f"Pareto front ({len(f)})",
-        )
-    for c in constraints:
-        if c.metric == "latency_ms":
-            ax.axvline(c.bound, ls="--", c="C0", label=str(c))
-        elif c.metric == "accuracy":
-            ax.axhline(c.bound, ls="--", c="C0", label=str(c))
-    ax.set_xlabel("latency (ms, on this machine, in the target runtime)")
-    ax.set_ylabel("validation accuracy (%)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
-
-
-def write_html(cards: Sequence[dict[str, Any]], config: dict[str, Any], summary: dict[str, Any], path: Path) -> None:
-    rows = [_row(c) for c in sorted(cards, key=lambda c: c["latency"]["latency_ms"])]
-    head = "".join(f"<th>{html.escape(k)}</th>" for k in CSV_FIELDS)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r[k]))}</td>" for k in CSV_FIELDS) + "</tr>" for r in rows)
-    doc = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>lightnas report</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;font-size:13px}}
-td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}td:nth-child(2){{text-align:left;
-font-family:monospace;font-size:11px}}pre{{background:#f6f6f6;padding:1em}}</style></head><body>
-<h1>lightnas report</h1>
-<p>{html.escape(summary.get("headline", ""))}</p>
-<img src="pareto.png" alt="accuracy vs latency">
-<h2>Pareto front ({len(rows)} models, exported to models/)</h2>
-<table><tr>{head}</tr>{body}</table>
-<h2>Run summary</h2><pre>{html.escape(json.dumps(summary, indent=2))}</pre>
-<h2>Configuration</h2><pre>{html.escape(json.dumps(config, indent=2))}</pre>
-</body></html>
-"""
-    write_text(doc, path)
 
 
 def _fmt(v: Any) -> str:

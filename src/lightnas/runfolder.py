@@ -33,7 +33,7 @@ RUN_FILES = (
     "lightnas.db-wal",
     "lightnas.db-shm",
     "pareto.csv",
-    "pareto.png",
+    "pareto.png",  # the static front of runs made by lightnas 0.1.0 before report.html drew it
     "report.html",
     "summary.json",
     "training_cost.json",

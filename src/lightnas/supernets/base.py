@@ -40,7 +40,8 @@ Invariants:
   in ``arch``; ``all_latency_parts()`` is every part of every sub-network;
   ``build_part(part)`` returns a module computing it and its input shape
   (without the batch axis). The parts of an arch cover it exactly: their MACs
-  add up to the arch's.
+  add up to the arch's. ``describe_part(part)`` says a part in words
+  (reports), from the field names in ``part_fields``.
 - **Training hook.** ``init_for_training()`` is called once on a freshly
   initialised network before training (for example zero-initialised residual
   branches); the default does nothing. ``train_defaults`` (fields of
@@ -144,6 +145,8 @@ class Supernet(nn.Module, ABC):
     config_class: ClassVar[type[SupernetConfig]] = SupernetConfig
     registry_name: ClassVar[str] = ""
     train_defaults: ClassVar[dict[str, object]] = {}
+    part_fields: ClassVar[dict[str, tuple[str, ...]]] = {}
+    """Per part kind, the names of the numbers after the kind in its spec (reports)."""
     space: SearchSpace
     active_arch: Arch
 
@@ -205,6 +208,15 @@ class Supernet(nn.Module, ABC):
 
     def init_for_training(self) -> None:  # noqa: B027 - an optional hook
         """Called once on fresh weights before training; default: nothing."""
+
+    def describe_part(self, part: Hashable) -> str:
+        """A latency part in words for reports, e.g. ``block: in 16, out 24, kernel 5``
+        (field names from :attr:`part_fields`; the bare spec otherwise)."""
+        kind, *rest = part  # type: ignore[misc]
+        names = self.part_fields.get(str(kind), ())
+        if len(names) != len(rest):
+            return " ".join(str(v) for v in (kind, *rest))
+        return f"{kind}: " + ", ".join(f"{n} {v}" for n, v in zip(names, rest, strict=True)) if rest else str(kind)
 
     def dims_of(self, *kinds: str) -> list[str]:
         """The dimension names whose elastic kind is one of ``kinds``."""

@@ -148,6 +148,12 @@ class ElasticHybrid(Supernet):
     """Inverted-residual conv stages, then attention blocks: elastic in both."""
 
     config_class = HybridConfig
+    part_fields = {
+        "block": ("in", "out", "expand", "kernel", "stride", "height", "width"),
+        "tokens": ("in", "embed", "height", "width"),
+        "attn": ("tokens", "embed", "heads", "mlp ratio"),
+        "head": ("tokens", "embed"),
+    }
     # one default run fits 15 minutes on 2 CPU cores (about 45 s an epoch on the embedded Fashion-MNIST)
     train_defaults = {"epochs": 15}
 

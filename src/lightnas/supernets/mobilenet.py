@@ -134,6 +134,7 @@ class ElasticMobileNet(Supernet):
     """MobileNetV2/V3-style CNN: elastic kernel, expansion, depth and width."""
 
     config_class = MobileNetConfig
+    part_fields = {"block": ("in", "out", "expand", "kernel", "stride", "height", "width"), "head": ("in",)}
 
     def __init__(self, config: MobileNetConfig):
         super().__init__(config)

@@ -200,6 +200,11 @@ class ElasticViT(Supernet):
     """Vision Transformer: elastic depth, embedding dimension, heads and MLP ratio."""
 
     config_class = ViTConfig
+    part_fields = {
+        "embed": ("embed",),
+        "block": ("tokens", "embed", "heads", "mlp ratio"),
+        "head": ("tokens", "embed"),
+    }
 
     def __init__(self, config: ViTConfig):
         super().__init__(config)

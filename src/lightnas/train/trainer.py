@@ -36,7 +36,7 @@ from lightnas.train.collective import barrier, share_batch_norm, sum_over_proces
 from lightnas.train.common import (
     CALIB_IMAGES,
     atomic_save,
-    evaluate_metric,
+    predict,
     safe_load,
     setup_torch,
     split_tensors,
@@ -310,25 +310,28 @@ class SupernetTrainer:
             with torch.no_grad():
                 for n, p in self.params.items():
                     p.copy_(self.ema[n])
-        net.set_active(self.teacher)
-        net.calibrate(self.x_train[:CALIB_IMAGES])
-        val = evaluate_metric(net, self.task, self.x_val, self.y_val)
-        self.state["history"].append(
-            {
-                "epoch": epoch + 1,
-                "loss": result["loss"],
-                "val_largest": val,
-                "seconds": result["seconds"],
-                "settings": self.settings,
-            }
-        )
-        self.state["epoch"] = epoch + 1
+        record = {"epoch": epoch + 1, "loss": result["loss"], "seconds": result["seconds"], "settings": self.settings}
+        record["val_largest"], record["val_loss_largest"] = self._validate(self.teacher)
         # copies: the raw weights are loaded back into these very tensors below
         self.state["state_dict"] = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
+        if self.recipe is not None:  # the other end of the space, for the training curves of the report
+            record["val_smallest"], record["val_loss_smallest"] = self._validate(net.space.smallest())
+        self.state["history"].append(record)
+        self.state["epoch"] = epoch + 1
         self.state["ema"] = {n: v.contiguous() for n, v in self.ema.items()}
         self.state["optimizer"] = self.opt.state_dict()
         net.load_state_dict(self.state["train_state_dict"])  # training continues from the raw weights
-        return val
+        return record["val_largest"]
+
+    def _validate(self, arch: Any) -> tuple[float, float]:
+        """(task metric, task loss) of sub-network ``arch`` on the validation
+        split, BatchNorm calibrated on training images first."""
+        self.net.set_active(arch)
+        self.net.calibrate(self.x_train[:CALIB_IMAGES])
+        if not len(self.x_val):
+            return 0.0, 0.0
+        logits = predict(self.net, self.x_val)
+        return self.task.metric(logits, self.y_val), float(self.task.loss(logits, self.y_val))
 
     def run(self, checkpoint: Path, resume: bool = True, progress: bool = True) -> dict[str, Any]:
         """Train (or resume) to ``cfg.epochs``, writing ``checkpoint`` after every

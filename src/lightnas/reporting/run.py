@@ -1,0 +1,127 @@
+"""A finished run folder, read once for every report (nothing is written)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lightnas.config import RunConfig
+from lightnas.errors import LightnasError
+from lightnas.objectives import RUN_OBJECTIVES, Constraint, feasible, objective_matrix, parse_constraint
+from lightnas.search.pareto import hypervolume
+
+ACC, LAT = RUN_OBJECTIVES[0].metric, RUN_OBJECTIVES[1].metric
+
+
+@dataclass
+class RunView:
+    """Everything a report shows of one run.
+
+    ``evaluations``: every stored evaluation with both search objectives, in
+    the order the search made them (dicts: ``index``, ``key``, ``arch``,
+    ``metrics``, ``feasible``, ``pareto`` (on the feasible front), ``model``
+    (the exported model's id or None)); ``cards``: the exported models' cards,
+    fastest first; ``history``: the super-network's per-epoch records;
+    ``space``: its search space; ``parts``: per exported model id, its parts in order (``kind``, ``text``, ``macs``)."""
+
+    out: Path
+    cfg: RunConfig
+    study: str
+    evaluations: list[dict[str, Any]]
+    cards: list[dict[str, Any]]
+    summary: dict[str, Any]
+    history: list[dict[str, Any]]
+    constraints: list[Constraint]
+    parts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    space: Any = None
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        """How pages name the run: ``label`` if set, else its folder's name."""
+        return self.label or self.out.resolve().name or str(self.out)
+
+    def target(self) -> str:
+        """Where latency was measured, in words (backend, threads, batch, device)."""
+        lat = self.cfg.latency
+        return f"{lat.backend}, {lat.threads} thread(s), {lat.mode}, {lat.target}"
+
+
+def load_run(out: Path, cfg: RunConfig, with_parts: bool = True) -> RunView:
+    """Read the run in ``out`` (configuration ``cfg``); one-line errors when
+    the store or the exported models are missing or unreadable."""
+    import json
+
+    from lightnas.pipeline import read_cards
+    from lightnas.selection import read_front
+
+    _, cards = read_cards(out)
+    front, records = read_front(out, cfg, list(RUN_OBJECTIVES))
+    on_front = {r.arch_key for r in front}
+    by_key = {c["key"]: c["id"] for c in cards}
+    constraints = [parse_constraint(c) for c in cfg.search.constraints]
+    evaluations = [
+        {
+            "index": r.index,
+            "key": r.arch_key,
+            "arch": dict(r.arch),
+            "metrics": dict(r.metrics),
+            "feasible": feasible(r.metrics, constraints),
+            "pareto": r.arch_key in on_front,
+            "model": by_key.get(r.arch_key),
+        }
+        for r in sorted(records, key=lambda r: r.index)
+        if ACC in r.metrics and LAT in r.metrics
+    ]
+    summary_file = out / "summary.json"
+    try:
+        summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LightnasError(f"cannot read {summary_file}: {exc}") from None
+    cards = sorted(cards, key=lambda c: c["latency"]["latency_ms"])
+    view = RunView(out, cfg, cfg.study(), evaluations, cards, summary, [], constraints)
+    if with_parts and (out / "supernet.pt").is_file():
+        _add_training(view)
+    return view
+
+
+def _add_training(view: RunView) -> None:
+    """The training history and, per exported model, its parts with their MACs."""
+    from lightnas.hardware.cost import count_cost
+    from lightnas.train.trainer import load_supernet
+
+    net, state = load_supernet(view.out / "supernet.pt")
+    view.history = list(state.get("history", []))
+    view.space = net.space
+    macs: dict[Any, float] = {}
+    for card in view.cards:
+        rows = []
+        for part in net.latency_parts(net.space.make(card["arch"])):
+            if part not in macs:
+                module, shape = net.build_part(part)
+                macs[part] = count_cost(module, shape)["macs"]
+            rows.append({"kind": str(part[0]), "text": net.describe_part(part), "macs": macs[part]})
+        view.parts[card["id"]] = rows
+
+
+def hypervolume_progress(evaluations: list[dict[str, Any]]) -> list[float]:
+    """Hypervolume of the feasible evaluations made so far, after each
+    evaluation: accuracy and latency scaled to [0, 1] over all feasible
+    evaluations (0 the best), reference point (1.1, 1.1); 0 until the first
+    feasible evaluation, the whole front's value at the end (at most 1.21)."""
+    ok = [e for e in evaluations if e["feasible"]]
+    if not ok:
+        return [0.0] * len(evaluations)
+    F = objective_matrix([e["metrics"] for e in ok], list(RUN_OBJECTIVES))
+    lo, hi = F.min(0), F.max(0)
+    scale = np.where(hi > lo, hi - lo, 1.0)
+    ref = np.full(F.shape[1], 1.1)
+    scaled = (F - lo) / scale
+    out, n = [], 0
+    for e in evaluations:
+        n += bool(e["feasible"])
+        out.append(hypervolume(scaled[:n], ref))
+    return out
