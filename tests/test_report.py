@@ -18,6 +18,7 @@ from lightnas.reporting.compare import budget_table
 from lightnas.reporting.figures import front_figure
 from lightnas.reporting.run import RunView, hypervolume_progress
 from lightnas.store import OK, Store
+from lightnas.testing.browser import chromium, render
 
 
 def stored(out: Path) -> dict[int, dict]:
@@ -155,62 +156,37 @@ def test_compare_refuses_what_does_not_compare(finished_run, tmp_path, capsys):
     assert precious.read_text() == "mine"
 
 
-def _browser():
-    """Playwright driving the system's Chromium (Debian's package); skipped
-    without one, except on CI, which installs it."""
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+@pytest.fixture
+def browser():
+    """Headless Chromium; skipped where there is none, except on CI, which installs it."""
     try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        sync_playwright = None
-    if exe is None or sync_playwright is None:
+        with chromium() as b:
+            yield b
+    except (ImportError, FileNotFoundError) as exc:
         if os.environ.get("CI"):
-            pytest.fail("CI must have Chromium and playwright for the browser tests")
-        pytest.skip("no Chromium or playwright here")
-    return sync_playwright, exe
+            pytest.fail(f"CI must have Chromium and playwright for the browser tests: {exc}")
+        pytest.skip(f"no browser here: {exc}")
 
 
-def _render(browser, page_file: Path) -> dict:
-    page = browser.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.goto(page_file.as_uri())
-    page.wait_for_function("document.documentElement.dataset.rendered !== undefined", timeout=30000)
-    info = page.evaluate(
-        "() => ({points: Number(document.documentElement.dataset.points),"
-        " drawn: document.querySelectorAll('#front .scatterlayer path.point').length,"
-        " errors: document.documentElement.dataset.errors || ''})"
-    )
-    info["page"], info["console"] = page, errors
-    return info
-
-
-def test_pages_render_in_chromium(finished_run, tmp_path):
-    sync_playwright, exe = _browser()
+def test_pages_render_in_chromium(finished_run, tmp_path, browser):
     n = len(stored(finished_run))
     twin = tmp_path / "twin"
     shutil.copytree(finished_run, twin)
     compare = tmp_path / "compare.html"
     assert main(["compare", str(finished_run), str(twin), "--out", str(compare), "--quiet"]) == 0
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
-        try:
-            report = _render(browser, finished_run / "report.html")
-            assert report["errors"] == "" and report["console"] == []
-            assert report["points"] == report["drawn"] == n
-            page = report["page"]
-            hrefs = page.eval_on_selector_all("a[href^='models/']", "els => els.map(e => e.getAttribute('href'))")
-            assert hrefs and all((finished_run / h).is_file() for h in hrefs)
-            model = json.loads((finished_run / "models" / "index.json").read_text())["models"][0]
-            page.evaluate(  # a click on the model's point opens its section
-                "id => document.getElementById('front').emit('plotly_click',"
-                " {points: [{customdata: [id, 0, 0, '', ''], x: 1, y: 1}]})",
-                model,
-            )
-            assert page.evaluate("location.hash") == f"#model-{model}"
-            both = _render(browser, compare)
-            assert both["errors"] == "" and both["console"] == []
-            assert both["points"] == both["drawn"] == 2 * n
-        finally:
-            browser.close()
+    report = render(browser, finished_run / "report.html")
+    assert report["errors"] == "" and report["console"] == []
+    assert report["points"] == report["drawn"] == n
+    page = report["page"]
+    hrefs = page.eval_on_selector_all("a[href^='models/']", "els => els.map(e => e.getAttribute('href'))")
+    assert hrefs and all((finished_run / h).is_file() for h in hrefs)
+    model = json.loads((finished_run / "models" / "index.json").read_text())["models"][0]
+    page.evaluate(  # a click on the model's point opens its section
+        "id => document.getElementById('front').emit('plotly_click',"
+        " {points: [{customdata: [id, 0, 0, '', ''], x: 1, y: 1}]})",
+        model,
+    )
+    assert page.evaluate("location.hash") == f"#model-{model}"
+    both = render(browser, compare)
+    assert both["errors"] == "" and both["console"] == []
+    assert both["points"] == both["drawn"] == 2 * n
