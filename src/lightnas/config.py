@@ -126,9 +126,17 @@ class SearchConfig:
     budget: int = opt(60, "--budget", "number of sub-networks evaluated by the search")
     constraints: tuple[str, ...] = opt((), "--constraint", "hard constraint such as 'macs<=2e6' (repeatable)")
     options: dict[str, Any] = opt({}, "--search-option", "a keyword of the strategy, NAME=VALUE")
+    executor: str = opt("local", "--executor", "where accuracies are evaluated: local, or ray (parallel workers)")
+    workers: int = opt(2, "--workers", "Ray workers, one CPU each (--executor ray)")
+    ray_address: str = opt("", "--ray-address", "Ray cluster to join (default: start one on this machine)")
+    target_resource: str = opt(
+        "", "--target-resource", "Ray custom resource of the node whose latency is searched (default: the driver's)"
+    )
 
     def __post_init__(self) -> None:
-        _positive(self, "budget")
+        _positive(self, "budget", "workers")
+        if self.executor not in ("local", "ray"):
+            raise LightnasError(f"executor must be local or ray, not {self.executor!r}")
         object.__setattr__(self, "constraints", tuple(self.constraints))
         for c in map(parse_constraint, self.constraints):
             if c.metric not in CONSTRAINT_METRICS:

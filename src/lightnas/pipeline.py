@@ -134,14 +134,23 @@ def stage_search(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = Non
     strategy = create_strategy(
         cfg.search.strategy, net.space, OBJECTIVES, constraints, seed=cfg.seed, **cfg.search.options
     )
-    with Store(out / "lightnas.db") as store:
-        store.set_meta("study", cfg.study())
-        store.set_meta("space", net.space.describe())
-        store.set_meta("data", data.describe())
-        runner = Runner(
-            net.space, evaluator, strategy, store, cfg.study(), cfg.search.budget, constraints, progress=not quiet
-        )
-        return runner.run()
+    if cfg.search.executor == "ray":
+        from lightnas.evaluate.ray_pool import RayPool
+
+        s = cfg.search
+        evaluator = RayPool(evaluator, out, cfg.to_dict(), s.workers, s.ray_address, s.target_resource)
+    try:
+        with Store(out / "lightnas.db") as store:
+            store.set_meta("study", cfg.study())
+            store.set_meta("space", net.space.describe())
+            store.set_meta("data", data.describe())
+            runner = Runner(
+                net.space, evaluator, strategy, store, cfg.study(), cfg.search.budget, constraints, progress=not quiet
+            )
+            return runner.run()
+    finally:
+        if hasattr(evaluator, "close"):
+            evaluator.close()
 
 
 def stage_export(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = None) -> list[dict[str, Any]]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator, Sequence
 
 from lightnas.space import Arch
 
@@ -15,6 +16,10 @@ class Evaluator:
     them before paying for ``evaluate`` and records rejected architectures
     as skipped. The default has none.
 
+    The runner asks for the cheap metrics of a whole batch before it
+    evaluates any of it (``evaluate_many``), so a latency measured there never
+    shares the machine with an evaluation running in parallel.
+
     ``known_metrics(arch)`` returns the metrics known in microseconds, without
     building or measuring anything (table look-ups, latency-table
     predictions): strategies may compute them for thousands of candidates
@@ -24,6 +29,16 @@ class Evaluator:
 
     def evaluate(self, arch: Arch) -> dict[str, float]:
         raise NotImplementedError
+
+    def evaluate_many(self, archs: Sequence[Arch]) -> Iterator[tuple[int, dict[str, float], float]]:
+        """``evaluate`` each of ``archs``; yields ``(position in archs, metrics,
+        seconds)`` as each finishes, in any order, every position exactly
+        once. The default evaluates them one after the other; parallel
+        executors (:mod:`lightnas.evaluate.ray_pool`) override it."""
+        for i, arch in enumerate(archs):
+            t0 = time.perf_counter()
+            metrics = self.evaluate(arch)
+            yield i, metrics, time.perf_counter() - t0
 
     def cheap_metrics(self, arch: Arch) -> dict[str, float]:
         return {}

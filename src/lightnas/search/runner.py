@@ -84,14 +84,9 @@ class Runner:
                 self.search_seconds += time.perf_counter() - t0
                 if not archs:
                     break  # the space is exhausted
-                batch: list[Trial] = []
-                for arch in archs:
-                    trial = self._one(arch, stored, bar)
-                    batch.append(trial)
-                    if trial.status == OK:
-                        told += 1
-                    else:
-                        skips += 1
+                batch = self._batch(archs, stored, bar)
+                told += sum(t.status == OK for t in batch)
+                skips += sum(t.status != OK for t in batch)
                 t0 = time.perf_counter()
                 self.strategy.tell([t.arch for t in batch], [t.metrics for t in batch])
                 self.search_seconds += time.perf_counter() - t0
@@ -110,21 +105,33 @@ class Runner:
     def _trial(self, arch: Arch, metrics: dict[str, float], status: str) -> Trial:
         return Trial(arch, metrics, status, status == OK and feasible(metrics, self.constraints))
 
-    def _one(self, arch: Arch, stored: dict, bar: object) -> Trial:
-        rec = stored.get(arch.key)
-        if rec is not None:
-            return self._trial(arch, rec.metrics, rec.status)
-        t0 = time.perf_counter()
-        cheap = self.evaluator.cheap_metrics(arch)
-        cheap_constraints = [c for c in self.constraints if c.metric in cheap]
-        if not feasible(cheap, cheap_constraints):
-            self.store.add(self.study, arch.key, dict(arch), cheap, SKIPPED, time.perf_counter() - t0)
-            return self._trial(arch, cheap, SKIPPED)
-        metrics = {**cheap, **self.evaluator.evaluate(arch)}
-        self.store.add(self.study, arch.key, dict(arch), metrics, OK, time.perf_counter() - t0)
-        if bar is not None:
-            bar.update(1)  # type: ignore[attr-defined]
-        return self._trial(arch, metrics, OK)
+    def _batch(self, archs: Sequence[Arch], stored: dict, bar: object) -> list[Trial]:
+        """The trials of one asked batch, in the order asked: stored ones
+        replayed, cheap metrics of the others first (constraints checked,
+        rejected ones stored as skipped), then the rest evaluated together
+        (``evaluate_many``), each stored as soon as it finishes."""
+        trials: dict[int, Trial] = {}
+        pending: list[tuple[int, Arch, dict[str, float], float]] = []
+        for i, arch in enumerate(archs):
+            rec = stored.get(arch.key)
+            if rec is not None:
+                trials[i] = self._trial(arch, rec.metrics, rec.status)
+                continue
+            t0 = time.perf_counter()
+            cheap = self.evaluator.cheap_metrics(arch)
+            if not feasible(cheap, [c for c in self.constraints if c.metric in cheap]):
+                self.store.add(self.study, arch.key, dict(arch), cheap, SKIPPED, time.perf_counter() - t0)
+                trials[i] = self._trial(arch, cheap, SKIPPED)
+                continue
+            pending.append((i, arch, cheap, time.perf_counter() - t0))
+        for j, result, seconds in self.evaluator.evaluate_many([p[1] for p in pending]):
+            i, arch, cheap, cheap_seconds = pending[j]
+            metrics = {**cheap, **result}
+            self.store.add(self.study, arch.key, dict(arch), metrics, OK, cheap_seconds + seconds)
+            if bar is not None:
+                bar.update(1)  # type: ignore[attr-defined]
+            trials[i] = self._trial(arch, metrics, OK)
+        return [trials[i] for i in range(len(archs))]
 
     def _bar(self, initial: int) -> object:
         if not self.progress:

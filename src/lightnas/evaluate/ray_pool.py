@@ -1,0 +1,175 @@
+"""Accuracy evaluations in parallel on a Ray cluster (``--executor ray``).
+
+Workers are Ray actors of one CPU each that load the super-network and the
+data once from the run folder and evaluate accuracy (BatchNorm calibration,
+validation metric). The driver stays the only writer of the store: results
+come back to it and the runner stores each as it arrives. Costs and
+latencies (``cheap_metrics``) are measured by the driver, or, with
+``target_resource``, by one dedicated actor placed on the node that holds
+that Ray custom resource; the runner asks for a whole batch's latencies
+before any of its accuracies, so no timing shares its machine with a
+worker's evaluation.
+
+A worker that dies (killed, out of memory, node lost) is replaced and its
+candidate evaluated again by another worker; a candidate whose evaluation
+kills three workers stops the search with a one-line error. Results do not
+depend on the number of workers: the runner evaluates the batches the
+strategy asks for, in the order asked, whatever order they finish in.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from lightnas.errors import LightnasError
+from lightnas.evaluate.base import Evaluator
+from lightnas.space import Arch
+
+MAX_ATTEMPTS = 3
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise LightnasError("--executor ray needs Ray: pip install 'lightnas[ray]'") from None
+    return ray
+
+
+class Worker:
+    """What a Ray actor runs: the run's super-network and data, loaded once."""
+
+    def __init__(self, out: str, config: dict[str, Any], threads: int, latency: bool = False):
+        from lightnas import pipeline
+        from lightnas.config import RunConfig
+        from lightnas.train.common import setup_torch
+
+        cfg = RunConfig.from_dict(config)
+        net, _, data = pipeline._context(Path(out), cfg)
+        setup_torch(threads)
+        if latency:  # the target's own measurements: the run's evaluator, lookup table included
+            self.evaluator = pipeline._evaluator(Path(out), cfg, net, data)
+        else:
+            from lightnas.evaluate.supernet import SupernetEvaluator
+
+            self.evaluator = SupernetEvaluator(net, data, device=cfg.device)
+
+    def evaluate(self, arch: dict[str, Any]) -> tuple[dict[str, float], float]:
+        """The accuracy of ``arch`` and the seconds it took."""
+        t0 = time.perf_counter()
+        metrics = self.evaluator.evaluate(self.evaluator.net.space.make(arch))
+        return metrics, time.perf_counter() - t0
+
+    def cheap_metrics(self, arch: dict[str, Any]) -> dict[str, float]:
+        return self.evaluator.cheap_metrics(self.evaluator.net.space.make(arch))
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+class RayPool(Evaluator):
+    """An :class:`Evaluator` whose ``evaluate_many`` runs on ``workers`` Ray
+    actors (one CPU and ``threads`` threads each); ``local`` supplies the
+    cheap and known metrics unless ``target_resource`` names the Ray custom
+    resource of the node whose latency is searched. Connects to the cluster
+    at ``address``, or starts a local one of ``workers`` CPUs (no dashboard)
+    that :meth:`close` stops."""
+
+    def __init__(
+        self,
+        local: Evaluator,
+        out: Path,
+        config: dict[str, Any],
+        workers: int = 2,
+        address: str = "",
+        target_resource: str = "",
+        threads: int = 1,
+    ):
+        ray = self.ray = _ray()
+        self.local, self.retries = local, 0
+        self.started = not ray.is_initialized()
+        if self.started:
+            if not address:  # a private local cluster: no token file written to the home folder
+                os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+            try:
+                ray.init(
+                    address=address or None,
+                    num_cpus=None if address else workers,
+                    resources=None if address or not target_resource else {target_resource: 1},
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                where = address or "this machine"
+                raise LightnasError(f"cannot start or reach a Ray cluster at {where}: {exc}") from None
+        if target_resource and ray.cluster_resources().get(target_resource, 0) < 1:
+            self.close()
+            raise LightnasError(f"no node of the Ray cluster has the resource {target_resource!r}")
+        self._actor = ray.remote(num_cpus=1, max_restarts=0)(Worker)
+        self._args = (str(out), config, threads)
+        self.actors = [self._actor.remote(*self._args) for _ in range(workers)]
+        self.latency = None
+        if target_resource:
+            place = ray.remote(num_cpus=0, resources={target_resource: 1}, max_restarts=1)(Worker)
+            self.latency = place.remote(str(out), config, int(config["latency"]["threads"]), True)
+
+    def pids(self) -> list[int]:
+        """The worker processes' ids (waits until every worker is ready)."""
+        return self._get([a.pid.remote() for a in self.actors])
+
+    def _get(self, refs: Any) -> Any:
+        try:
+            return self.ray.get(refs)
+        except self.ray.exceptions.RayTaskError as exc:
+            raise LightnasError(f"a Ray worker failed: {str(exc.cause).splitlines()[0]}") from None
+
+    def cheap_metrics(self, arch: Arch) -> dict[str, float]:
+        if self.latency is None:
+            return self.local.cheap_metrics(arch)
+        return dict(self._get(self.latency.cheap_metrics.remote(dict(arch))))
+
+    def known_metrics(self, arch: Arch) -> dict[str, float]:
+        return self.local.known_metrics(arch)
+
+    def evaluate(self, arch: Arch) -> dict[str, float]:
+        return next(self.evaluate_many([arch]))[1]
+
+    def evaluate_many(self, archs: Sequence[Arch]) -> Iterator[tuple[int, dict[str, float], float]]:
+        ray = self.ray
+        queue, attempts = list(range(len(archs))), [0] * len(archs)
+        idle, running = list(self.actors), {}
+        while queue or running:
+            while queue and idle:
+                i, actor = queue.pop(0), idle.pop(0)
+                attempts[i] += 1
+                running[actor.evaluate.remote(dict(archs[i]))] = (i, actor)
+            (ref,), _ = ray.wait(list(running), num_returns=1)
+            i, actor = running.pop(ref)
+            try:
+                metrics, seconds = self._get(ref)
+            except ray.exceptions.RayActorError:  # the worker died: replace it, evaluate again elsewhere
+                if attempts[i] >= MAX_ATTEMPTS:
+                    raise LightnasError(
+                        f"{MAX_ATTEMPTS} Ray workers died evaluating {archs[i].key}; stopping the search"
+                    ) from None
+                self.retries += 1
+                self.actors.remove(actor)
+                replacement = self._actor.remote(*self._args)
+                self.actors.append(replacement)
+                idle.append(replacement)
+                queue.insert(0, i)
+                continue
+            idle.append(actor)
+            yield i, metrics, seconds
+
+    def close(self) -> None:
+        """Stop the workers, and the local cluster if this pool started it."""
+        for a in [*getattr(self, "actors", []), *([self.latency] if getattr(self, "latency", None) else [])]:
+            self.ray.kill(a)
+        if self.started and self.ray.is_initialized():
+            self.ray.shutdown()
