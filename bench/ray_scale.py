@@ -31,16 +31,16 @@ from pathlib import Path
 
 def throughput(run: Path, workers: int, archs: list) -> tuple[float, list[float]]:
     """Seconds to evaluate ``archs`` on ``workers`` Ray workers, and their accuracies."""
-    from lightnas import pipeline
     from lightnas.config import RunConfig
     from lightnas.evaluate.ray_pool import RayPool
+    from lightnas.pipeline import METRIC
 
     cfg = RunConfig.from_file(run / "config.json")
     pool = RayPool(None, run, cfg.to_dict(), workers=workers)  # type: ignore[arg-type]
     try:
         pool.pids()  # every worker has loaded the super-network and the data
         t0 = time.perf_counter()
-        acc = dict((i, m[pipeline.METRIC]) for i, m, _ in pool.evaluate_many(archs))
+        acc = dict((i, m[METRIC]) for i, m, _ in pool.evaluate_many(archs))
         return time.perf_counter() - t0, [acc[i] for i in range(len(archs))]
     finally:
         pool.close()

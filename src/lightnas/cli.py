@@ -98,6 +98,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _stage(name: str) -> Callable[[argparse.Namespace], int]:
     def cmd(args: argparse.Namespace) -> int:
         from lightnas import pipeline
+        from lightnas.context import load_data
         from lightnas.runfolder import claim, open_folder, preflight
 
         out = Path(args.dir)
@@ -107,7 +108,7 @@ def _stage(name: str) -> Callable[[argparse.Namespace], int]:
             pipeline.stage_report(out, cfg, args.quiet)
             claim(out, cfg)
             return 0
-        data = pipeline._data(cfg)
+        data = load_data(cfg)
         preflight(cfg, data, out)
         if getattr(args, "salvage", False):
             from lightnas.store import salvage

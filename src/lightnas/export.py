@@ -189,3 +189,16 @@ def load_exported(folder: str | Path) -> torch.nn.Module:
     except RuntimeError as exc:
         raise LightnasError(f"{folder / 'model.pt'} does not fit {arch_file}: {str(exc).splitlines()[0]}") from None
     return plain.eval()
+
+
+def read_cards(out: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``models/index.json`` and the cards it names (ids checked before use as paths)."""
+    index_file = out / "models" / "index.json"
+    if not index_file.is_file():
+        raise LightnasError(f"{out} has no exported models (run 'lightnas export {out}' first)")
+    try:
+        index = json.loads(index_file.read_text())
+        ids = [check_model_id(i) for i in index["models"]]
+        return index, [json.loads((out / "models" / i / "card.json").read_text()) for i in ids]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise LightnasError(f"cannot read the exported models of {out}: {exc}") from None

@@ -36,15 +36,15 @@ def stage_finetune(
     ``models/<id>-ft<epochs>`` with a new card that states the gain (test
     accuracy, points). An existing ``-ft<epochs>`` folder is replaced only
     with ``force``."""
+    from lightnas.context import trained
     from lightnas.export import ExportContext, export_plain
     from lightnas.io import write_json
-    from lightnas.pipeline import _context
     from lightnas.train.common import CALIB_IMAGES, to_tensor
     from lightnas.train.plain import finetune
 
     if epochs < 1:
         raise LightnasError(f"epochs must be at least 1, not {epochs}")
-    net, state, data = _context(out, cfg)
+    net, state, data = trained(out, cfg)
     card = _card(out, net, arch_ref)
     arch = card["arch"]
     folder = out / "models" / f"{card['id']}-ft{epochs}"

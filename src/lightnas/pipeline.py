@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from lightnas.config import RunConfig
-from lightnas.errors import LightnasError
+from lightnas.context import load_data, run_evaluator, supernet_config, trained
+from lightnas.export import read_cards
 from lightnas.objectives import RUN_OBJECTIVES, parse_constraint
 from lightnas.runfolder import claim, open_folder, preflight, say
 
@@ -22,26 +23,11 @@ OBJECTIVES = list(RUN_OBJECTIVES)
 METRIC = OBJECTIVES[0].metric  # the task's metric (ClassificationTask.metric_name)
 
 
-def _data(cfg: RunConfig) -> Any:
-    from lightnas.data import load_dataset
-
-    return load_dataset(cfg.data.source, cfg.seed)
-
-
-def supernet_config(cfg: RunConfig, data: Any) -> dict[str, Any]:
-    """The super-network's plain config dict for ``data``'s input spec."""
-    from lightnas.supernets import SUPERNETS
-
-    cls = SUPERNETS.get(cfg.supernet.name)
-    spec = {"input_shape": list(data.input_shape), "n_classes": data.n_classes}
-    return cls.config_class.from_dict({**spec, **cfg.supernet.options}).to_dict()
-
-
 # -- stages ----------------------------------------------------------------------------
 def stage_train(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = None) -> dict[str, Any]:
     from lightnas.train.trainer import train_supernet
 
-    data = data or _data(cfg)
+    data = data or load_data(cfg)
     n = data.describe()
     say(f"data: {data.name}, {n['n_train']} train / {n['n_val']} val / {n['n_test']} test of {data.input_shape}", quiet)
     if cfg.nproc > 1:
@@ -76,61 +62,13 @@ def stage_train(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = None
     )
 
 
-def _context(out: Path, cfg: RunConfig, data: Any = None) -> tuple[Any, dict[str, Any], Any]:
-    """The trained super-network, its checkpoint and the data, checked against each other."""
-    from lightnas.train.common import setup_torch
-    from lightnas.train.trainer import load_supernet
-
-    # the whole process at the measurement thread count: a larger OpenMP pool
-    # left from training slowed 1-thread latency by 30-60% here (measured)
-    setup_torch(cfg.latency.threads)
-    net, state = load_supernet(out / "supernet.pt")
-    data = data or _data(cfg)
-    if state["supernet"] != cfg.supernet.name or state["config"] != supernet_config(cfg, data):
-        raise LightnasError(f"{out / 'supernet.pt'} holds another super-network than {out}/config.json names")
-    if state["data"].get("splits") != data.describe().get("splits"):
-        raise LightnasError(f"{out / 'supernet.pt'} was trained on other data than {cfg.data.source}")
-    if state["epoch"] < cfg.train.epochs:
-        raise LightnasError(
-            f"{out / 'supernet.pt'} is trained for {state['epoch']} of {cfg.train.epochs} epochs "
-            f"(run 'lightnas train {out} --resume' first)"
-        )
-    return net, state, data
-
-
-def _evaluator(out: Path, cfg: RunConfig, net: Any, data: Any) -> Any:
-    from lightnas.evaluate.supernet import SupernetEvaluator
-
-    lut = None
-    if cfg.latency.mode == "lut":
-        from lightnas.hardware.lut import LatencyTable
-
-        lut_path = out / "lut.json"
-        if lut_path.exists():
-            lut = LatencyTable.load(lut_path)
-            lut.check_compatible(backend=cfg.latency.backend, threads=cfg.latency.threads)
-        else:
-            lut = LatencyTable.build(net, backend=cfg.latency.backend, threads=cfg.latency.threads)
-            lut.save(lut_path)
-        lut.bind(net)
-    return SupernetEvaluator(
-        net,
-        data,
-        backend=cfg.latency.backend,
-        threads=cfg.latency.threads,
-        lut=lut,
-        device=cfg.device,
-        target=cfg.latency.target,
-    )
-
-
 def stage_search(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = None) -> list[Any]:
     from lightnas.search import Runner, create_strategy
     from lightnas.store import Store
 
-    net, _, data = _context(out, cfg, data)
+    net, _, data = trained(out, cfg, data)
     constraints = [parse_constraint(c) for c in cfg.search.constraints]
-    evaluator = _evaluator(out, cfg, net, data)
+    evaluator = run_evaluator(out, cfg, net, data)
     strategy = create_strategy(
         cfg.search.strategy, net.space, OBJECTIVES, constraints, seed=cfg.seed, **cfg.search.options
     )
@@ -158,7 +96,7 @@ def stage_export(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = Non
     from lightnas.io import write_json
     from lightnas.selection import read_front, select
 
-    net, state, data = _context(out, cfg, data)
+    net, state, data = trained(out, cfg, data)
     front, records = read_front(out, cfg, OBJECTIVES)
     chosen = select(front, records, cfg, METRIC)
     source = "lookup table" if cfg.latency.mode == "lut" else "measured"
@@ -212,21 +150,6 @@ def training_cost(net: Any, state: dict[str, Any], data: Any, archs: list[Any], 
     }
 
 
-def read_cards(out: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """``models/index.json`` and the cards it names (ids checked before use as paths)."""
-    from lightnas.export import check_model_id
-
-    index_file = out / "models" / "index.json"
-    if not index_file.is_file():
-        raise LightnasError(f"{out} has no exported models (run 'lightnas export {out}' first)")
-    try:
-        index = json.loads(index_file.read_text())
-        ids = [check_model_id(i) for i in index["models"]]
-        return index, [json.loads((out / "models" / i / "card.json").read_text()) for i in ids]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise LightnasError(f"cannot read the exported models of {out}: {exc}") from None
-
-
 def stage_report(out: Path, cfg: RunConfig, quiet: bool = False, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     from lightnas.io import write_json
     from lightnas.report import summarise, terminal_table, write_csv
@@ -257,7 +180,7 @@ def run_all(
     """The main job. ``explicit`` holds the options given (dotted paths of
     :class:`RunConfig`). Returns the summary (also in ``summary.json``)."""
     cfg, new = open_folder(out, explicit or {}, resume, force)
-    data = _data(cfg)
+    data = load_data(cfg)
     preflight(cfg, data, out)
     claim(out, cfg, force if new else False)
     t0 = time.perf_counter()

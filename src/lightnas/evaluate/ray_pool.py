@@ -44,15 +44,15 @@ class Worker:
     """What a Ray actor runs: the run's super-network and data, loaded once."""
 
     def __init__(self, out: str, config: dict[str, Any], threads: int, latency: bool = False):
-        from lightnas import pipeline
         from lightnas.config import RunConfig
+        from lightnas.context import run_evaluator, trained
         from lightnas.train.common import setup_torch
 
         cfg = RunConfig.from_dict(config)
-        net, _, data = pipeline._context(Path(out), cfg)
+        net, _, data = trained(Path(out), cfg)
         setup_torch(threads)
         if latency:  # the target's own measurements: the run's evaluator, lookup table included
-            self.evaluator = pipeline._evaluator(Path(out), cfg, net, data)
+            self.evaluator = run_evaluator(Path(out), cfg, net, data)
         else:
             from lightnas.evaluate.supernet import SupernetEvaluator
 

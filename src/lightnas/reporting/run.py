@@ -55,7 +55,7 @@ def load_run(out: Path, cfg: RunConfig, with_parts: bool = True) -> RunView:
     the store or the exported models are missing or unreadable."""
     import json
 
-    from lightnas.pipeline import read_cards
+    from lightnas.export import read_cards
     from lightnas.selection import read_front
 
     _, cards = read_cards(out)
