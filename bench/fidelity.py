@@ -191,8 +191,7 @@ def run_mode(run_dir: Path, threads: int | None, say: Any) -> dict[str, Any]:
     """Smallest, median and largest exported models of a run retrained alone."""
     from lightnas.config import RunConfig
     from lightnas.data import load_dataset
-    from lightnas.export import load_exported
-    from lightnas.export import read_cards
+    from lightnas.export import load_exported, read_cards
     from lightnas.train.plain import train_alone
 
     cfg = RunConfig.from_file(run_dir / "config.json")
