@@ -33,7 +33,7 @@ RUN_FILES = (
     "lightnas.db-wal",
     "lightnas.db-shm",
     "pareto.csv",
-    "pareto.png",  # the static front of runs made by lightnas 0.1.0 before report.html drew it
+    "pareto.png",  # a static front that run folders of earlier releases hold
     "report.html",
     "summary.json",
     "training_cost.json",

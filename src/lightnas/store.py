@@ -144,7 +144,7 @@ class Store:
 _COLUMNS = "study, arch_key, arch, metrics, status, seconds, created"
 
 
-def _read_only(path: Path) -> sqlite3.Connection:
+def read_only_connection(path: Path) -> sqlite3.Connection:
     """A connection that reads the file as it is and writes nothing, not even
     the write-ahead log's side files (``immutable``)."""
     return sqlite3.connect(f"{Path(path).resolve().as_uri()}?immutable=1", uri=True)
@@ -152,7 +152,7 @@ def _read_only(path: Path) -> sqlite3.Connection:
 
 def _quick_check(path: Path) -> None:
     """SQLite's page-level consistency check; raises ``sqlite3.DatabaseError``."""
-    con = _read_only(path)
+    con = read_only_connection(path)
     try:
         problem = con.execute("PRAGMA quick_check").fetchone()[0]
     finally:
@@ -166,7 +166,7 @@ def readable_rows(path: Path) -> list[tuple[Any, ...]]:
     whole, with valid JSON, row by row (read-only; nothing is written)."""
     rows: list[tuple[Any, ...]] = []
     try:
-        con = _read_only(path)
+        con = read_only_connection(path)
     except sqlite3.DatabaseError:
         return rows
     try:

@@ -34,11 +34,13 @@ def _check_sqlite_file(url: str) -> None:
     Optuna's tables are never added to another program's database."""
     import sqlite3
 
+    from lightnas.store import read_only_connection
+
     path = Path(url.removeprefix("sqlite:///"))
     if not url.startswith("sqlite:///") or not path.is_file() or path.stat().st_size == 0:
         return
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        con = read_only_connection(path)  # immutable: leaves no -wal or -shm file beside it
         try:
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         finally:

@@ -320,8 +320,38 @@ def _run_folder_cases() -> Iterator[Case]:
     yield run_case("resume with other seed", lambda run: None, ["run", "--out", "RUN", "--resume", "--seed", "3"])
     yield run_case("stage with bad option", lambda run: None, ["search", "RUN", "--budget", "0"], "budget")
     yield run_case("lut of another backend", lambda run: _foreign_lut(run), ["search", "RUN", "--latency", "lut"])
+    yield from _report_cases()
     yield Case("report of a finished run", lambda s: ["report", "run"], "ok", needs_run=True)
     yield Case("resume a finished run", lambda s: ["run", "--out", "run", "--resume", "--quiet"], "ok", needs_run=True)
+
+
+def _report_cases() -> Iterator[Case]:
+    """compare and export-study on missing, damaged or foreign inputs and outputs."""
+    yield Case("compare a missing run", lambda s: ["compare", "nothing", "--out", "c.html"], "error", "no lightnas run")
+    yield run_case("compare into a folder", lambda run: None, ["compare", "RUN", "--out", "RUN"], "is a folder")
+    yield run_case(
+        "compare over a foreign file",
+        lambda run: (run.parent / "notes.html").write_text("mine"),
+        ["compare", "RUN", "--out", "notes.html"],
+        "not a lightnas comparison",
+    )
+    yield run_case("compare a damaged store", _db_page(1), ["compare", "RUN", "--out", "c.html"], "damaged")
+    yield run_case("study to a plain path", lambda run: None, ["export-study", "RUN", "--storage", "x.db"], "URL")
+    yield run_case(
+        "study into the run's store",
+        lambda run: None,
+        ["export-study", "RUN", "--storage", "sqlite:///run/lightnas.db"],
+        "another program",
+    )
+    yield run_case(
+        "study of a damaged checkpoint",
+        _write("supernet.pt", b"x" * 64),
+        ["export-study", "RUN", "--storage", "sqlite:///s.db"],
+    )
+    yield run_case("unknown executor", lambda run: None, ["search", "RUN", "--executor", "slurm"], "executor")
+    yield run_case(
+        "no Ray workers", lambda run: None, ["search", "RUN", "--executor", "ray", "--workers", "0"], "workers"
+    )
 
 
 def _db_truncate(run: Path) -> None:
