@@ -15,7 +15,6 @@ from typing import Any
 
 from lightnas.config import RunConfig
 from lightnas.context import load_data, run_evaluator, supernet_config, trained
-from lightnas.export import read_cards
 from lightnas.objectives import RUN_OBJECTIVES, parse_constraint
 from lightnas.runfolder import claim, open_folder, preflight, say
 
@@ -87,8 +86,7 @@ def stage_search(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = Non
             )
             return runner.run()
     finally:
-        if hasattr(evaluator, "close"):
-            evaluator.close()
+        evaluator.close()
 
 
 def stage_export(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = None) -> list[dict[str, Any]]:
@@ -155,20 +153,17 @@ def stage_report(out: Path, cfg: RunConfig, quiet: bool = False, extra: dict[str
     from lightnas.report import summarise, terminal_table, write_csv
     from lightnas.reporting.run import load_run
     from lightnas.reporting.run_page import write_report
-    from lightnas.selection import read_front
 
-    index, cards = read_cards(out)
-    _, records = read_front(out, cfg, OBJECTIVES)
     view = load_run(out, cfg)  # everything the report shows is read before anything is written
     cost_file = out / "training_cost.json"
     cost = json.loads(cost_file.read_text()) if cost_file.is_file() else None
-    view.summary = {**view.summary, **summarise(cards, len(records), cost, index.get("unmet_targets", []), extra)}
-    write_csv(cards, out / "pareto.csv")
+    view.summary = {**view.summary, **summarise(view.cards, view.n_records, cost, view.unmet_targets, extra)}
+    write_csv(view.cards, out / "pareto.csv")
     write_json(view.summary, out / "summary.json")
     write_report(view, out / "report.html")
     summary = view.summary
     if not quiet:
-        print(terminal_table(cards))
+        print(terminal_table(view.cards))
         print(summary["headline"])
         print(f"report: {out / 'report.html'}")
     return summary

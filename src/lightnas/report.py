@@ -51,12 +51,6 @@ def write_csv(cards: Sequence[dict[str, Any]], path: Path) -> None:
     write_text(buf.getvalue(), path)
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.0f}"
-    return str(v)
-
-
 def terminal_table(cards: Sequence[dict[str, Any]]) -> str:
     """A fixed-width table of the front, fastest first."""
     lines = [f"{'id':<15} {'val %':>6} {'test %':>6} {'lat ms':>7} {'params':>8} {'MACs':>10} {'bytes':>8}"]

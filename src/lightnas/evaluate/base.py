@@ -46,6 +46,9 @@ class Evaluator:
     def known_metrics(self, arch: Arch) -> dict[str, float]:
         return {}
 
+    def close(self) -> None:  # noqa: B027 - an optional hook
+        """Release workers or connections the evaluator holds; the default holds none."""
+
 
 class FunctionEvaluator(Evaluator):
     """Wraps a plain function ``arch -> metrics`` (and an optional cheap one)."""

@@ -25,7 +25,10 @@ class RunView:
     ``metrics``, ``feasible``, ``pareto`` (on the feasible front), ``model``
     (the exported model's id or None)); ``cards``: the exported models' cards,
     fastest first; ``history``: the super-network's per-epoch records;
-    ``space``: its search space; ``parts``: per exported model id, its parts in order (``kind``, ``text``, ``macs``)."""
+    ``space``: its search space; ``n_records``: every stored evaluation of the
+    study, those without both objectives included; ``unmet_targets``: the
+    export targets no sub-network met; ``parts``: per exported model id, its
+    parts in order (``kind``, ``text``, ``macs``)."""
 
     out: Path
     cfg: RunConfig
@@ -38,6 +41,8 @@ class RunView:
     parts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     space: Any = None
     label: str = ""
+    n_records: int = 0
+    unmet_targets: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -58,7 +63,7 @@ def load_run(out: Path, cfg: RunConfig, with_parts: bool = True) -> RunView:
     from lightnas.export import read_cards
     from lightnas.selection import read_front
 
-    _, cards = read_cards(out)
+    index, cards = read_cards(out)
     front, records = read_front(out, cfg, list(RUN_OBJECTIVES))
     on_front = {r.arch_key for r in front}
     by_key = {c["key"]: c["id"] for c in cards}
@@ -83,6 +88,7 @@ def load_run(out: Path, cfg: RunConfig, with_parts: bool = True) -> RunView:
         raise LightnasError(f"cannot read {summary_file}: {exc}") from None
     cards = sorted(cards, key=lambda c: c["latency"]["latency_ms"])
     view = RunView(out, cfg, cfg.study(), evaluations, cards, summary, [], constraints)
+    view.n_records, view.unmet_targets = len(records), list(index.get("unmet_targets", []))
     if with_parts and (out / "supernet.pt").is_file():
         _add_training(view)
     return view
