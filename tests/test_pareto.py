@@ -61,3 +61,36 @@ def test_additive_epsilon_zero_iff_nondominated():
 def test_hypervolume_3d_exact():
     F = np.array(list(itertools.product([0.0, 0.5], repeat=3)))
     assert abs(hypervolume(F, np.ones(3)) - 1.0) < 1e-12
+
+
+def test_expected_hv_improvement_matches_monte_carlo():
+    from lightnas.search.pareto import expected_hv_improvement_2d, hv_improvement_2d
+
+    rng = np.random.default_rng(0)
+    front, ref = rng.random((6, 2)), np.array([1.1, 1.1])
+    mu = rng.random((5, 2))
+    for col in (0, 1):
+        sd = np.zeros((5, 2))
+        sd[:, col] = 0.1
+        exact = expected_hv_improvement_2d(front, mu, sd, ref)
+        draws = []
+        for _ in range(20000):
+            m = mu.copy()
+            m[:, col] += 0.1 * rng.standard_normal(5)
+            draws.append(hv_improvement_2d(front, m, ref))
+        assert np.allclose(exact, np.mean(draws, axis=0), atol=1e-3, rtol=0.03)
+    assert np.allclose(expected_hv_improvement_2d(front, mu, np.zeros((5, 2)), ref), hv_improvement_2d(front, mu, ref))
+
+
+def test_pairwise_predictor_ranks_a_monotone_target():
+    from scipy.stats import kendalltau
+
+    from lightnas.predictors import create_predictor
+
+    rng = np.random.default_rng(0)
+    X = rng.random((80, 4))
+    y = X @ np.array([3.0, -1.0, 0.5, 0.0]) + 0.01 * rng.standard_normal(80)
+    Xt = rng.random((200, 4))
+    mu, sd = create_predictor("pairwise").fit(X, y).predict(Xt)
+    assert kendalltau(mu, Xt @ np.array([3.0, -1.0, 0.5, 0.0]))[0] > 0.8
+    assert (sd == 0).all()

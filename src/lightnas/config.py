@@ -150,6 +150,11 @@ class SearchConfig:
         from lightnas.search import STRATEGIES
 
         STRATEGIES.check(self.strategy)
+        if self.strategy == "zero-cost":
+            raise LightnasError(
+                "--strategy zero-cost ranks by zero-cost proxies, which a super-network run's evaluator does not "
+                "provide (use it with 'lightnas bench nb201')"
+            )
 
 
 @dataclass(frozen=True)

@@ -57,13 +57,20 @@ class NB201Table:
         return self.rows[tuple(SPACE.encode(arch).tolist())]
 
     def metrics(self, row: int, device: str) -> dict[str, float]:
-        return {
+        """The metrics of one row; ``device`` may name several devices
+        (comma-separated): ``latency_ms`` is the first one's and
+        ``latency_ms@DEV`` each one's."""
+        devices = device.split(",")
+        out = {
             "accuracy": float(self.columns["c10valid_valid_200ep"][row]),
             "test_accuracy": float(self.columns["c10_test_200ep"][row]),
-            "latency_ms": float(self.columns[f"lat_{device}"][row]),
+            "latency_ms": float(self.columns[f"lat_{devices[0]}"][row]),
             "params": float(self.columns["params_MB"][row]) * 1e6,
             "nb201_index": float(self.arch[row]),
         }
+        if len(devices) > 1:
+            out.update({f"latency_ms@{d}": float(self.columns[f"lat_{d}"][row]) for d in devices})
+        return out
 
 
 def parse_cellstr(cell: str) -> tuple[int, ...]:
@@ -90,10 +97,89 @@ def load_table() -> NB201Table:
     return NB201Table(np.array([int(r[col["arch"]]) for r in rows]), codes, columns, lookup)
 
 
+# the four input-to-output paths of a cell, as edge positions in EDGES
+_PATHS = ((3,), (0, 4), (1, 5), (0, 2, 5))
+
+
+def graf_features(codes: np.ndarray) -> dict[str, np.ndarray]:
+    """GRAF-style structural features of cells ``codes`` (n, 6), each (n,).
+
+    Counts of each operation; live input-to-output paths (no ``none`` edge)
+    by length; for each operation, the live paths made of it alone and the
+    paths through at least one; the most and fewest convolutions on a live
+    path (depth); convolutions on some live path (the others compute nothing
+    that reaches the output); in-degree of the output node and out-degree of
+    the input node counting live edges.
+    """
+    codes = np.asarray(codes)
+    none, skip, conv1, conv3, pool = (OPS.index(o) for o in OPS)
+    live = codes != none
+    conv = (codes == conv1) | (codes == conv3)
+    out: dict[str, np.ndarray] = {f"graf_n_{o}": (codes == i).sum(1).astype(float) for i, o in enumerate(OPS)}
+    path_live = np.stack([live[:, list(p)].all(1) for p in _PATHS], 1)
+    for length in (1, 2, 3):
+        cols = [k for k, p in enumerate(_PATHS) if len(p) == length]
+        out[f"graf_paths_len{length}"] = path_live[:, cols].sum(1).astype(float)
+    for i, o in enumerate(OPS[1:], start=1):
+        only = np.stack([(codes[:, list(p)] == i).all(1) for p in _PATHS], 1)
+        some = np.stack([(codes[:, list(p)] == i).any(1) for p in _PATHS], 1)
+        out[f"graf_paths_only_{o}"] = (only & path_live).sum(1).astype(float)
+        out[f"graf_paths_with_{o}"] = (some & path_live).sum(1).astype(float)
+    depth = np.stack([conv[:, list(p)].sum(1) for p in _PATHS], 1).astype(float)
+    out["graf_max_depth"] = np.where(path_live, depth, 0.0).max(1)
+    out["graf_min_depth"] = np.where(path_live, depth, np.inf).min(1)
+    out["graf_min_depth"][~path_live.any(1)] = 0.0
+    on_path = np.zeros_like(live)
+    for k, p in enumerate(_PATHS):
+        on_path[:, list(p)] |= path_live[:, [k]]
+    out["graf_live_conv3"] = ((codes == conv3) & on_path).sum(1).astype(float)
+    out["graf_live_conv1"] = ((codes == conv1) & on_path).sum(1).astype(float)
+    out["graf_in_degree_out"] = live[:, [3, 4, 5]].sum(1).astype(float)
+    out["graf_out_degree_in"] = live[:, [0, 1, 3]].sum(1).astype(float)
+    return out
+
+
+@lru_cache(maxsize=1)
+def descriptors() -> dict[str, np.ndarray]:
+    """Per-row descriptors known without training, in table order: GRAF
+    features and the zero-cost proxies ``zc_synflow`` (computed by
+    ``bench/nb201_proxies.py`` on the PyTorch cell network) and ``zc_naswot``
+    (NAS-Bench-201's NASWOT score on CIFAR-10; the table has none for the
+    341 cells whose output is disconnected from their input, which get the
+    lowest score of the others)."""
+    table = load_table()
+    out = graf_features(table.codes)
+    path = resources.files("lightnas.bench") / "data" / "nb201_proxies.csv.gz"
+    with path.open("rb") as fh, gzip.open(fh, "rt") as text:
+        rows = list(csv.DictReader(text))
+    order = {int(a): i for i, a in enumerate(table.arch)}
+    for name in ("synflow", "naswot"):
+        col = np.full(len(table.arch), np.nan)
+        for r in rows:
+            col[order[int(r["arch"])]] = float(r[name]) if r[name] else np.nan
+        out[f"zc_{name}"] = np.where(np.isnan(col), np.nanmin(col), col)
+    return out
+
+
 def check_device(device: str) -> None:
+    """One device, or several comma-separated, each a latency column of the table."""
     devices = load_table().devices
-    if device not in devices:
-        raise LightnasError(f"unknown NAS-Bench-201 device {device!r} (choose from {', '.join(devices)})")
+    names = device.split(",")
+    for d in names:
+        if d not in devices:
+            raise LightnasError(f"unknown NAS-Bench-201 device {d!r} (choose from {', '.join(devices)})")
+    if len(set(names)) != len(names):
+        raise LightnasError(f"device list {device!r} names a device twice")
+
+
+def target_objectives(device: str) -> tuple[list[Objective], list[tuple[int, int]]]:
+    """Objectives and fronts of a search for ``device`` (comma-separated for
+    several targets): accuracy and one latency per device, one front per device."""
+    devices = device.split(",")
+    if len(devices) == 1:
+        return [Objective("accuracy", "max"), Objective("latency_ms", "min")], [(0, 1)]
+    objectives = [Objective("accuracy", "max")] + [Objective(f"latency_ms@{d}", "min") for d in devices]
+    return objectives, [(0, k) for k in range(1, len(devices) + 1)]
 
 
 class NB201Evaluator(Evaluator):
@@ -107,16 +193,22 @@ class NB201Evaluator(Evaluator):
         check_device(device)
         self.device = device
         self.table = load_table()
+        self._descriptors = descriptors()
 
     def evaluate(self, arch: Arch) -> dict[str, float]:
         return self.table.metrics(self.table.row_of(arch), self.device)
 
     def cheap_metrics(self, arch: Arch) -> dict[str, float]:
         m = self.evaluate(arch)
-        return {"latency_ms": m["latency_ms"], "params": m["params"]}
+        return {k: v for k, v in m.items() if k.startswith("latency_ms") or k == "params"}
 
     def known_metrics(self, arch: Arch) -> dict[str, float]:
-        return self.cheap_metrics(arch)  # a latency table, as a super-network's LUT is
+        """The cheap metrics (a latency table, as a super-network's LUT is),
+        GRAF features and zero-cost proxies (:func:`descriptors`)."""
+        row = self.table.row_of(arch)
+        out = self.cheap_metrics(arch)
+        out.update({k: float(v[row]) for k, v in self._descriptors.items()})
+        return out
 
 
 def objective_table(device: str, objectives: list[Objective]) -> np.ndarray:
@@ -125,8 +217,9 @@ def objective_table(device: str, objectives: list[Objective]) -> np.ndarray:
     metric_col = {
         "accuracy": table.columns["c10valid_valid_200ep"],
         "test_accuracy": table.columns["c10_test_200ep"],
-        "latency_ms": table.columns[f"lat_{device}"],
+        "latency_ms": table.columns[f"lat_{device.split(',')[0]}"],
         "params": table.columns["params_MB"] * 1e6,
+        **{f"latency_ms@{d}": table.columns[f"lat_{d}"] for d in table.devices},
     }
     return np.stack([metric_col[o.metric] * (1 if o.direction == "min" else -1) for o in objectives], 1)
 
@@ -179,13 +272,20 @@ def run_search(
     batch_size: int = 10,
     **options: object,
 ) -> tuple[list, float]:
-    """One search on the table; returns (trials in evaluation order, search-side seconds)."""
+    """One search on the table; returns (trials in evaluation order, search-side
+    seconds). ``device`` may name several devices (comma-separated): without
+    explicit ``objectives`` the search then has accuracy and each device's
+    latency as objectives and one front per device (:func:`target_objectives`)."""
     from lightnas.search import Runner, create_strategy
     from lightnas.store import Store
 
-    objectives = objectives or [Objective("accuracy", "max"), Objective("latency_ms", "min")]
+    fronts = None
+    if objectives is None:
+        objectives, fronts = target_objectives(device)
     constraints = constraints or []
     strat = create_strategy(strategy, SPACE, objectives, constraints, seed=seed, **options)
+    if fronts is not None:
+        strat.search_fronts(fronts)
     with Store(store_path) as store:
         runner = Runner(
             SPACE,

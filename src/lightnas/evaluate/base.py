@@ -51,18 +51,24 @@ class Evaluator:
 
 
 class FunctionEvaluator(Evaluator):
-    """Wraps a plain function ``arch -> metrics`` (and an optional cheap one)."""
+    """Wraps a plain function ``arch -> metrics`` (and optional cheap and
+    known ones, see :class:`Evaluator`)."""
 
     def __init__(
         self,
         fn: Callable[[Arch], dict[str, float]],
         cheap: Callable[[Arch], dict[str, float]] | None = None,
+        known: Callable[[Arch], dict[str, float]] | None = None,
     ):
         self.fn = fn
         self.cheap = cheap
+        self.known = known
 
     def evaluate(self, arch: Arch) -> dict[str, float]:
         return dict(self.fn(arch))
 
     def cheap_metrics(self, arch: Arch) -> dict[str, float]:
         return dict(self.cheap(arch)) if self.cheap else {}
+
+    def known_metrics(self, arch: Arch) -> dict[str, float]:
+        return dict(self.known(arch)) if self.known else {}

@@ -8,7 +8,7 @@ import torch
 
 from lightnas.data.sources import Dataset
 from lightnas.evaluate.base import Evaluator
-from lightnas.hardware.cost import count_cost
+from lightnas.hardware.cost import count_cost, count_macs
 from lightnas.hardware.latency import measure_latency
 from lightnas.space import Arch
 from lightnas.train.common import CALIB_IMAGES, evaluate_metric, split_tensors, task_for
@@ -54,6 +54,7 @@ class SupernetEvaluator(Evaluator):
         x_val, self.y_val = split_tensors(data, "val", dev)
         self.x_val = x_val.contiguous(memory_format=torch.channels_last)
         self._cheap: dict[Arch, dict[str, float]] = {}
+        self._part_macs: dict[object, float] = {}
 
     def cheap_metrics(self, arch: Arch) -> dict[str, float]:
         if arch not in self._cheap:
@@ -69,8 +70,18 @@ class SupernetEvaluator(Evaluator):
         return dict(self._cheap[arch])
 
     def known_metrics(self, arch: Arch) -> dict[str, float]:
-        """The latency table's prediction (``latency_ms``) when searching with one."""
-        return {"latency_ms": float(self.lut.predict(arch))} if self.lut is not None else {}
+        """``macs`` (the sum over the sub-network's latency parts, each
+        counted once and cached: equal to the whole module's count), the
+        number of parts (``n_parts``, a depth), and the latency table's
+        prediction (``latency_ms``) when searching with one."""
+        parts = self.net.latency_parts(arch)
+        for p in parts:
+            if p not in self._part_macs:
+                self._part_macs[p] = count_macs(*self.net.build_part(p))
+        out = {"macs": float(sum(self._part_macs[p] for p in parts)), "n_parts": float(len(parts))}
+        if self.lut is not None:
+            out["latency_ms"] = float(self.lut.predict(arch))
+        return out
 
     @torch.no_grad()
     def evaluate(self, arch: Arch) -> dict[str, float]:

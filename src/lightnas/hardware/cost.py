@@ -10,6 +10,15 @@ from torch.utils.flop_counter import FlopCounterMode
 
 
 @torch.no_grad()
+def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> float:
+    """Multiply-accumulates of one forward pass at batch 1 (as in :func:`count_cost`)."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model.eval()(torch.zeros(1, *input_shape))
+    return float(counter.get_total_flops()) / 2.0
+
+
+@torch.no_grad()
 def count_cost(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, float]:
     """Cost of one forward pass at batch 1.
 

@@ -93,12 +93,24 @@ class Strategy(ABC):
         self._told: set[Arch] = set()
         self._pending: set[Arch] = set()
         self.known: Callable[[Arch], Mapping[str, float]] | None = None
+        self.fronts: list[tuple[int, ...]] = [tuple(range(len(self.objectives)))]
 
     def use_known_metrics(self, fn: Callable[[Arch], Mapping[str, float]]) -> None:
         """Give the strategy the evaluator's ``known_metrics`` (metrics known
         in microseconds for any architecture, such as table latency); the
         runner calls it. Strategies may use them instead of predictions."""
         self.known = fn
+
+    def search_fronts(self, groups: Sequence[Sequence[int]]) -> None:
+        """Search several fronts at once: each group of objective indices
+        (e.g. accuracy with the latency of one device) is a front of its
+        own, and a candidate is worth what it adds to all of them. The
+        default is one front of every objective; strategies that do not
+        support groups search every objective jointly."""
+        m = len(self.objectives)
+        if not groups or any(len(set(g)) < 2 or not all(0 <= i < m for i in g) for g in groups):
+            raise LightnasError(f"fronts must be groups of at least 2 of the {m} objectives' indices")
+        self.fronts = [tuple(g) for g in groups]
 
     # -- the contract ---------------------------------------------------------
     def ask(self, n: int) -> list[Arch]:

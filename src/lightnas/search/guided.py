@@ -2,23 +2,34 @@
 
 Algorithm (see ``docs/search.md``):
 
-1. *Start design*: the smallest and the largest architecture (they anchor the
-   cost range of the front) plus a balanced random design in which every value
-   of every dimension appears about equally often.
-2. *Each batch*: fit one predictor per objective (and per constrained metric)
-   on every evaluation so far, except for metrics the evaluator knows without
-   measuring (``known_metrics``: a latency table, a benchmark's table), which
-   are used exactly. Score candidates: the whole space when it is
-   small enough to enumerate, else a pool of random samples and mutations of
-   the current front. Drop candidates predicted infeasible.
-3. *Select by hypervolume improvement*: each candidate's optimistic point
-   (mean minus ``beta`` standard deviations, in minimisation form) is scored by
-   the hypervolume it would add to the evaluated front (exact in 2-D, Monte
-   Carlo above), normalised by the observed ranges; candidates that add
-   nothing are ranked by their additive-epsilon distance to the front. The
-   batch is picked greedily: after each pick its predicted mean joins the
-   front ("Kriging believer"), which spreads the batch along the front
-   instead of piling it on one spot.
+1. *Inputs*: every architecture is described by its encoding plus the
+   evaluator's ``known_metrics`` (metrics known without training: a latency
+   table, parameters, structural features such as GRAF path counts, zero-cost
+   proxies). Known metrics that are objectives or constrained are used
+   exactly; all of them are predictor inputs.
+2. *Start design*: the smallest and the largest architecture, then, when the
+   known metrics hold zero-cost proxies (``zc_*``), the architectures that
+   spread best along the front of (proxy score, known costs), picked like a
+   batch below ("no wasted random evaluations"); without proxies, a balanced
+   random design in which every value of every dimension appears about
+   equally often.
+3. *Each batch*: fit one predictor per predicted objective (and constrained
+   metric) on every evaluation so far (default: the average of Bayesian
+   ridge and top-weighted extremely randomised trees, std combining each
+   member's own with their disagreement). Candidates: the whole space when it
+   is small enough to enumerate, else random samples and mutations of the
+   current front; candidates predicted infeasible (optimistically) are
+   dropped.
+4. *Select by expected hypervolume improvement*: exact in 2-D when one
+   objective is predicted and the other known (or both known); otherwise the
+   improvement of an optimistic point (mean minus ``beta`` std). Objectives
+   are normalised by the observed ranges; candidates that add nothing are
+   ranked by their additive-epsilon distance to the front. The batch is
+   picked greedily, each pick's predicted mean joining the front before the
+   next ("Kriging believer"), which spreads a batch along the front.
+
+``zero-cost`` is the same selection with the proxy score in place of every
+prediction: training-free, a first front in seconds.
 """
 
 from __future__ import annotations
@@ -27,11 +38,19 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from lightnas.errors import LightnasError
 from lightnas.objectives import Constraint, Objective
 from lightnas.predictors import create_predictor
 from lightnas.search.base import Strategy, register_strategy
-from lightnas.search.pareto import additive_epsilon, hv_improvement_2d, nondominated_mask
+from lightnas.search.pareto import (
+    additive_epsilon,
+    expected_hv_improvement_2d,
+    hv_improvement_2d,
+    nondominated_mask,
+)
 from lightnas.space import Arch, SearchSpace
+
+PROXY_PREFIX = "zc_"
 
 
 def balanced_design(space: SearchSpace, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -65,9 +84,30 @@ def hv_improvement(
     return out
 
 
+def proxy_score(known: dict[str, np.ndarray]) -> np.ndarray | None:
+    """Mean rank quantile (0 worst, 1 best) of the zero-cost proxies among
+    ``known`` (columns named ``zc_*``, higher is better); None without any."""
+    cols = [v for k, v in sorted(known.items()) if k.startswith(PROXY_PREFIX)]
+    if not cols:
+        return None
+    ranks = [np.argsort(np.argsort(c, kind="stable"), kind="stable") / max(len(c) - 1, 1) for c in cols]
+    return np.mean(ranks, axis=0)
+
+
+def input_columns(known: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """Known metrics as predictor inputs, (n, k), sorted by name; counts
+    spanning orders of magnitude (parameters, MACs) enter as ``log1p``."""
+    cols = []
+    for _, v in sorted(known.items()):
+        cols.append(np.log1p(v) if v.min() >= 0 and v.max() >= 100 else v)
+    return np.stack(cols, axis=1) if cols else np.zeros((n, 0))
+
+
 @register_strategy("lightnas")
 class GuidedSearch(Strategy):
-    """Predictor ensemble + greedy hypervolume-improvement batches."""
+    """Predictor-guided batches selected by expected hypervolume improvement."""
+
+    zero_cost = False  # True: the proxy score stands in for every prediction
 
     def __init__(
         self,
@@ -89,78 +129,11 @@ class GuidedSearch(Strategy):
         self.predictor = predictor
         self.beta = beta
         self.pool_size = pool_size
-        all_codes = space.enumerate_codes(enumerate_limit)
-        self._all_codes = all_codes
-        self._all_feats = space.features_from_codes(all_codes) if all_codes is not None else None
-        self._all_keys = {tuple(c): i for i, c in enumerate(all_codes.tolist())} if all_codes is not None else None
-        design = balanced_design(space, self.n_init, self.rng)
-        start = [space.smallest(), space.largest()] + [space.decode(c) for c in design]
-        self._start: list[Arch] = list(dict.fromkeys(start))
+        self._all_codes = space.enumerate_codes(enumerate_limit)
+        self._all_inputs: tuple[np.ndarray, dict[str, np.ndarray]] | None = None
+        self._start: list[Arch] | None = None
 
-    # -- candidates -------------------------------------------------------------
-    def _candidates(self) -> tuple[np.ndarray, np.ndarray]:
-        """(codes, features) of unseen candidate architectures."""
-        seen = self._told | self._pending
-        if self._all_codes is not None:
-            mask = np.ones(len(self._all_codes), dtype=bool)
-            for a in seen:
-                mask[self._all_keys[tuple(self.space.encode(a).tolist())]] = False
-            return self._all_codes[mask], self._all_feats[mask]
-        archs: set[Arch] = set()
-        feasible_archs, F = self.feasible_data()
-        front = [a for a, keep in zip(feasible_archs, nondominated_mask(F), strict=True) if keep]
-        for a in front:
-            for _ in range(max(1, self.pool_size // (2 * max(len(front), 1)))):
-                archs.add(self.space.mutate(a, self.rng))
-        while len(archs) < self.pool_size:
-            archs.add(self.space.sample(self.rng))
-        archs -= seen
-        codes = np.stack([self.space.encode(a) for a in archs])
-        return codes, self.space.features_from_codes(codes)
-
-    # -- the loop -----------------------------------------------------------------
-    def _ask(self, n: int) -> list[Arch]:
-        start = [a for a in self._start if self.is_new(a)]
-        if start:
-            return start[:n]
-        X = self.space.features(self.archs)
-        usable = [i for i, m in enumerate(self.metrics) if all(o.metric in m for o in self.objectives)]
-        if len(usable) < 3:
-            return self.random_new(n)
-        codes, feats = self._candidates()
-        if len(codes) == 0:
-            return []
-        # predicted objectives (minimisation form) of candidates
-        known = self._known(codes)
-        means, stds = [], []
-        for o in self.objectives:
-            if o.metric in known:  # exact, no prediction needed
-                means.append(o.as_min(known[o.metric]))
-                stds.append(np.zeros(len(codes)))
-                continue
-            y = np.array([o.as_min(self.metrics[i][o.metric]) for i in usable])
-            mu, sd = create_predictor(self.predictor).fit(X[usable], y).predict(feats)
-            means.append(mu)
-            stds.append(sd)
-        mu = np.stack(means, axis=1)
-        sd = np.stack(stds, axis=1)
-        ok = np.ones(len(codes), dtype=bool)
-        for c in self.constraints:
-            if c.metric in known:
-                ok &= known[c.metric] <= c.bound if c.op == "<=" else known[c.metric] >= c.bound
-                continue
-            rows = [i for i, m in enumerate(self.metrics) if c.metric in m]
-            if len(rows) < 3:
-                continue
-            y = np.array([self.metrics[i][c.metric] for i in rows])
-            cm, cs = create_predictor(self.predictor).fit(X[rows], y).predict(feats)
-            optimistic = cm - self.beta * cs if c.op == "<=" else cm + self.beta * cs
-            ok &= optimistic <= c.bound if c.op == "<=" else optimistic >= c.bound
-        if ok.any():
-            codes, mu, sd = codes[ok], mu[ok], sd[ok]
-        _, F = self.feasible_data()
-        return [self.space.decode(codes[i]) for i in self._select(F, mu, sd, n)]
-
+    # -- inputs -------------------------------------------------------------------
     def _known(self, codes: np.ndarray) -> dict[str, np.ndarray]:
         """The evaluator's known metrics of ``codes`` (cached per architecture)."""
         if self.known is None or not self.use_known or len(codes) == 0:
@@ -172,40 +145,192 @@ class GuidedSearch(Strategy):
                 self._known_cache[key] = dict(self.known(self.space.decode(c)))
             rows.append(self._known_cache[key])
         names = set(rows[0]).intersection(*rows[1:])
-        return {n: np.array([r[n] for r in rows], dtype=float) for n in names}
+        return {n: np.array([r[n] for r in rows], dtype=float) for n in sorted(names)}
+
+    def _inputs(self, codes: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(predictor inputs, known metrics) of ``codes``."""
+        known = self._known(codes)
+        return np.hstack([self.space.features_from_codes(codes), input_columns(known, len(codes))]), known
+
+    def _candidates(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """(codes, predictor inputs, known metrics) of unseen candidates."""
+        seen = self._told | self._pending
+        if self._all_codes is not None:
+            if self._all_inputs is None:
+                self._all_inputs = self._inputs(self._all_codes)
+                self._all_keys = {c.tobytes(): i for i, c in enumerate(self._all_codes)}
+            mask = np.ones(len(self._all_codes), dtype=bool)
+            for a in seen:
+                mask[self._all_keys[self.space.encode(a).tobytes()]] = False
+            X, known = self._all_inputs
+            return self._all_codes[mask], X[mask], {k: v[mask] for k, v in known.items()}
+        archs: set[Arch] = set()
+        feasible_archs, F = self.feasible_data()
+        front = [a for a, keep in zip(feasible_archs, nondominated_mask(F), strict=True) if keep]
+        for a in front:
+            for _ in range(max(1, self.pool_size // (2 * max(len(front), 1)))):
+                archs.add(self.space.mutate(a, self.rng))
+        while len(archs) < self.pool_size:
+            archs.add(self.space.sample(self.rng))
+        archs -= seen
+        codes = np.stack([self.space.encode(a) for a in archs]) if archs else np.zeros((0, self.space.n_dims), int)
+        return (codes, *self._inputs(codes))
+
+    # -- the loop -------------------------------------------------------------------
+    def _ask(self, n: int) -> list[Arch]:
+        if self._start is None:
+            self._start = self._start_design()
+        start = [a for a in self._start if self.is_new(a)]
+        if start:
+            return start[:n]
+        usable = [i for i, m in enumerate(self.metrics) if all(o.metric in m for o in self.objectives)]
+        if len(usable) < 3 and not self.zero_cost:
+            return self.random_new(n)
+        codes, X, known = self._candidates()
+        if len(codes) == 0:
+            return []
+        pred = self._stand_in(known) if self.zero_cost else self._predict(X, known)
+        if pred is None and self.zero_cost:
+            raise LightnasError(
+                "the zero-cost strategy needs zero-cost proxies (zc_*) among the evaluator's known metrics"
+            )
+        if pred is None:
+            return self.random_new(n)
+        mu, sd, ok = pred
+        if ok.any():
+            codes, mu, sd = codes[ok], mu[ok], sd[ok]
+        _, F = self.feasible_data()
+        return [self.space.decode(codes[i]) for i in self._select(F, mu, sd, n)]
+
+    def _start_design(self) -> list[Arch]:
+        """Smallest, largest, then the proxy front or a balanced design."""
+        start = [self.space.smallest(), self.space.largest()]
+        probe = self._known(self.space.encode(start[0])[None])
+        if any(k.startswith(PROXY_PREFIX) for k in probe):
+            if self._all_codes is not None:
+                codes, _, known = self._candidates()
+            else:
+                samples = [self.space.encode(self.space.sample(self.rng)) for _ in range(self.pool_size)]
+                codes = np.unique(np.stack(samples), axis=0)
+                known = self._known(codes)
+            pred = self._stand_in(known)
+            if pred is not None:
+                mu, sd, ok = pred
+                idx = np.flatnonzero(ok) if ok.any() else np.arange(len(codes))
+                picks = self._select(np.zeros((0, mu.shape[1])), mu[idx], sd[idx], self.n_init)
+                return list(dict.fromkeys(start + [self.space.decode(codes[idx[i]]) for i in picks]))
+        design = balanced_design(self.space, self.n_init, self.rng)
+        return list(dict.fromkeys(start + [self.space.decode(c) for c in design]))
+
+    def _known_ok(self, known: dict[str, np.ndarray], n: int) -> np.ndarray:
+        """Candidates whose known constrained metrics satisfy the constraints."""
+        ok = np.ones(n, dtype=bool)
+        for c in self.constraints:
+            if c.metric in known:
+                ok &= known[c.metric] <= c.bound if c.op == "<=" else known[c.metric] >= c.bound
+        return ok
+
+    def _stand_in(self, known: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Training-free objectives: the proxy score for "max" objectives, the
+        known value (or else MACs or parameters) for the others; None when
+        an objective has no stand-in."""
+        score = proxy_score(known)
+        n = len(next(iter(known.values()))) if known else 0
+        cols = []
+        for o in self.objectives:
+            if o.metric in known:
+                cols.append(o.as_min(known[o.metric]))
+            elif o.direction == "max" and score is not None:
+                cols.append(-score)
+            elif o.direction == "min" and ("macs" in known or "params" in known):
+                cols.append(known["macs" if "macs" in known else "params"])
+            else:
+                return None
+        return np.stack(cols, axis=1), np.zeros((n, len(cols))), self._known_ok(known, n)
+
+    def _predict(self, X: np.ndarray, known: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Predicted (mean, std) per objective in minimisation form, and the
+        optimistic feasibility of each candidate."""
+        X_told = self._inputs(np.stack([self.space.encode(a) for a in self.archs]))[0]
+        means, stds = [], []
+        for o in self.objectives:
+            if o.metric in known:  # exact, no prediction needed
+                means.append(o.as_min(known[o.metric]))
+                stds.append(np.zeros(len(X)))
+                continue
+            rows = [i for i, m in enumerate(self.metrics) if o.metric in m]
+            y = np.array([o.as_min(self.metrics[i][o.metric]) for i in rows])
+            mu, sd = create_predictor(self.predictor).fit(X_told[rows], y).predict(X)
+            means.append(mu)
+            stds.append(sd)
+        ok = self._known_ok(known, len(X))
+        for c in self.constraints:
+            rows = [i for i, m in enumerate(self.metrics) if c.metric in m]
+            if c.metric in known or len(rows) < 3:
+                continue
+            y = np.array([self.metrics[i][c.metric] for i in rows])
+            cm, cs = create_predictor(self.predictor).fit(X_told[rows], y).predict(X)
+            optimistic = cm - self.beta * cs if c.op == "<=" else cm + self.beta * cs
+            ok &= optimistic <= c.bound if c.op == "<=" else optimistic >= c.bound
+        return np.stack(means, axis=1), np.stack(stds, axis=1), ok
 
     def _select(self, F: np.ndarray, mu: np.ndarray, sd: np.ndarray, n: int) -> list[int]:
-        """Greedy batch by hypervolume improvement with Kriging believer."""
-        ref_pts = np.vstack([F, mu]) if len(F) else mu
-        lo = ref_pts.min(axis=0)
-        hi = F.max(axis=0) if len(F) else ref_pts.max(axis=0)
-        scale = np.where(hi - lo > 0, hi - lo, 1.0)
-        front = (F[nondominated_mask(F)] - lo) / scale if len(F) else np.zeros((0, mu.shape[1]))
-        opt = (mu - self.beta * sd - lo) / scale
-        mean = (mu - lo) / scale
-        ref = np.full(mu.shape[1], 1.1)
-        chosen: list[int] = []
-        # lazy greedy: a candidate's gain only shrinks as the front grows, so
+        """Greedy batch by expected hypervolume improvement, summed over the
+        searched fronts (:meth:`search_fronts`), with Kriging believer."""
+        groups = []
+        for g in self.fronts:
+            cols = list(g)
+            Fg, mg = F[:, cols], mu[:, cols]
+            both = np.vstack([Fg, mg])  # the reference spans candidates too: no region left unreachable
+            lo, hi = both.min(axis=0), both.max(axis=0)
+            scale = np.where(hi - lo > 0, hi - lo, 1.0)
+            front = (Fg[nondominated_mask(Fg)] - lo) / scale if len(Fg) else np.zeros((0, len(cols)))
+            groups.append([front, (mg - lo) / scale, sd[:, cols] / scale])
+        # lazy greedy: a candidate's gain only shrinks as the fronts grow, so
         # the picks come from the best-scored candidates of the first round
-        first = self._score(front, opt, ref)
-        keep = np.argsort(-first)[: max(50 * n, 500)]
-        mu, sd, opt, mean = mu[keep], sd[keep], opt[keep], mean[keep]
-        alive = np.ones(len(mu), dtype=bool)
-        for _ in range(min(n, len(mu))):
-            score = self._score(front, opt, ref)
-            score = np.where(alive, score, -np.inf)
-            best = float(score.max())
-            ties = np.flatnonzero(score >= best - 1e-12)
+        keep = np.argsort(-self._score(groups))[: max(50 * n, 500)]
+        for grp in groups:
+            grp[1], grp[2] = grp[1][keep], grp[2][keep]
+        chosen: list[int] = []
+        alive = np.ones(len(keep), dtype=bool)
+        for _ in range(min(n, len(keep))):
+            score = np.where(alive, self._score(groups), -np.inf)
+            ties = np.flatnonzero(score >= float(score.max()) - 1e-12)
             i = int(ties[self.rng.integers(len(ties))])
             chosen.append(int(keep[i]))
             alive[i] = False
-            front = np.vstack([front, mean[i]])
-            front = front[nondominated_mask(front)]
+            for grp in groups:
+                front = np.vstack([grp[0], grp[1][i]])
+                grp[0] = front[nondominated_mask(front)]
         return chosen
 
-    def _score(self, front: np.ndarray, opt: np.ndarray, ref: np.ndarray) -> np.ndarray:
-        """Hypervolume improvement, or minus the additive-epsilon distance when none."""
-        gain = hv_improvement(front, opt, ref, self.rng)
-        if len(front):
-            return np.where(gain > 0, gain, -additive_epsilon(front, opt))
-        return gain
+    def _score(self, groups: list[list[np.ndarray]]) -> np.ndarray:
+        """Sum over fronts of the expected hypervolume improvement (exact in
+        2-D with at most one predicted objective, else that of the optimistic
+        point); candidates that add nothing anywhere score minus their
+        smallest additive-epsilon distance to a front."""
+        ref_pad = 1.1
+        gain, eps = 0.0, None
+        for front, mean, sd in groups:
+            opt = mean - self.beta * sd
+            ref = np.full(mean.shape[1], ref_pad)
+            if mean.shape[1] == 2 and (sd > 0).any(axis=0).sum() <= 1:
+                gain = gain + expected_hv_improvement_2d(front, mean, sd, ref)
+            else:
+                gain = gain + hv_improvement(front, opt, ref, self.rng)
+            if len(front):
+                e = additive_epsilon(front, opt)
+                eps = e if eps is None else np.minimum(eps, e)
+        if eps is None:
+            return gain
+        return np.where(gain > 1e-15, gain, -eps)
+
+
+@register_strategy("zero-cost")
+class ZeroCostSearch(GuidedSearch):
+    """Training-free: candidates ranked by their zero-cost proxies (mean rank
+    of every ``zc_*`` known metric) and known costs, batches spread along
+    that front by hypervolume improvement. Evaluations are recorded but never
+    fitted; needs an evaluator whose known metrics hold proxies."""
+
+    zero_cost = True

@@ -196,6 +196,7 @@ def _option_cases() -> Iterator[Case]:
         ("resume and force", ["--resume", "--force"], "exclude each other"),
         ("resume empty folder", ["--resume"], "cannot resume"),
         ("unknown option", ["--colour", "red"], "unrecognized"),
+        ("zero-cost on a super-network", ["--strategy", "zero-cost"], "zero-cost proxies"),
     ]
     for name, options, needle in bad:
         yield option_case(name, options, needle)
@@ -210,6 +211,18 @@ def _option_cases() -> Iterator[Case]:
     yield Case("lut check missing", lambda s: ["lut", "check", "--lut", "none.json"], "error", "does not exist")
     yield Case("lut bad input shape", lambda s: ["lut", "build", "--input-shape", "1,28"], "error", "input-shape")
     yield Case("nb201 unknown device", lambda s: ["bench", "nb201", "--device", "toaster"], "error", "unknown")
+    for name, devices, needle in (
+        ("nb201 device listed twice", "pixel3,pixel3", "twice"),
+        ("nb201 one unknown of several", "pixel3,toaster", "unknown"),
+        ("nb201 empty device in list", "pixel3,", "unknown"),
+    ):
+        yield Case(name, lambda s, d=devices: ["bench", "nb201", "--device", d, "--budget", "5"], "error", needle)
+    yield Case(
+        "nb201 objective with several devices",
+        lambda s: ["bench", "nb201", "--device", "pixel3,raspi4", "--objective", "params:min"],
+        "error",
+        "cannot be combined",
+    )
 
 
 def _file_out(s: Path, tail: str = "") -> list[str]:

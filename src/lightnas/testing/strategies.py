@@ -36,6 +36,18 @@ def cheap(arch: Any) -> dict[str, float]:
     return {"lat": metrics(arch)["lat"]}
 
 
+def known(arch: Any) -> dict[str, float]:
+    """Known without evaluation: the latency and a toy zero-cost proxy
+    (a noisy, monotone view of the accuracy's capacity term)."""
+    code = SPACE.encode(arch)
+    return {**cheap(arch), "zc_toy": float(code[0] + code[1] + code[2] + 0.5 * (code[3] == 1))}
+
+
+def toy_evaluator(fn: Any = metrics) -> FunctionEvaluator:
+    """The toy problem's evaluator: metrics, cheap latency and known metrics."""
+    return FunctionEvaluator(fn, cheap, known)
+
+
 class _Killed(Exception):
     pass
 
@@ -49,7 +61,7 @@ class StrategyTests:
     def run(self, budget: int, seed: int = 0, constraints=(), store=None, evaluator=None):  # noqa: ANN001, ANN201
         strat = create_strategy(self.strategy, SPACE, OBJ, constraints, seed=seed, **self.options)
         store = store or Store(":memory:")
-        evaluator = evaluator or FunctionEvaluator(metrics, cheap)
+        evaluator = evaluator or toy_evaluator()
         runner = Runner(SPACE, evaluator, strat, store, "s", budget, constraints, batch_size=4, progress=False)
         return runner.run(), store
 
@@ -76,6 +88,7 @@ class StrategyTests:
 
     def test_ask_tell_contract(self) -> None:
         strat = create_strategy(self.strategy, SPACE, OBJ, seed=1, **self.options)
+        strat.use_known_metrics(known)
         seen: set = set()
         archs: list = []
         for _ in range(6):
@@ -99,7 +112,7 @@ class StrategyTests:
 
         store = Store(tmp_path / "db.sqlite")
         with pytest.raises(_Killed):
-            self.run(30, seed=2, store=store, evaluator=FunctionEvaluator(dying, cheap))
+            self.run(30, seed=2, store=store, evaluator=toy_evaluator(dying))
         store.close()
         assert len(calls) == 13
         store = Store(tmp_path / "db.sqlite")
@@ -110,7 +123,7 @@ class StrategyTests:
             calls2.append(arch)
             return metrics(arch)
 
-        trials, _ = self.run(30, seed=2, store=store, evaluator=FunctionEvaluator(counting, cheap))
+        trials, _ = self.run(30, seed=2, store=store, evaluator=toy_evaluator(counting))
         assert len(calls2) == 17 and not set(calls) & set(calls2)
         assert store.count("s") == 30
         uninterrupted, _ = self.run(30, seed=2)
