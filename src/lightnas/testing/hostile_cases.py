@@ -210,6 +210,9 @@ def _option_cases() -> Iterator[Case]:
     yield Case("search without a run", lambda s: ["search", "nothing"], "error", "no lightnas run")
     yield Case("lut check missing", lambda s: ["lut", "check", "--lut", "none.json"], "error", "does not exist")
     yield Case("lut bad input shape", lambda s: ["lut", "build", "--input-shape", "1,28"], "error", "input-shape")
+
+
+def _nb201_cases() -> Iterator[Case]:
     yield Case("nb201 unknown device", lambda s: ["bench", "nb201", "--device", "toaster"], "error", "unknown")
     for name, devices, needle in (
         ("nb201 device listed twice", "pixel3,pixel3", "twice"),
@@ -388,4 +391,4 @@ def _foreign_lut(run: Path) -> None:
 
 def battery() -> list[Case]:
     """Every hand-written hostile case: data, options and a tampered finished run."""
-    return [*_data_cases(), *_option_cases(), *_run_folder_cases()]
+    return [*_data_cases(), *_option_cases(), *_nb201_cases(), *_run_folder_cases()]
