@@ -124,3 +124,25 @@ def test_zero_cost_strategy_beats_random_without_training():
             ]
         )
     assert regrets["zero-cost"] < regrets["random"]
+
+
+def test_several_devices_share_every_evaluation(tmp_path):
+    """One search for two devices: every evaluation carries both latencies,
+    and the CLI scores each device's front on its own."""
+    trials, _ = nb201.run_search("pixel3,raspi4", "lightnas", 25, seed=1)
+    ok = [t for t in trials if t.status == "ok"]
+    assert len(ok) == 25 and all({"latency_ms@pixel3", "latency_ms@raspi4"} <= set(t.metrics) for t in ok)
+    table = nb201.load_table()
+    row = table.row_of(ok[-1].arch)
+    assert ok[-1].metrics["latency_ms@raspi4"] == pytest.approx(table.columns["lat_raspi4"][row])
+    res = subprocess.run(
+        [sys.executable, "-m", "lightnas.cli", "bench", "nb201", "--device", "pixel3,raspi4", "--budget", "25"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    rows = [
+        line.split() for line in res.stdout.splitlines() if line.split()[:2] in (["pixel3", "25"], ["raspi4", "25"])
+    ]
+    assert len(rows) == 2 and all(0 < float(r[2]) < 1 for r in rows)
