@@ -165,9 +165,10 @@ class LatencyConfig:
     threads: int = opt(1, "--threads", "threads of the latency measurement")
     mode: str = opt("measure", "--latency", "'measure' each sub-network, or 'lut' (a calibrated lookup table)")
     target: str = opt("cpu", "--target", "device whose latency is searched: cpu, cuda or cuda:N (not --device)")
+    batch: int = opt(1, "--batch", "batch size the latency is searched at (the batch you deploy at)")
 
     def __post_init__(self) -> None:
-        _positive(self, "threads")
+        _positive(self, "threads", "batch")
         check_device_name(self.target, "--target")
         if self.target == "auto":
             raise LightnasError("--target names the device that serves the model: cpu, cuda or cuda:N, not auto")
@@ -199,7 +200,28 @@ class ExportConfig:
                 raise LightnasError(f"a target is a positive bound on a cost metric, not {c}")
 
 
-SECTIONS = ("data", "supernet", "train", "search", "latency", "export")
+@dataclass(frozen=True)
+class QuantizeConfig:
+    """Precision searched with the architecture (off by default)."""
+
+    precision: str = opt(
+        "", "--quantize", "add a float32/int8 choice per block group to the search (int8), measured in ONNX Runtime"
+    )
+    calib_images: int = opt(256, "--calib-images", "training images the INT8 activation ranges are calibrated on")
+    calib_method: str = opt("minmax", "--calib-method", "INT8 range calibration: minmax, percentile or entropy")
+
+    def __post_init__(self) -> None:
+        from lightnas.quantization.onnx_int8 import CALIB_METHODS
+        from lightnas.quantization.policy import check_precision
+
+        _positive(self, "calib_images")
+        if self.precision:
+            check_precision(self.precision)
+        if self.calib_method not in CALIB_METHODS:
+            raise LightnasError(f"--calib-method must be one of {', '.join(CALIB_METHODS)}, not {self.calib_method!r}")
+
+
+SECTIONS = ("data", "supernet", "train", "search", "latency", "quantize", "export")
 
 
 @dataclass(frozen=True)
@@ -216,6 +238,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     latency: LatencyConfig = field(default_factory=LatencyConfig)
+    quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
 
     def __post_init__(self) -> None:
@@ -239,6 +262,10 @@ class RunConfig:
         if reserved:
             raise LightnasError(f"--supernet-option cannot set {sorted(reserved)}: they come from the data")
         cls.config_class.from_dict(dict(self.supernet.options))
+        if self.quantize.precision and (self.latency.backend != "onnxruntime" or self.latency.target != "cpu"):
+            raise LightnasError(
+                "--quantize int8 is served by ONNX Runtime on the CPU: use --backend onnxruntime --target cpu"
+            )
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -275,6 +302,8 @@ class RunConfig:
             [self.search.strategy, self.seed, sorted(self.search.constraints), self.latency.mode]
             + [self.latency.backend, self.latency.threads, sorted(self.search.options.items())]
             + ([self.latency.target] if self.latency.target != "cpu" else [])
+            + ([self.latency.batch] if self.latency.batch != 1 else [])
+            + ([dataclasses.asdict(self.quantize)] if self.quantize.precision else [])
         )
         return "search-" + hashlib.sha1(spec.encode()).hexdigest()[:8]
 

@@ -46,7 +46,43 @@ def trained(out: Path, cfg: RunConfig, data: Any = None) -> tuple[Any, dict[str,
             f"{out / 'supernet.pt'} is trained for {state['epoch']} of {cfg.train.epochs} epochs "
             f"(run 'lightnas train {out} --resume' first)"
         )
-    return net, state, data
+    return with_precision(net, cfg, data), state, data
+
+
+def with_precision(net: Any, cfg: RunConfig, data: Any) -> Any:
+    """``net``, with a precision dimension per block group when the run
+    searches quantization (``--quantize``): calibrated on the first
+    ``--calib-images`` training images (a one-line error when there are fewer)."""
+    q = cfg.quantize
+    if not q.precision:
+        return net
+    from lightnas.quantization.wrapper import PrecisionSupernet
+    from lightnas.train.common import CALIB_IMAGES, to_tensor
+
+    n_train = len(data.x_train)
+    if q.calib_images > n_train:
+        raise LightnasError(f"--calib-images {q.calib_images} asks for more than the {n_train} training images")
+    calib, bn_calib = (to_tensor(data.x_train[:n], data) for n in (q.calib_images, CALIB_IMAGES))
+    return PrecisionSupernet(net, calib, bn_calib, q.calib_method)
+
+
+def load_lut(path: Path, cfg: RunConfig) -> Any:
+    """The run folder's latency table, checked against the run: the batch it
+    prices and whether its parts carry a precision (``--quantize``) must be
+    the run's (one-line errors); another machine, backend or thread count is a warning."""
+    from lightnas.hardware.lut import LatencyTable
+
+    lut = LatencyTable.load(path)
+    lut.check_compatible(backend=cfg.latency.backend, threads=cfg.latency.threads)
+    if int(lut.meta.get("batch", 1)) != cfg.latency.batch:
+        raise LightnasError(
+            f"{path} prices batch {lut.meta.get('batch', 1)}, the run searches batch {cfg.latency.batch}"
+        )
+    quantized = any(k.endswith("/int8") for k in lut.parts)
+    if quantized != bool(cfg.quantize.precision):
+        has = "INT8 parts" if quantized else "float32 parts only"
+        raise LightnasError(f"{path} has {has}; move it aside to build the table this run needs")
+    return lut
 
 
 def run_evaluator(out: Path, cfg: RunConfig, net: Any, data: Any) -> Any:
@@ -58,10 +94,11 @@ def run_evaluator(out: Path, cfg: RunConfig, net: Any, data: Any) -> Any:
 
         lut_path = out / "lut.json"
         if lut_path.exists():
-            lut = LatencyTable.load(lut_path)
-            lut.check_compatible(backend=cfg.latency.backend, threads=cfg.latency.threads)
+            lut = load_lut(lut_path, cfg)
         else:
-            lut = LatencyTable.build(net, backend=cfg.latency.backend, threads=cfg.latency.threads)
+            lut = LatencyTable.build(
+                net, backend=cfg.latency.backend, threads=cfg.latency.threads, batch=cfg.latency.batch
+            )
             lut.save(lut_path)
         lut.bind(net)
     return SupernetEvaluator(
@@ -72,4 +109,5 @@ def run_evaluator(out: Path, cfg: RunConfig, net: Any, data: Any) -> Any:
         lut=lut,
         device=cfg.device,
         target=cfg.latency.target,
+        batch=cfg.latency.batch,
     )

@@ -9,6 +9,13 @@ Each exported model is a folder ``models/<id>/`` with:
 - ``card.json``: accuracy, cost, latency in the target runtime (ONNX Runtime
   by default) with PyTorch eager beside it and how both were measured, and the
   preprocessing an input needs.
+
+A sub-network whose precision policy puts groups in INT8 also gets
+``model.int8.onnx`` (what ships: its accuracy, cost and latency are the
+card's headline figures) and a ``quantization`` section on its card: the
+policy, the calibration, the INT8 model's test accuracy in ONNX Runtime on the
+whole test set beside the float32 one, their top-1 agreement, and the INT8
+latency at batch 1 and at the run's ``--batch``.
 """
 
 from __future__ import annotations
@@ -27,8 +34,16 @@ import torch
 from lightnas.data.sources import Dataset
 from lightnas.errors import LightnasError
 from lightnas.hardware.cost import count_cost
-from lightnas.hardware.latency import LATENCY_BACKENDS, QUANTILE, measure_latency, onnx_session, to_onnx_bytes
+from lightnas.hardware.latency import (
+    LATENCY_BACKENDS,
+    QUANTILE,
+    measure_latency,
+    onnx_logits,
+    onnx_session,
+    to_onnx_bytes,
+)
 from lightnas.io import write_bytes, write_json
+from lightnas.quantization.policy import split_policy
 from lightnas.space import Arch
 from lightnas.supernets import supernet_from_config
 from lightnas.train.common import CALIB_IMAGES, EVAL_BATCH, atomic_save, predict, safe_load, to_tensor
@@ -64,6 +79,7 @@ class ExportContext:
     threads: int = 1
     latency_source: str = "measured"  # how the search knew the latency: "measured" or "lookup table"
     target: str = "cpu"  # the device the latency is measured on
+    batch: int = 1  # the batch the run searched latency at (cards give batch 1 and this one)
 
 
 @torch.no_grad()
@@ -92,10 +108,8 @@ def verify_onnx(plain: torch.nn.Module, onnx_bytes: bytes, x: torch.Tensor, key:
     """PyTorch logits over ``x`` and the ONNX Runtime check on its first
     :data:`ONNX_CHECK_IMAGES` images (max abs difference <= :data:`ONNX_TOL`)."""
     torch_logits = predict(plain, x).numpy()
-    sess = onnx_session(onnx_bytes, 1)
     n = min(ONNX_CHECK_IMAGES, len(x))  # the whole test set costs as much again, for nothing new
-    chunks = [sess.run(None, {"input": x[i : min(i + EVAL_BATCH, n)].numpy()})[0] for i in range(0, n, EVAL_BATCH)]
-    ort_logits = np.concatenate(chunks) if chunks else np.zeros((0, torch_logits.shape[1]))
+    ort_logits = onnx_logits(onnx_session(onnx_bytes, 1), x[:n].numpy(), EVAL_BATCH) if n else torch_logits[:0]
     diff = float(np.abs(ort_logits - torch_logits[:n]).max()) if n else 0.0
     if diff > ONNX_TOL:
         raise LightnasError(f"ONNX Runtime differs from PyTorch by {diff:.2e} for {key}")
@@ -108,7 +122,8 @@ def latencies(plain: torch.nn.Module, ctx: ExportContext, search_metrics: dict[s
     """The card's latency: the target runtime's figures on the target device
     first, every backend's on the CPU beside them (ms, batch 1, ``ctx.threads`` threads)."""
     input_shape = ctx.data.input_shape
-    runs = {b: measure_latency(plain, input_shape, b, ctx.threads, repeats=100) for b in LATENCY_BACKENDS.names()}
+    names = [b for b in LATENCY_BACKENDS.names() if b == ctx.backend or not getattr(plain, "int8_modules", ())]
+    runs = {b: measure_latency(plain, input_shape, b, ctx.threads, repeats=100) for b in names}
     lat = runs[ctx.backend]
     if ctx.target != "cpu":
         lat = measure_latency(plain, input_shape, ctx.backend, ctx.threads, repeats=100, device=ctx.target)
@@ -124,7 +139,16 @@ def latencies(plain: torch.nn.Module, ctx: ExportContext, search_metrics: dict[s
         "device": lat["device"],
         "input_shape": [1, *input_shape],
         "by_backend": {b: {k: r[k] for k in keep} for b, r in runs.items()},
+        **({"at_batch": at_batch(plain, ctx)} if ctx.batch != 1 else {}),
     }
+
+
+def at_batch(plain: torch.nn.Module, ctx: ExportContext) -> dict[str, Any]:
+    """Latency (ms per batch) at the run's ``--batch`` in the target runtime."""
+    lat = measure_latency(
+        plain, ctx.data.input_shape, ctx.backend, ctx.threads, ctx.batch, repeats=30, device=ctx.target
+    )
+    return {"batch": ctx.batch, **{k: lat[k] for k in ("latency_ms", "latency_median_ms", "latency_iqr_ms")}}
 
 
 @torch.no_grad()
@@ -140,10 +164,15 @@ def export_plain(
     """Write a plain module (state dict, arch, ONNX verified against PyTorch
     within 1e-4, card with test accuracy, cost and latency) into ``folder``."""
     data = ctx.data
-    plain = plain.eval()
-    onnx_bytes = to_onnx_bytes(plain, data.input_shape)
-    logits, check = verify_onnx(plain, onnx_bytes, to_tensor(data.x_test, data), arch.key)
-    cost = count_cost(plain, data.input_shape)
+    deployed = plain.eval()
+    fp32 = getattr(deployed, "plain", deployed)  # the float32 network of an INT8 policy
+    onnx_bytes = to_onnx_bytes(fp32, data.input_shape)
+    x_test = to_tensor(data.x_test, data)
+    logits, check = verify_onnx(fp32, onnx_bytes, x_test, arch.key)
+    base, policy = split_policy(arch)
+    int8 = quantized_card(deployed, logits, x_test, data.y_test) if getattr(deployed, "int8_modules", ()) else None
+    cost = count_cost(deployed, data.input_shape)
+    files = {"state_dict": "model.pt", "arch": "arch.json", "onnx": "model.onnx"}
     card = {
         "id": folder.name,
         "key": arch.key,
@@ -151,23 +180,46 @@ def export_plain(
         "supernet": ctx.supernet_name,
         "dataset": data.describe(),
         "val_accuracy": search_metrics.get("accuracy"),
-        "test_accuracy": 100.0 * float((logits.argmax(1) == data.y_test).mean()) if len(logits) else 0.0,
+        "test_accuracy": int8["test_accuracy"] if int8 else _top1(logits, data.y_test),
         **{k: cost[k] for k in ("params", "macs", "bytes", "peak_act_bytes")},
         "onnx_bytes": len(onnx_bytes),
-        "latency": latencies(plain, ctx, search_metrics),
+        "latency": latencies(deployed, ctx, search_metrics),
         "preprocessing": data.preprocessing(),
         "verification": {**(verification or {}), **check},
-        "files": {"state_dict": "model.pt", "arch": "arch.json", "onnx": "model.onnx"},
+        "files": {**files, "onnx_int8": "model.int8.onnx"} if int8 else files,
         "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **({"quantization": {"policy": policy, **(int8["summary"] if int8 else {})}} if policy else {}),
         **(extra or {}),
     }
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_save(plain.state_dict(), folder / "model.pt")
-    meta = {"supernet": ctx.supernet_name, "config": ctx.supernet_config, "key": arch.key, "arch": dict(arch)}
-    write_json(meta, folder / "arch.json")
+    atomic_save(fp32.state_dict(), folder / "model.pt")
+    meta = {"supernet": ctx.supernet_name, "config": ctx.supernet_config, "key": arch.key, "arch": base}
+    write_json({**meta, "precision": policy} if policy else meta, folder / "arch.json")
     write_bytes(onnx_bytes, folder / "model.onnx")
+    if int8:
+        write_bytes(int8["onnx"], folder / "model.int8.onnx")
     write_json(card, folder / "card.json")
     return card
+
+
+def _top1(logits: np.ndarray, y: np.ndarray) -> float:
+    return 100.0 * float((logits.argmax(1) == y).mean()) if len(logits) else 0.0
+
+
+def quantized_card(deployed: Any, fp32_logits: np.ndarray, x_test: torch.Tensor, y_test: np.ndarray) -> dict[str, Any]:
+    """The INT8 graph of ``deployed`` run by ONNX Runtime on the whole test
+    set: its accuracy beside the float32 one and their top-1 agreement."""
+    onnx = deployed.deployed_onnx(tuple(x_test.shape[1:]))
+    int8_logits = onnx_logits(onnx_session(onnx, 1), x_test.numpy(), EVAL_BATCH)
+    summary = {
+        "test_accuracy": _top1(int8_logits, y_test),
+        "test_accuracy_fp32": _top1(fp32_logits, y_test),
+        "top1_agreement_fp32": float((int8_logits.argmax(1) == fp32_logits.argmax(1)).mean()) if len(y_test) else 1.0,
+        "onnx_int8_bytes": len(onnx),
+        "int8_modules": list(deployed.int8_modules),
+        **deployed.graph.settings(),
+    }
+    return {"onnx": onnx, "test_accuracy": summary["test_accuracy"], "summary": summary}
 
 
 def load_exported(folder: str | Path) -> torch.nn.Module:

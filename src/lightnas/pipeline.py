@@ -81,6 +81,8 @@ def stage_search(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = Non
             store.set_meta("study", cfg.study())
             store.set_meta("space", net.space.describe())
             store.set_meta("data", data.describe())
+            if cfg.quantize.precision:
+                store.set_meta("quantization", net.describe())
             runner = Runner(
                 net.space, evaluator, strategy, store, cfg.study(), cfg.search.budget, constraints, progress=not quiet
             )
@@ -98,8 +100,9 @@ def stage_export(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = Non
     front, records = read_front(out, cfg, OBJECTIVES)
     chosen = select(front, records, cfg, METRIC)
     source = "lookup table" if cfg.latency.mode == "lut" else "measured"
+    lat = cfg.latency
     ctx = ExportContext(
-        state["supernet"], state["config"], data, cfg.latency.backend, cfg.latency.threads, source, cfg.latency.target
+        state["supernet"], state["config"], data, lat.backend, lat.threads, source, lat.target, lat.batch
     )
     cards = []
     for pick in chosen:

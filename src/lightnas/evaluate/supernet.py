@@ -9,7 +9,7 @@ import torch
 from lightnas.data.sources import Dataset
 from lightnas.evaluate.base import Evaluator
 from lightnas.hardware.cost import count_cost, count_macs
-from lightnas.hardware.latency import measure_latency
+from lightnas.hardware.latency import deployed_onnx, measure_latency, onnx_logits, onnx_session
 from lightnas.space import Arch
 from lightnas.train.common import CALIB_IMAGES, evaluate_metric, split_tensors, task_for
 from lightnas.train.device import resolve_device
@@ -21,11 +21,17 @@ class SupernetEvaluator(Evaluator):
     ``cheap_metrics`` (checked against constraints before accuracy is paid
     for): ``params``, ``macs``, ``bytes``, ``peak_act_bytes`` of the extracted
     plain sub-network and its latency in ms (``latency_ms``, measured with
-    :func:`measure_latency` in ``backend``, or predicted by a lookup table when
-    ``lut`` is given) on ``target``. ``evaluate`` adds the task's metric (``accuracy``:
-    validation top-1, percent) after ``net.calibrate`` on ``calib_size``
-    training images, computed on ``device`` (the super-network and the
-    splits are moved there once).
+    :func:`measure_latency` in ``backend`` at ``batch`` images, or predicted by
+    a lookup table when ``lut`` is given) on ``target``. ``evaluate`` adds the
+    task's metric (``accuracy``: validation top-1, percent) after
+    ``net.calibrate`` on ``calib_size`` training images, computed on ``device``
+    (the super-network and the splits are moved there once).
+
+    When ``net`` searches precision (:class:`~lightnas.quantization.wrapper.PrecisionSupernet`),
+    a sub-network with INT8 groups is measured as deployed: its cost counts
+    1-byte weights and activations there, its latency is the INT8 graph's in
+    ONNX Runtime, and its accuracy is what ONNX Runtime's INT8 model gives on
+    the validation split.
     """
 
     def __init__(
@@ -39,6 +45,7 @@ class SupernetEvaluator(Evaluator):
         task: Any = None,
         device: str = "cpu",
         target: str = "cpu",
+        batch: int = 1,
     ):
         from lightnas.config import TrainConfig
 
@@ -49,6 +56,7 @@ class SupernetEvaluator(Evaluator):
         self.backend = backend
         self.threads = threads
         self.target = target
+        self.batch = batch
         self.lut = lut
         self.x_calib = split_tensors(data, "train", dev, calib_size)[0].contiguous(memory_format=torch.channels_last)
         x_val, self.y_val = split_tensors(data, "val", dev)
@@ -63,7 +71,9 @@ class SupernetEvaluator(Evaluator):
             if self.lut is not None:
                 metrics["latency_ms"] = float(self.lut.predict(arch))
             else:
-                lat = measure_latency(plain, self.data.input_shape, self.backend, self.threads, device=self.target)
+                lat = measure_latency(
+                    plain, self.data.input_shape, self.backend, self.threads, self.batch, device=self.target
+                )
                 metrics["latency_ms"] = lat["latency_ms"]
                 metrics["latency_iqr_ms"] = lat["latency_iqr_ms"]
             self._cheap[arch] = metrics
@@ -85,6 +95,11 @@ class SupernetEvaluator(Evaluator):
 
     @torch.no_grad()
     def evaluate(self, arch: Arch) -> dict[str, float]:
+        if getattr(self.net, "int8_modules", lambda a: ())(arch):
+            deployed = self.net.extract(arch)  # calibrated and quantized once per sub-network
+            sess = onnx_session(deployed_onnx(deployed, self.data.input_shape), self.threads)
+            logits = torch.from_numpy(onnx_logits(sess, self.x_val.cpu().numpy()))
+            return {self.task.metric_name: self.task.metric(logits, self.y_val.cpu())}
         self.net.set_active(arch)
         self.net.calibrate(self.x_calib)
         return {self.task.metric_name: evaluate_metric(self.net, self.task, self.x_val, self.y_val)}

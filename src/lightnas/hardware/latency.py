@@ -77,6 +77,14 @@ def onnx_session(onnx_bytes: bytes, threads: int, device: str = "cpu") -> Any:
     return ort.InferenceSession(onnx_bytes, opts, providers=providers)
 
 
+def onnx_logits(sess: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Outputs of an ONNX Runtime session over ``x`` (N, C, H, W float32), ``batch_size`` images at a time."""
+    chunks = [
+        sess.run(None, {"input": np.ascontiguousarray(x[i : i + batch_size])})[0] for i in range(0, len(x), batch_size)
+    ]
+    return np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
+
+
 def to_onnx_bytes(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
     """Export ``model`` (eval mode) at batch 1 with a dynamic batch axis."""
     import io
@@ -96,10 +104,17 @@ def to_onnx_bytes(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
     return buf.getvalue()
 
 
+def deployed_onnx(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
+    """The ONNX graph that ships for ``model``: its own ``deployed_onnx(input_shape)``
+    where it has one (an INT8 policy, :mod:`lightnas.quantization`), else its float32 export."""
+    own = getattr(model, "deployed_onnx", None)
+    return own(input_shape) if own is not None else to_onnx_bytes(model, input_shape)
+
+
 @LATENCY_BACKENDS.register("onnxruntime")
 def _onnxruntime(model: nn.Module, input_shape: tuple[int, ...], threads: int, batch: int, device: str) -> Any:
-    """ONNX Runtime (CPU, or its CUDA execution provider), the model exported to ONNX once."""
-    sess = onnx_session(to_onnx_bytes(model, input_shape), threads, device)
+    """ONNX Runtime (CPU, or its CUDA execution provider), the deployed graph exported once."""
+    sess = onnx_session(deployed_onnx(model, input_shape), threads, device)
     feed = {"input": np.random.default_rng(0).standard_normal((batch, *input_shape)).astype(np.float32)}
     return lambda: sess.run(None, feed)
 
@@ -108,6 +123,8 @@ def _onnxruntime(model: nn.Module, input_shape: tuple[int, ...], threads: int, b
 def _torch_eager(model: nn.Module, input_shape: tuple[int, ...], threads: int, batch: int, device: str) -> Any:
     """PyTorch eager mode; on CUDA each run is timed by CUDA events around it
     and waits for the later one."""
+    if getattr(model, "int8_modules", ()):
+        raise LightnasError("PyTorch eager does not run lightnas's INT8 models: measure them in onnxruntime")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise LightnasError(f"latency on {device} requested but PyTorch sees no GPU")
@@ -179,9 +196,10 @@ def interleaved_timings(
     burst: int = 5,
     seed: int = 0,
     min_seconds: float = 30.0,
+    batch: int = 1,
 ) -> list[np.ndarray]:
-    """Timings (ms, batch 1) of each (module, input shape), taken so that every
-    item sees the same machine state.
+    """Timings (ms, ``batch`` images a run) of each (module, input shape), taken
+    so that every item sees the same machine state.
 
     At least ``sweeps`` passes over all items in shuffled order, and more
     until ``min_seconds`` have passed; each visit runs the item once untimed
@@ -193,7 +211,7 @@ def interleaved_timings(
     """
     prepare = LATENCY_BACKENDS.get(backend)
     rng = np.random.default_rng(seed)
-    prepared = [prepare(module.eval(), shape, threads, 1, "cpu") for module, shape in items]
+    prepared = [prepare(module.eval(), shape, threads, batch, "cpu") for module, shape in items]
     results: list[list[float]] = [[] for _ in items]
     torch.set_flush_denormal(True)
     old_threads = torch.get_num_threads()
@@ -221,10 +239,11 @@ def measure_many(
     burst: int = 5,
     seed: int = 0,
     min_seconds: float = 30.0,
+    batch: int = 1,
 ) -> list[float]:
     """``latency_ms`` (the :data:`QUANTILE`-th percentile, ms) of each item,
     from :func:`interleaved_timings`."""
     return [
         float(np.percentile(t, QUANTILE))
-        for t in interleaved_timings(items, backend, threads, sweeps, burst, seed, min_seconds)
+        for t in interleaved_timings(items, backend, threads, sweeps, burst, seed, min_seconds, batch)
     ]

@@ -88,6 +88,7 @@ class LatencyTable:
         seed: int = 0,
         progress: bool = False,
         window_s: float = 30.0,
+        batch: int = 1,
     ) -> LatencyTable:
         """Measure every part of ``net``'s space, then calibrate on
         ``calib_samples`` whole sub-networks (plus the smallest and largest).
@@ -105,7 +106,7 @@ class LatencyTable:
         # the calibration compares them at the same machine speed
         shape = tuple(net.config.input_shape)
         items = [net.build_part(spec) for spec in specs] + [(net.extract(a), shape) for a in archs]
-        values = measure_many(items, backend, threads, seed=seed, min_seconds=window_s)
+        values = measure_many(items, backend, threads, seed=seed, min_seconds=window_s, batch=batch)
         parts = {_key(spec): v for spec, v in zip(specs, values, strict=False)}
         measured = values[len(specs) :]
         table = cls(net.registry_name, net.config.to_dict(), backend, threads, parts)
@@ -131,7 +132,7 @@ class LatencyTable:
             "build_seconds": round(time.perf_counter() - t0, 1),
             "n_parts": len(parts),
             "input_shape": list(net.config.input_shape),
-            "batch": 1,
+            "batch": batch,
         }
         return table
 
@@ -214,13 +215,14 @@ class LatencyTable:
 
 
 def measure_whole(
-    net: Any, archs: list[Arch], backend: str, threads: int, seed: int = 0, window_s: float = 30.0
+    net: Any, archs: list[Arch], backend: str, threads: int, seed: int = 0, window_s: float = 30.0, batch: int = 1
 ) -> list[float]:
     """Latency (ms) of whole sub-networks, measured as robustly as the parts."""
     from lightnas.hardware.latency import measure_many
 
     shape = tuple(net.config.input_shape)
-    return measure_many([(net.extract(a), shape) for a in archs], backend, threads, seed=seed, min_seconds=window_s)
+    items = [(net.extract(a), shape) for a in archs]
+    return measure_many(items, backend, threads, seed=seed, min_seconds=window_s, batch=batch)
 
 
 def check_table(
@@ -238,8 +240,9 @@ def check_table(
     rng = np.random.default_rng(seed)
     archs = list(dict.fromkeys(net.space.sample(rng) for _ in range(samples)))
     pred = np.array([table.predict(a) for a in archs])
-    first = np.array(measure_whole(net, archs, table.backend, table.threads, seed, window_s))
-    second = np.array(measure_whole(net, archs, table.backend, table.threads, seed + 1, window_s))
+    batch = int(table.meta.get("batch", 1))
+    first = np.array(measure_whole(net, archs, table.backend, table.threads, seed, window_s, batch))
+    second = np.array(measure_whole(net, archs, table.backend, table.threads, seed + 1, window_s, batch))
     meas = (first + second) / 2
     rel = (pred - meas) / meas
     again = (second - first) / first

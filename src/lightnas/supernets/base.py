@@ -48,6 +48,14 @@ Invariants:
   :class:`~lightnas.config.TrainConfig`) replace the general training
   defaults for this super-network where the user sets none (as timm's
   per-model default configurations do).
+- **Precision groups.** ``precision_groups()`` names the block groups whose
+  numeric precision is chosen together (stages of a CNN, blocks of a
+  Transformer), each with the space's condition under which it exists (as
+  ``Choice.active_if``); ``precision_plan(arch)`` lists the groups present in
+  ``arch`` with their modules (qualified names in ``extract(arch)``) and their
+  latency parts (indices into ``latency_parts(arch)``). Every latency part and
+  every weight-bearing module belongs to at most one group. The default is one
+  group, ``all``: the whole network.
 """
 
 from __future__ import annotations
@@ -63,7 +71,7 @@ import torch
 from torch import nn
 
 from lightnas.errors import LightnasError
-from lightnas.space import Arch, SearchSpace
+from lightnas.space import Arch, SearchSpace, Value
 
 ELASTIC_KINDS = ("depth", "width", "kernel", "expand", "heads", "mlp_ratio", "embed", "precision", "other")
 """What an elastic dimension changes; recipes pin or free dimensions by these."""
@@ -137,6 +145,28 @@ def _convert(tp: Any, v: Any) -> Any:
     if tp is float and isinstance(v, int) and not isinstance(v, bool):
         return float(v)
     return v
+
+
+@dataclasses.dataclass(frozen=True)
+class PrecisionGroup:
+    """One block group of a sub-network whose precision is chosen as a whole.
+
+    ``modules``: qualified module names in the extracted sub-network (``""``:
+    the whole module); ``parts``: indices into its ``latency_parts``."""
+
+    name: str
+    modules: tuple[str, ...]
+    parts: tuple[int, ...]
+
+
+def group_parts(entries: list[tuple[str, tuple[str, ...]]]) -> list[PrecisionGroup]:
+    """``entries[i]``: (group, modules) of latency part ``i`` -> the groups, in order of first appearance."""
+    modules: dict[str, list[str]] = {}
+    parts: dict[str, list[int]] = {}
+    for i, (group, mods) in enumerate(entries):
+        modules.setdefault(group, []).extend(mods)
+        parts.setdefault(group, []).append(i)
+    return [PrecisionGroup(g, tuple(modules[g]), tuple(parts[g])) for g in modules]
 
 
 class Supernet(nn.Module, ABC):
@@ -217,6 +247,15 @@ class Supernet(nn.Module, ABC):
         if len(names) != len(rest):
             return " ".join(str(v) for v in (kind, *rest))
         return f"{kind}: " + ", ".join(f"{n} {v}" for n, v in zip(names, rest, strict=True)) if rest else str(kind)
+
+    def precision_groups(self) -> dict[str, tuple[str, Value] | None]:
+        """Group name -> the condition (``Choice.active_if``) under which the
+        group exists; default: one group ``all`` (the whole network)."""
+        return {"all": None}
+
+    def precision_plan(self, arch: Arch) -> list[PrecisionGroup]:
+        """The groups present in ``arch`` with their modules and latency parts."""
+        return [PrecisionGroup("all", ("",), tuple(range(len(self.latency_parts(arch)))))]
 
     def dims_of(self, *kinds: str) -> list[str]:
         """The dimension names whose elastic kind is one of ``kinds``."""

@@ -22,7 +22,7 @@ from torch import nn
 
 from lightnas.errors import LightnasError
 from lightnas.space import Arch, Choice, SearchSpace
-from lightnas.supernets.base import Supernet, SupernetConfig
+from lightnas.supernets.base import PrecisionGroup, Supernet, SupernetConfig, group_parts
 from lightnas.supernets.blocks import ElasticBlock as ConvBlock
 from lightnas.supernets.blocks import PlainBlock, stage_width
 from lightnas.supernets.mobilenet import StageSpec
@@ -250,6 +250,23 @@ class ElasticHybrid(Supernet):
         parts.append(("tokens", plan[-1][1], e, h, w))
         parts += [("attn", n, e, int(arch[f"a{b}h"]), int(arch[f"a{b}r"])) for b in range(1, int(arch["a"]) + 1)]
         return [*parts, ("head", n, e)]
+
+    def precision_groups(self) -> dict[str, tuple[str, int] | None]:
+        """One group per conv stage (the stem goes with the first), one per
+        attention block, and the head (with the tokeniser)."""
+        cfg, first = self.config, min(self.config.attn_depths)
+        stages = {f"s{s}": None for s in range(1, len(cfg.stages) + 1)}
+        attn = {f"a{b}": None if b <= first else ("a", b) for b in range(1, max(cfg.attn_depths) + 1)}
+        return {**stages, **attn, "head": None}
+
+    def precision_plan(self, arch: Arch) -> list[PrecisionGroup]:
+        arch = self.space.make(dict(arch))
+        entries = [("s1", ("stem",))]
+        stage_of = [s for s in range(1, len(self.config.stages) + 1) for _ in range(int(arch[f"s{s}d"]))]
+        entries += [(f"s{s}", (f"convs.{i}",)) for i, s in enumerate(stage_of)]
+        entries.append(("head", ("tokens",)))
+        entries += [(f"a{b}", (f"attn.{b - 1}",)) for b in range(1, int(arch["a"]) + 1)]
+        return group_parts([*entries, ("head", ("head",))])
 
     def all_latency_parts(self) -> list[Hashable]:
         cfg, n, sizes = self.config, self.config.tokens(), self.config.sizes()

@@ -21,7 +21,7 @@ from torch import nn
 
 from lightnas.errors import LightnasError
 from lightnas.space import Arch, Choice, SearchSpace
-from lightnas.supernets.base import Supernet, SupernetConfig
+from lightnas.supernets.base import PrecisionGroup, Supernet, SupernetConfig, group_parts
 from lightnas.supernets.blocks import ElasticBlock, PlainBlock, copy_bn, stage_width
 from lightnas.supernets.registry import register_supernet
 
@@ -178,6 +178,17 @@ class ElasticMobileNet(Supernet):
 
     def latency_parts(self, arch: Arch) -> list[Hashable]:
         return latency_parts(self.config, self.space.make(dict(arch)))
+
+    def precision_groups(self) -> dict[str, tuple[str, int] | None]:
+        """One group per stage (the stem goes with the first), and the head."""
+        return {**{f"s{s}": None for s in range(1, len(self.config.stages) + 1)}, "head": None}
+
+    def precision_plan(self, arch: Arch) -> list[PrecisionGroup]:
+        arch = self.space.make(dict(arch))
+        entries = [("s1", ("stem", "stem_bn"))]
+        stage_of = [s for s in range(1, len(self.config.stages) + 1) for _ in range(int(arch[f"s{s}d"]))]
+        entries += [(f"s{s}", (f"blocks.{i}",)) for i, s in enumerate(stage_of)]
+        return group_parts([*entries, ("head", ("head", "head_bn", "classifier"))])
 
     def all_latency_parts(self) -> list[Hashable]:
         return all_latency_parts(self.config)

@@ -25,7 +25,7 @@ from torch import nn
 
 from lightnas.errors import LightnasError
 from lightnas.space import Arch, Choice, SearchSpace
-from lightnas.supernets.base import Supernet, SupernetConfig
+from lightnas.supernets.base import PrecisionGroup, Supernet, SupernetConfig, group_parts
 from lightnas.supernets.registry import register_supernet
 
 
@@ -266,6 +266,19 @@ class ElasticViT(Supernet):
         e, n = int(arch["e"]), self.config.tokens()
         blocks = [("block", n, e, int(arch[f"b{b}h"]), int(arch[f"b{b}r"])) for b in range(1, int(arch["d"]) + 1)]
         return [("embed", e), *blocks, ("head", n, e)]
+
+    def precision_groups(self) -> dict[str, tuple[str, int] | None]:
+        """One group per Transformer block (the patch embedding goes with the first), and the head."""
+        first = min(self.config.depths)
+        return {
+            **{f"b{b}": None if b <= first else ("d", b) for b in range(1, max(self.config.depths) + 1)},
+            "head": None,
+        }
+
+    def precision_plan(self, arch: Arch) -> list[PrecisionGroup]:
+        d = int(self.space.make(dict(arch))["d"])
+        blocks = [(f"b{b}", (f"blocks.{b - 1}",)) for b in range(1, d + 1)]
+        return group_parts([("b1", ("embed",)), *blocks, ("head", ("head",))])
 
     def all_latency_parts(self) -> list[Hashable]:
         cfg, n = self.config, self.config.tokens()

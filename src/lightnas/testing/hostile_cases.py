@@ -197,6 +197,13 @@ def _option_cases() -> Iterator[Case]:
         ("resume empty folder", ["--resume"], "cannot resume"),
         ("unknown option", ["--colour", "red"], "unrecognized"),
         ("zero-cost on a super-network", ["--strategy", "zero-cost"], "zero-cost proxies"),
+        ("unknown precision", ["--quantize", "int4"], "unknown precision"),
+        ("int8 in PyTorch eager", ["--quantize", "int8", "--backend", "torch"], "ONNX Runtime on the CPU"),
+        ("int8 on a GPU target", ["--quantize", "int8", "--target", "cuda"], ""),
+        ("calibration set too large", ["--quantize", "int8", "--calib-images", "1000000"], "calib-images"),
+        ("calibration set empty", ["--quantize", "int8", "--calib-images", "0"], "calib-images"),
+        ("unknown calibration method", ["--quantize", "int8", "--calib-method", "guess"], "calib-method"),
+        ("batch 0", ["--batch", "0"], "batch"),
     ]
     for name, options, needle in bad:
         yield option_case(name, options, needle)

@@ -149,6 +149,31 @@ class SupernetTests:
                 macs += count_cost(module, tuple(shape))["macs"]
             assert macs == pytest.approx(count_cost(net.extract(arch), self.input_shape)["macs"], rel=1e-6)
 
+    def test_precision_groups_cover_parts_and_weights(self) -> None:
+        """Every latency part and every weight-bearing ONNX node lies in exactly
+        one precision group of the sub-network; the groups are the declared ones."""
+        import onnx
+
+        from lightnas.hardware.latency import to_onnx_bytes
+        from lightnas.quantization.onnx_int8 import in_modules, node_module
+
+        net = self.make()
+        declared = net.precision_groups()
+        for arch in self.archs(net, 2):
+            plan = net.precision_plan(arch)
+            assert {g.name for g in plan} <= set(declared), arch.key
+            parts = sorted(i for g in plan for i in g.parts)
+            assert parts == list(range(len(net.latency_parts(arch)))), arch.key
+            plain = net.extract(arch).eval()
+            names = dict(plain.named_modules())
+            assert all(m in names for g in plan for m in g.modules), arch.key
+            graph = onnx.load_from_string(to_onnx_bytes(plain, self.input_shape)).graph
+            weights = {i.name for i in graph.initializer if len(i.dims) > 1}
+            for node in graph.node:
+                if set(node.input) & weights and node.op_type in ("Conv", "Gemm", "MatMul"):
+                    owners = [g.name for g in plan if in_modules(node_module(node.name), g.modules)]
+                    assert len(owners) == 1, (arch.key, node.name, owners)
+
     def test_calibrate_leaves_eval_mode_and_a_deterministic_network(self) -> None:
         net = self.make()
         x = torch.randn(8, *self.input_shape)

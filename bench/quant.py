@@ -1,0 +1,219 @@
+"""Quantization searched with the architecture, against float32-only and all-INT8 fronts.
+
+For each trained run folder given (``--runs``: the CNN's and the Vision
+Transformer's, each trained once with ``lightnas train DIR --supernet NAME``)
+and each ``--batches`` size, three searches of ``--budget`` evaluations with
+the default strategy on the same super-network, latency measured in ONNX
+Runtime on 1 thread at that batch, accuracy as deployed (INT8 models run in
+ONNX Runtime on the validation split):
+
+- ``fp32``: the architecture only, every group in float32;
+- ``int8``: the architecture only, every group in INT8;
+- ``mixed``: architecture and precision per group (``--quantize int8``).
+
+Prints per (network, batch) each front's hypervolume (accuracy vs latency,
+normalised over every point the three searches evaluated, reference at the
+worst corner) and the latency ratio at equal accuracy against the fully INT8
+largest sub-network (the SimQ-NAS baseline). Per network, a fourth search
+(mixed, accuracy vs model size) gives the size figure: the smallest model
+within 0.5 points of the best float32 accuracy against that float32 model.
+The INT8 models of the mixed fronts are exported (test accuracy in ONNX
+Runtime on the whole test set, INT8 against float32), and an INT8 latency
+table is built and checked on ``--lut-samples`` random quantized sub-networks.
+
+    python bench/quant.py --runs CNN_DIR,VIT_DIR [--budget 60] [--batches 1,32] [--lut-samples 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class Uniform:
+    """An evaluator of the architecture alone, every group at one precision."""
+
+    def __init__(self, evaluator: Any, net: Any, precision: str):
+        self.evaluator, self.net, self.precision = evaluator, net, precision
+
+    def full(self, arch: Any) -> Any:
+        groups = self.net.net.precision_groups()
+        return self.net.space.make({**dict(arch), **{f"q_{g}": self.precision for g in groups}})
+
+    def evaluate_many(self, archs: list[Any]) -> Any:
+        return self.evaluator.evaluate_many([self.full(a) for a in archs])
+
+    def evaluate(self, arch: Any) -> dict[str, float]:
+        return self.evaluator.evaluate(self.full(arch))
+
+    def cheap_metrics(self, arch: Any) -> dict[str, float]:
+        return self.evaluator.cheap_metrics(self.full(arch))
+
+    def known_metrics(self, arch: Any) -> dict[str, float]:
+        return self.evaluator.known_metrics(self.full(arch))
+
+    def close(self) -> None:
+        pass
+
+
+def search(net: Any, evaluator: Any, space: Any, objectives: list[Any], budget: int, name: str) -> list[Any]:
+    from lightnas.search import Runner, create_strategy
+    from lightnas.store import Store
+
+    strategy = create_strategy("lightnas", space, objectives, seed=1)
+    with Store(":memory:") as store:
+        return [
+            t for t in Runner(space, evaluator, strategy, store, name, budget, progress=False).run() if t.status == "ok"
+        ]
+
+
+def front(trials: list[Any], objectives: list[Any]) -> tuple[np.ndarray, list[Any]]:
+    from lightnas.search.pareto import nondominated_mask
+
+    F = np.array([[o.as_min(t.metrics[o.metric]) for o in objectives] for t in trials])
+    mask = nondominated_mask(F)
+    return F, [t for t, m in zip(trials, mask, strict=True) if m]
+
+
+def main() -> int:
+    from lightnas.config import RunConfig
+    from lightnas.context import run_evaluator, trained
+    from lightnas.export import ExportContext, export_subnet
+    from lightnas.hardware.lut import LatencyTable, check_table
+    from lightnas.objectives import Objective
+    from lightnas.search.pareto import hypervolume
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", required=True, help="trained run folders, comma-separated")
+    ap.add_argument("--budget", type=int, default=60)
+    ap.add_argument("--batches", default="1,32")
+    ap.add_argument("--lut-samples", type=int, default=100)
+    ap.add_argument("--max-export", type=int, default=6)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    acc, lat, size = Objective("accuracy", "max"), Objective("latency_ms", "min"), Objective("bytes", "min")
+    results: dict[str, Any] = {}
+    for run in map(Path, args.runs.split(",")):
+        cfg0 = RunConfig.from_file(run / "config.json").replace({"quantize.precision": "int8"})
+        name = cfg0.supernet.name
+        res: dict[str, Any] = {"batches": {}}
+        exported: dict[str, Any] = {}
+        for batch in map(int, args.batches.split(",")):
+            t0 = time.perf_counter()
+            cfg = cfg0.replace({"latency.batch": batch})
+            net, state, data = trained(run, cfg)
+            ev = run_evaluator(run, cfg, net, data)
+            base = net.net.space
+            trials = {
+                "fp32": search(net, Uniform(ev, net, "fp32"), base, [acc, lat], args.budget, "fp32"),
+                "int8": search(net, Uniform(ev, net, "int8"), base, [acc, lat], args.budget, "int8"),
+                "mixed": search(net, ev, net.space, [acc, lat], args.budget, "mixed"),
+            }
+            every = np.vstack([front(t, [acc, lat])[0] for t in trials.values()])
+            lo, hi = every.min(axis=0), every.max(axis=0)
+            hv = {}
+            for k, t in trials.items():
+                F, _ = front(t, [acc, lat])
+                hv[k] = hypervolume((F - lo) / (hi - lo), np.ones(2))
+            largest = Uniform(ev, net, "int8").full(base.largest())
+            ref = {**ev.cheap_metrics(largest), **ev.evaluate(largest)}
+            _, mixed_front = front(trials["mixed"], [acc, lat])
+            as_good = [t for t in mixed_front if t.metrics["accuracy"] >= ref["accuracy"]]
+            fastest = min(as_good, key=lambda t: t.metrics["latency_ms"]) if as_good else None
+            res["batches"][batch] = {
+                "hv": hv,
+                "mixed_ge_both": bool(hv["mixed"] >= max(hv["fp32"], hv["int8"]) - 1e-12),
+                "int8_largest": {"accuracy": ref["accuracy"], "latency_ms": ref["latency_ms"]},
+                "mixed_at_equal_accuracy": fastest.metrics if fastest else None,
+                "speedup": ref["latency_ms"] / fastest.metrics["latency_ms"] if fastest else None,
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+            r = res["batches"][batch]
+            print(
+                f"{name} batch {batch}: HV fp32 {hv['fp32']:.4f} int8 {hv['int8']:.4f} mixed {hv['mixed']:.4f} "
+                f"(mixed >= both: {r['mixed_ge_both']}); INT8 largest {ref['accuracy']:.2f}% "
+                f"{ref['latency_ms']:.4f} ms; mixed at >= that accuracy: "
+                + (
+                    f"{fastest.metrics['accuracy']:.2f}% {fastest.metrics['latency_ms']:.4f} ms, "
+                    f"{r['speedup']:.2f}x lower latency"
+                    if fastest
+                    else "none"
+                )
+                + f" [{r['seconds']} s]",
+                flush=True,
+            )
+            for t in mixed_front:
+                if "int8" in net.policy(t.arch).values():
+                    exported.setdefault(t.arch.key, t)
+        # size: mixed search on accuracy vs bytes, against the best float32 model of that search's space
+        cfg = cfg0
+        net, state, data = trained(run, cfg)
+        ev = run_evaluator(run, cfg, net, data)
+        fp32_trials = search(net, Uniform(ev, net, "fp32"), net.net.space, [acc, size], args.budget, "fp32-size")
+        mixed_trials = search(net, ev, net.space, [acc, size], args.budget, "mixed-size")
+        best32 = max(fp32_trials, key=lambda t: t.metrics["accuracy"])
+        near = [t for t in mixed_trials if t.metrics["accuracy"] >= best32.metrics["accuracy"] - 0.5]
+        small = min(near, key=lambda t: t.metrics["bytes"]) if near else None
+        res["size"] = {
+            "best_fp32": {k: best32.metrics[k] for k in ("accuracy", "bytes")},
+            "smallest_within_0.5": {k: small.metrics[k] for k in ("accuracy", "bytes")} if small else None,
+            "ratio": best32.metrics["bytes"] / small.metrics["bytes"] if small else None,
+        }
+        print(
+            f"{name} size: best float32 {best32.metrics['accuracy']:.2f}% {best32.metrics['bytes'] / 1e3:.0f} kB; "
+            + (
+                f"smallest within 0.5 points {small.metrics['accuracy']:.2f}% {small.metrics['bytes'] / 1e3:.0f} kB "
+                f"({res['size']['ratio']:.2f}x smaller)"
+                if small
+                else "none within 0.5 points"
+            ),
+            flush=True,
+        )
+        for t in front(mixed_trials, [acc, size])[1]:
+            if "int8" in net.policy(t.arch).values():
+                exported.setdefault(t.arch.key, t)
+        # INT8 accuracy of exported models: float32 vs INT8 on the whole test set
+        ctx = ExportContext(state["supernet"], state["config"], data)
+        gaps = []
+        picks = sorted(exported.values(), key=lambda t: t.metrics["accuracy"])
+        step = max(1, len(picks) // args.max_export)
+        with tempfile.TemporaryDirectory() as tmp:
+            for t in picks[::step][: args.max_export]:
+                card = export_subnet(net, t.arch, Path(tmp), ctx, t.metrics)
+                q = card["quantization"]
+                gaps.append(q["test_accuracy_fp32"] - q["test_accuracy"])
+        res["int8_loss_points"] = {"n": len(gaps), "median": float(np.median(gaps)), "worst": float(max(gaps))}
+        print(
+            f"{name} INT8 accuracy loss of {len(gaps)} exported INT8 models (10k test, ONNX Runtime): "
+            f"median {np.median(gaps):.2f}, worst {max(gaps):.2f} points",
+            flush=True,
+        )
+        # the INT8 latency table
+        if args.lut_samples:
+            t0 = time.perf_counter()
+            table = LatencyTable.build(net, backend="onnxruntime", threads=1).bind(net)
+            check = check_table(table, net, samples=args.lut_samples, seed=7)
+            res["lut"] = {k: check[k] for k in ("samples", "within_10pct", "spearman", "remeasure_within_10pct")}
+            res["lut"]["seconds"] = round(time.perf_counter() - t0, 1)
+            print(
+                f"{name} INT8 latency table: {100 * check['within_10pct']:.0f}% of {check['samples']} random "
+                f"quantized sub-networks within ±10% (two measurements of each agree for "
+                f"{100 * check['remeasure_within_10pct']:.0f}%), Spearman {check['spearman']:.3f} "
+                f"[{res['lut']['seconds']} s]",
+                flush=True,
+            )
+        results[name] = res
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Precision policies as ordinary search dimensions (torch-free).
+
+A super-network names its precision groups (``Supernet.precision_groups``:
+stages of a CNN, blocks of a Transformer); :func:`precision_space` adds one
+``q_<group>`` dimension with the values :data:`PRECISIONS` per group to its
+space, with the group's own condition, so strategies, the store, resume and
+constraints see nothing but more dimensions. Inactive groups hold ``fp32``
+(the first value), as every inactive dimension holds its first value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from lightnas.errors import LightnasError
+from lightnas.space import Arch, Choice, SearchSpace, Value
+
+PRECISIONS = ("fp32", "int8")
+"""The precisions a group can run in; ``fp32`` is the float32 graph as exported."""
+PREFIX = "q_"
+"""Name prefix of the precision dimensions: ``q_s1`` is the precision of group ``s1``."""
+
+
+def check_precision(text: str) -> str:
+    """``text`` if it is a precision a run can search besides fp32, else a one-line error."""
+    if text not in PRECISIONS[1:]:
+        raise LightnasError(f"unknown precision {text!r} for --quantize (supported: {', '.join(PRECISIONS[1:])})")
+    return text
+
+
+def precision_space(space: SearchSpace, groups: Mapping[str, tuple[str, Value] | None]) -> SearchSpace:
+    """``space`` plus a ``q_<group>`` dimension per group (values :data:`PRECISIONS`,
+    active under the group's condition)."""
+    clash = [d.name for d in space.dims if d.name.startswith(PREFIX)]
+    if clash:
+        raise LightnasError(f"the space already has dimensions named {PREFIX}*: {clash}")
+    if not groups:
+        raise LightnasError("the super-network names no precision groups")
+    dims = [Choice(PREFIX + g, PRECISIONS, active_if=cond) for g, cond in groups.items()]
+    return SearchSpace((*space.dims, *dims), name=f"{space.name}+precision")
+
+
+def split_policy(arch: Mapping[str, Value]) -> tuple[dict[str, Value], dict[str, str]]:
+    """An arch of a :func:`precision_space` -> (the architecture's own values, group -> precision)."""
+    base = {k: v for k, v in arch.items() if not k.startswith(PREFIX)}
+    policy = {k[len(PREFIX) :]: str(v) for k, v in arch.items() if k.startswith(PREFIX)}
+    return base, policy
+
+
+def describe_policy(arch: Arch, present: list[str]) -> dict[str, str]:
+    """Group -> precision for the groups ``present`` in the sub-network (cards, reports)."""
+    policy = split_policy(arch)[1]
+    return {g: policy[g] for g in present}
