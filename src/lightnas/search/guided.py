@@ -125,7 +125,9 @@ class GuidedSearch(Strategy):
         super().__init__(space, objectives, constraints, seed)
         self.use_known = use_known
         self._known_cache: dict[bytes, dict[str, float]] = {}
-        self.n_init = n_init if n_init is not None else max(10, 2 * space.n_dims)
+        # 2 points a dimension, at least 10 and at most 20: on the 22-dimension default
+        # space, 2 x dims would spend 44 of the default 60 evaluations before any guidance
+        self.n_init = n_init if n_init is not None else min(max(10, 2 * space.n_dims), 20)
         self.predictor = predictor
         self.beta = beta
         self.pool_size = pool_size
