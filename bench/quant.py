@@ -152,6 +152,29 @@ def main() -> int:
             for t in mixed_front:
                 if "int8" in net.policy(t.arch).values():
                     exported.setdefault(t.arch.key, t)
+        # evaluation cost: cheap metrics + accuracy of the same sub-networks, float32 and INT8, fresh caches
+        rng = np.random.default_rng(3)
+        costs: dict[str, list[float]] = {"fp32": [], "int8": []}
+        plain_cfg = cfg0.replace({"quantize.precision": ""})  # a float32 run's evaluator, as without --quantize
+        fresh = {
+            "fp32": run_evaluator(run, plain_cfg, trained(run, plain_cfg)[0], data),
+            "int8": run_evaluator(run, cfg0, trained(run, cfg0)[0], data),
+        }
+        for _ in range(8):
+            arch = net.net.space.sample(rng)
+            for p, e in fresh.items():
+                full = arch if p == "fp32" else Uniform(e, e.net, "int8").full(arch)
+                t1 = time.perf_counter()
+                e.cheap_metrics(full)
+                e.evaluate(full)
+                costs[p].append(time.perf_counter() - t1)
+        res["evaluation_seconds"] = {p: float(np.median(v)) for p, v in costs.items()}
+        ratio = res["evaluation_seconds"]["int8"] / res["evaluation_seconds"]["fp32"]
+        print(
+            f"{name} evaluation (median of 8, cheap metrics + accuracy): float32 "
+            f"{res['evaluation_seconds']['fp32']:.2f} s, INT8 {res['evaluation_seconds']['int8']:.2f} s ({ratio:.2f}x)",
+            flush=True,
+        )
         # size: mixed search on accuracy vs bytes, against the best float32 model of that search's space
         cfg = cfg0
         net, state, data = trained(run, cfg)

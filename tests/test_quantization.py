@@ -171,3 +171,28 @@ def test_a_latency_table_must_price_the_runs_batch_and_precision(tmp_path) -> No
         load_lut(tmp_path / "lut.json", quantized.replace({"latency.batch": 32}))
     with pytest.raises(LightnasError, match="INT8 parts"):
         load_lut(tmp_path / "lut.json", quantized.replace({"quantize.precision": ""}))
+
+
+def test_qat_leaves_the_folded_weights_on_the_int8_grid_and_mirrors_onnx_runtime() -> None:
+    from lightnas.quantization.qat import QatModel
+
+    net = _wrapped()
+    groups = list(net.net.precision_groups())
+    arch = net.space.make({**dict(net.net.space.smallest()), **{f"q_{g}": "int8" for g in groups}})
+    deployed = net.extract(arch)
+    x = torch.randn(16, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+    qat = QatModel(deployed.plain, deployed.int8_modules, x[:4])
+    qat.train()
+    assert not any(m.training for m in qat.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    qat(x)  # one pass records the activation ranges
+    plain = qat.finish()
+    again = net.requantize(plain, deployed.int8_modules)
+    graph = onnx.load_from_string(again.graph.fp32)
+    weights = [onnx.numpy_helper.to_array(i) for i in graph.initializer if len(i.dims) == 4]
+    for w in weights:  # every folded convolution weight is a multiple of its channel's scale
+        scale = np.abs(w).reshape(len(w), -1).max(1) / 127
+        steps = w.reshape(len(w), -1) / np.maximum(scale[:, None], 1e-12)
+        assert np.abs(steps - np.round(steps)).max() < 1e-3
+    ref = plain(x).detach().numpy()
+    out = onnx_logits(onnx_session(again.deployed_onnx((1, 28, 28)), 1), x.numpy())
+    assert np.corrcoef(ref.ravel(), out.ravel())[0, 1] > 0.98

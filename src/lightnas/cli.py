@@ -127,7 +127,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from lightnas.runfolder import load_folder
 
     out = Path(args.dir)
-    stage_finetune(out, load_folder(out), args.arch, args.epochs, args.quiet, args.force)
+    stage_finetune(out, load_folder(out), args.arch, args.epochs, args.quiet, args.force, args.qat)
     return 0
 
 
@@ -191,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", required=True, help="model id (models/<id>) or architecture key")
     p.add_argument("--epochs", type=int, default=2, help="(default: 2)")
     p.add_argument("--force", action="store_true", help="replace an earlier fine-tuning with the same epochs")
+    p.add_argument("--qat", action="store_true", help="quantization-aware: fine-tune the model's INT8 groups")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(fn=cmd_finetune)
 

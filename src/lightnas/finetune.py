@@ -29,13 +29,20 @@ def _card(out: Path, net: Any, arch_ref: str) -> dict[str, Any]:
 
 
 def stage_finetune(
-    out: Path, cfg: RunConfig, arch_ref: str, epochs: int, quiet: bool = False, force: bool = False
+    out: Path,
+    cfg: RunConfig,
+    arch_ref: str,
+    epochs: int,
+    quiet: bool = False,
+    force: bool = False,
+    qat: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune an exported sub-network (by model id or architecture key)
     with distillation from the largest sub-network; export it again as
     ``models/<id>-ft<epochs>`` with a new card that states the gain (test
     accuracy, points). An existing ``-ft<epochs>`` folder is replaced only
-    with ``force``."""
+    with ``force``. ``qat``: quantization-aware fine-tuning of a model with
+    INT8 groups (:mod:`lightnas.quantization.qat`); the gain is the INT8 model's."""
     from lightnas.context import trained
     from lightnas.export import ExportContext, export_plain
     from lightnas.io import write_json
@@ -57,7 +64,11 @@ def stage_finetune(
     net.set_active(arch)
     net.calibrate(x_cal)
     student = net.extract(arch)
-    history = finetune(student, teacher, data, epochs, seed=cfg.seed, progress=not quiet, device=cfg.device)
+    if qat:
+        student = _qat(net, student, teacher, data, epochs, cfg, quiet, x_cal[:8])
+        history = student.history
+    else:
+        history = finetune(student, teacher, data, epochs, seed=cfg.seed, progress=not quiet, device=cfg.device)
     ctx = ExportContext(
         state["supernet"], state["config"], data, cfg.latency.backend, cfg.latency.threads, target=cfg.latency.target
     )
@@ -68,6 +79,7 @@ def stage_finetune(
         "finetune_history": history,
         "test_accuracy_before": card["test_accuracy"],
         "val_accuracy_before": history[0]["val_metric"],
+        **({"qat": True} if qat else {}),
     }
     new = export_plain(student, arch, folder, ctx, search, extra=extra)
     new["test_accuracy_gain"] = new["test_accuracy"] - card["test_accuracy"]
@@ -78,3 +90,19 @@ def stage_finetune(
         quiet,
     )
     return new
+
+
+def _qat(net: Any, student: Any, teacher: Any, data: Any, epochs: int, cfg: RunConfig, quiet: bool, x: Any) -> Any:
+    """Quantization-aware fine-tuning of ``student``'s INT8 groups; the result
+    deployed afresh (its ``history`` attribute holds the fine-tuning's)."""
+    from lightnas.quantization.qat import QatModel
+    from lightnas.train.plain import finetune
+
+    modules = getattr(student, "int8_modules", ())
+    if not modules:
+        raise LightnasError("--qat fine-tunes a model with INT8 groups; this model is float32 throughout")
+    model = QatModel(student.plain, modules, x)
+    history = finetune(model, teacher, data, epochs, seed=cfg.seed, progress=not quiet, device=cfg.device)
+    deployed = net.requantize(model.cpu().finish(), modules)
+    deployed.history = history
+    return deployed

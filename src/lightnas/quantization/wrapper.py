@@ -11,6 +11,7 @@ their precision, so a latency table prices quantized sub-networks too.
 
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from typing import Any
@@ -132,7 +133,14 @@ class PrecisionSupernet:
         self._graphs.move_to_end(base)
         plain, graph = self._graphs[base]
         modules = self.int8_modules(arch)
+        plain = copy.deepcopy(plain)  # a module of its own; the cached graph is of these weights
         return QuantizedModule(plain, modules, graph) if modules else plain
+
+    def requantize(self, plain: nn.Module, int8_modules: Sequence[str]) -> QuantizedModule:
+        """``plain`` (changed weights, e.g. fine-tuned) deployed with ``int8_modules`` in INT8, calibrated afresh."""
+        shape = tuple(self.net.config.input_shape)
+        graph = Int8Graph(lambda: to_onnx_bytes(plain, shape), self.calib.cpu().numpy(), self.method)
+        return QuantizedModule(plain.eval(), int8_modules, graph)
 
     def latency_parts(self, arch: Arch) -> list[Hashable]:
         """The wrapped network's parts, each with its group's precision last."""

@@ -337,6 +337,8 @@ def _run_folder_cases() -> Iterator[Case]:
     yield run_case("finetune unknown arch", lambda run: None, ["finetune", "RUN", "--arch", "net-0123456789"])
     yield run_case("finetune malformed arch", lambda run: None, ["finetune", "RUN", "--arch", "s1d9-nonsense"])
     yield run_case("finetune epochs 0", lambda run: None, ["finetune", "RUN", "--arch", "FIRST", "--epochs", "0"])
+    qat = ["finetune", "RUN", "--arch", "FIRST", "--epochs", "1", "--qat"]
+    yield run_case("qat of a float32 model", lambda run: None, qat, "float32 throughout")
     yield run_case("rerun without resume", lambda run: None, ["run", "--data", "digits", "--out", "RUN"])
     yield run_case("resume with other data", lambda run: None, ["run", "--out", "RUN", "--resume", "--data", "x.npz"])
     yield run_case("resume with other epochs", lambda run: None, ["train", "RUN", "--epochs", "5"], "epochs")
