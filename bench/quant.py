@@ -2,24 +2,30 @@
 
 For each trained run folder given (``--runs``: the CNN's and the Vision
 Transformer's, each trained once with ``lightnas train DIR --supernet NAME``)
-and each ``--batches`` size, three searches of ``--budget`` evaluations with
-the default strategy on the same super-network, latency measured in ONNX
-Runtime on 1 thread at that batch, accuracy as deployed (INT8 models run in
-ONNX Runtime on the validation split):
+and each ``--batches`` size, a latency table of float32 and INT8 parts is
+built in ONNX Runtime on 1 thread at that batch, and three searches of
+``--budget`` evaluations run with the default strategy on the same
+super-network, latency from that table (known to the strategy for every
+candidate), accuracy as deployed (INT8 models run in ONNX Runtime on the
+validation split):
 
 - ``fp32``: the architecture only, every group in float32;
 - ``int8``: the architecture only, every group in INT8;
 - ``mixed``: architecture and precision per group (``--quantize int8``).
 
-Prints per (network, batch) each front's hypervolume (accuracy vs latency,
-normalised over every point the three searches evaluated, reference at the
-worst corner) and the latency ratio at equal accuracy against the fully INT8
-largest sub-network (the SimQ-NAS baseline). Per network, a fourth search
+Every model on the three fronts (and the fully INT8 largest sub-network, the
+SimQ-NAS baseline) is then measured in ONNX Runtime in one interleaved
+measurement; with those latencies, prints per (network, batch) each front's
+hypervolume (accuracy vs latency, normalised over the three fronts,
+reference at the worst corner) and the latency ratio at equal accuracy
+against the baseline. The batch-1 table is checked on ``--lut-samples``
+random quantized sub-networks (measured twice). Per network, a fourth search
 (mixed, accuracy vs model size) gives the size figure: the smallest model
 within 0.5 points of the best float32 accuracy against that float32 model.
 The INT8 models of the mixed fronts are exported (test accuracy in ONNX
-Runtime on the whole test set, INT8 against float32), and an INT8 latency
-table is built and checked on ``--lut-samples`` random quantized sub-networks.
+Runtime on the whole test set, INT8 against float32); the evaluation cost of
+INT8 and float32 candidates is compared with latency measured per candidate,
+as a default run measures it.
 
     python bench/quant.py --runs CNN_DIR,VIT_DIR [--budget 60] [--batches 1,32] [--lut-samples 100]
 """
@@ -63,7 +69,7 @@ class Uniform:
         pass
 
 
-def search(net: Any, evaluator: Any, space: Any, objectives: list[Any], budget: int, name: str) -> list[Any]:
+def search(evaluator: Any, space: Any, objectives: list[Any], budget: int, name: str) -> list[Any]:
     from lightnas.search import Runner, create_strategy
     from lightnas.store import Store
 
@@ -85,10 +91,12 @@ def front(trials: list[Any], objectives: list[Any]) -> tuple[np.ndarray, list[An
 def main() -> int:
     from lightnas.config import RunConfig
     from lightnas.context import run_evaluator, trained
+    from lightnas.evaluate.supernet import SupernetEvaluator
     from lightnas.export import ExportContext, export_subnet
+    from lightnas.hardware.latency import measure_many
     from lightnas.hardware.lut import LatencyTable, check_table
     from lightnas.objectives import Objective
-    from lightnas.search.pareto import hypervolume
+    from lightnas.search.pareto import hypervolume, nondominated_mask
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", required=True, help="trained run folders, comma-separated")
@@ -105,53 +113,84 @@ def main() -> int:
         name = cfg0.supernet.name
         res: dict[str, Any] = {"batches": {}}
         exported: dict[str, Any] = {}
+        table: Any = None
+        net, state, data = trained(run, cfg0)
         for batch in map(int, args.batches.split(",")):
             t0 = time.perf_counter()
-            cfg = cfg0.replace({"latency.batch": batch})
-            net, state, data = trained(run, cfg)
-            ev = run_evaluator(run, cfg, net, data)
+            table = LatencyTable.build(net, backend="onnxruntime", threads=1, batch=batch).bind(net)
+            ev = SupernetEvaluator(net, data, lut=table, device=cfg0.device, batch=batch)
             base = net.net.space
             trials = {
-                "fp32": search(net, Uniform(ev, net, "fp32"), base, [acc, lat], args.budget, "fp32"),
-                "int8": search(net, Uniform(ev, net, "int8"), base, [acc, lat], args.budget, "int8"),
-                "mixed": search(net, ev, net.space, [acc, lat], args.budget, "mixed"),
+                "fp32": search(Uniform(ev, net, "fp32"), base, [acc, lat], args.budget, "fp32"),
+                "int8": search(Uniform(ev, net, "int8"), base, [acc, lat], args.budget, "int8"),
+                "mixed": search(ev, net.space, [acc, lat], args.budget, "mixed"),
             }
-            every = np.vstack([front(t, [acc, lat])[0] for t in trials.values()])
-            lo, hi = every.min(axis=0), every.max(axis=0)
-            hv = {}
-            for k, t in trials.items():
-                F, _ = front(t, [acc, lat])
-                hv[k] = hypervolume((F - lo) / (hi - lo), np.ones(2))
             largest = Uniform(ev, net, "int8").full(base.largest())
-            ref = {**ev.cheap_metrics(largest), **ev.evaluate(largest)}
-            _, mixed_front = front(trials["mixed"], [acc, lat])
-            as_good = [t for t in mixed_front if t.metrics["accuracy"] >= ref["accuracy"]]
-            fastest = min(as_good, key=lambda t: t.metrics["latency_ms"]) if as_good else None
+            fronts = {
+                k: [
+                    (t.arch if k == "mixed" else Uniform(ev, net, k).full(t.arch), t.metrics["accuracy"])
+                    for t in front(found, [acc, lat])[1]
+                ]
+                for k, found in trials.items()
+            }
+            ref_acc = ev.evaluate(largest)["accuracy"]
+            # every front member and the baseline, measured together in ONNX Runtime
+            archs = list(dict.fromkeys([largest, *(a for f in fronts.values() for a, _ in f)]))
+            shape = tuple(net.config.input_shape)
+            measured = dict(
+                zip(
+                    archs,
+                    measure_many(
+                        [(net.extract(a), shape) for a in archs], "onnxruntime", 1, min_seconds=30.0, batch=batch
+                    ),
+                    strict=True,
+                )
+            )
+            F = {k: np.array([[-a_acc, measured[a]] for a, a_acc in f]) for k, f in fronts.items()}
+            every = np.vstack(list(F.values()))
+            lo, hi = every.min(axis=0), every.max(axis=0)
+            hv = {k: hypervolume((v[nondominated_mask(v)] - lo) / (hi - lo), np.ones(2)) for k, v in F.items()}
+            as_good = [(a, a_acc) for a, a_acc in fronts["mixed"] if a_acc >= ref_acc]
+            fastest = min(as_good, key=lambda p: measured[p[0]]) if as_good else None
+            ref_ms = measured[largest]
             res["batches"][batch] = {
                 "hv": hv,
                 "mixed_ge_both": bool(hv["mixed"] >= max(hv["fp32"], hv["int8"]) - 1e-12),
-                "int8_largest": {"accuracy": ref["accuracy"], "latency_ms": ref["latency_ms"]},
-                "mixed_at_equal_accuracy": fastest.metrics if fastest else None,
-                "speedup": ref["latency_ms"] / fastest.metrics["latency_ms"] if fastest else None,
+                "front_sizes": {k: len(f) for k, f in fronts.items()},
+                "int8_largest": {"accuracy": ref_acc, "latency_ms": ref_ms},
+                "mixed_at_equal_accuracy": (
+                    {"key": fastest[0].key, "accuracy": fastest[1], "latency_ms": measured[fastest[0]]}
+                    if fastest
+                    else None
+                ),
+                "speedup": ref_ms / measured[fastest[0]] if fastest else None,
                 "seconds": round(time.perf_counter() - t0, 1),
             }
             r = res["batches"][batch]
             print(
                 f"{name} batch {batch}: HV fp32 {hv['fp32']:.4f} int8 {hv['int8']:.4f} mixed {hv['mixed']:.4f} "
-                f"(mixed >= both: {r['mixed_ge_both']}); INT8 largest {ref['accuracy']:.2f}% "
-                f"{ref['latency_ms']:.4f} ms; mixed at >= that accuracy: "
+                f"(mixed >= both: {r['mixed_ge_both']}); INT8 largest {ref_acc:.2f}% {ref_ms:.4f} ms; "
+                "mixed at >= that accuracy: "
                 + (
-                    f"{fastest.metrics['accuracy']:.2f}% {fastest.metrics['latency_ms']:.4f} ms, "
-                    f"{r['speedup']:.2f}x lower latency"
+                    f"{fastest[1]:.2f}% {measured[fastest[0]]:.4f} ms, {r['speedup']:.2f}x lower latency"
                     if fastest
                     else "none"
                 )
                 + f" [{r['seconds']} s]",
                 flush=True,
             )
-            for t in mixed_front:
-                if "int8" in net.policy(t.arch).values():
-                    exported.setdefault(t.arch.key, t)
+            for a, _ in fronts["mixed"]:
+                if "int8" in net.policy(a).values():
+                    exported.setdefault(a.key, (a, {"accuracy": dict(fronts["mixed"])[a]}))
+            if batch == 1 and args.lut_samples:
+                check = check_table(table, net, samples=args.lut_samples, seed=7)
+                res["lut"] = {k: check[k] for k in ("samples", "within_10pct", "spearman", "remeasure_within_10pct")}
+                print(
+                    f"{name} INT8 latency table: {100 * check['within_10pct']:.0f}% of {check['samples']} random "
+                    f"quantized sub-networks within ±10% (two measurements of each agree for "
+                    f"{100 * check['remeasure_within_10pct']:.0f}%), Spearman {check['spearman']:.3f}",
+                    flush=True,
+                )
         # evaluation cost: cheap metrics + accuracy of the same sub-networks, float32 and INT8, fresh caches
         rng = np.random.default_rng(3)
         costs: dict[str, list[float]] = {"fp32": [], "int8": []}
@@ -176,11 +215,9 @@ def main() -> int:
             flush=True,
         )
         # size: mixed search on accuracy vs bytes, against the best float32 model of that search's space
-        cfg = cfg0
-        net, state, data = trained(run, cfg)
-        ev = run_evaluator(run, cfg, net, data)
-        fp32_trials = search(net, Uniform(ev, net, "fp32"), net.net.space, [acc, size], args.budget, "fp32-size")
-        mixed_trials = search(net, ev, net.space, [acc, size], args.budget, "mixed-size")
+        ev = SupernetEvaluator(net, data, lut=table, device=cfg0.device)
+        fp32_trials = search(Uniform(ev, net, "fp32"), net.net.space, [acc, size], args.budget, "fp32-size")
+        mixed_trials = search(ev, net.space, [acc, size], args.budget, "mixed-size")
         best32 = max(fp32_trials, key=lambda t: t.metrics["accuracy"])
         near = [t for t in mixed_trials if t.metrics["accuracy"] >= best32.metrics["accuracy"] - 0.5]
         small = min(near, key=lambda t: t.metrics["bytes"]) if near else None
@@ -201,15 +238,15 @@ def main() -> int:
         )
         for t in front(mixed_trials, [acc, size])[1]:
             if "int8" in net.policy(t.arch).values():
-                exported.setdefault(t.arch.key, t)
+                exported.setdefault(t.arch.key, (t.arch, t.metrics))
         # INT8 accuracy of exported models: float32 vs INT8 on the whole test set
         ctx = ExportContext(state["supernet"], state["config"], data)
         gaps = []
-        picks = sorted(exported.values(), key=lambda t: t.metrics["accuracy"])
+        picks = sorted(exported.values(), key=lambda p: p[1]["accuracy"])
         step = max(1, len(picks) // args.max_export)
         with tempfile.TemporaryDirectory() as tmp:
-            for t in picks[::step][: args.max_export]:
-                card = export_subnet(net, t.arch, Path(tmp), ctx, t.metrics)
+            for arch, metrics in picks[::step][: args.max_export]:
+                card = export_subnet(net, arch, Path(tmp), ctx, metrics)
                 q = card["quantization"]
                 gaps.append(q["test_accuracy_fp32"] - q["test_accuracy"])
         res["int8_loss_points"] = {"n": len(gaps), "median": float(np.median(gaps)), "worst": float(max(gaps))}
@@ -218,20 +255,6 @@ def main() -> int:
             f"median {np.median(gaps):.2f}, worst {max(gaps):.2f} points",
             flush=True,
         )
-        # the INT8 latency table
-        if args.lut_samples:
-            t0 = time.perf_counter()
-            table = LatencyTable.build(net, backend="onnxruntime", threads=1).bind(net)
-            check = check_table(table, net, samples=args.lut_samples, seed=7)
-            res["lut"] = {k: check[k] for k in ("samples", "within_10pct", "spearman", "remeasure_within_10pct")}
-            res["lut"]["seconds"] = round(time.perf_counter() - t0, 1)
-            print(
-                f"{name} INT8 latency table: {100 * check['within_10pct']:.0f}% of {check['samples']} random "
-                f"quantized sub-networks within ±10% (two measurements of each agree for "
-                f"{100 * check['remeasure_within_10pct']:.0f}%), Spearman {check['spearman']:.3f} "
-                f"[{res['lut']['seconds']} s]",
-                flush=True,
-            )
         results[name] = res
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=float))

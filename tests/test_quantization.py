@@ -154,6 +154,11 @@ def test_a_quantized_run_searches_exports_and_records_the_policy(finished_run, t
 
     for c in cards:
         load_exported(run / "models" / c["id"])  # the float32 network loads without the wrapper
+    assert main(["report", str(run), "--quiet"]) == 0
+    import csv
+
+    rows = list(csv.DictReader((run / "pareto.csv").read_text().splitlines()))
+    assert rows and all(r["precision"] == "fp32" or r["precision"].startswith("int8:") for r in rows)
 
 
 def test_a_latency_table_must_price_the_runs_batch_and_precision(tmp_path) -> None:

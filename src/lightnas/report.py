@@ -23,7 +23,15 @@ CSV_FIELDS = (
     "macs",
     "bytes",
     "peak_act_bytes",
+    "precision",
 )
+
+
+def precision(card: dict[str, Any]) -> str:
+    """``fp32``, or ``int8:`` and the groups a model runs in INT8 (``int8:s2,s3``)."""
+    policy = (card.get("quantization") or {}).get("policy") or {}
+    int8 = [g for g, p in policy.items() if p == "int8"]
+    return "int8:" + ",".join(int8) if int8 else "fp32"
 
 
 def _row(card: dict[str, Any]) -> dict[str, Any]:
@@ -39,6 +47,7 @@ def _row(card: dict[str, Any]) -> dict[str, Any]:
         "macs": int(card["macs"]),
         "bytes": int(card["bytes"]),
         "peak_act_bytes": int(card["peak_act_bytes"]),
+        "precision": precision(card),
     }
 
 
@@ -53,12 +62,12 @@ def write_csv(cards: Sequence[dict[str, Any]], path: Path) -> None:
 
 def terminal_table(cards: Sequence[dict[str, Any]]) -> str:
     """A fixed-width table of the front, fastest first."""
-    lines = [f"{'id':<15} {'val %':>6} {'test %':>6} {'lat ms':>7} {'params':>8} {'MACs':>10} {'bytes':>8}"]
+    lines = [f"{'id':<15} {'val %':>6} {'test %':>6} {'lat ms':>7} {'params':>8} {'MACs':>10} {'bytes':>8} precision"]
     for c in sorted(cards, key=lambda c: c["latency"]["latency_ms"]):
         r = _row(c)
         lines.append(
             f"{r['id']:<15} {r['val_accuracy']:>6.2f} {r['test_accuracy']:>6.2f} {r['latency_ms']:>7.3f} "
-            f"{r['params']:>8d} {r['macs']:>10d} {r['bytes']:>8d}"
+            f"{r['params']:>8d} {r['macs']:>10d} {r['bytes']:>8d} {r['precision']}"
         )
     return "\n".join(lines)
 

@@ -66,8 +66,10 @@ class PrecisionSupernet:
     calibration (minmax, percentile, entropy).
     """
 
-    def __init__(self, net: Any, calib: torch.Tensor, bn_calib: torch.Tensor, method: str = "minmax"):
-        if len(calib) < 1:
+    def __init__(
+        self, net: Any, calib: torch.Tensor | None = None, bn_calib: torch.Tensor | None = None, method: str = "minmax"
+    ):
+        if calib is not None and len(calib) < 1:
             raise LightnasError("INT8 calibration needs at least one training image")
         self.net = net
         self.bn_calib = bn_calib
@@ -118,6 +120,8 @@ class PrecisionSupernet:
         """The sub-network as deployed: BatchNorm calibrated on ``bn_calib``, float32
         where the policy says so, a :class:`QuantizedModule` when any group is INT8."""
         base = self.base(arch)
+        if self.calib is None or self.bn_calib is None:
+            raise LightnasError("extracting a quantized sub-network needs calibration images")
         if base not in self._graphs:
             saved = getattr(self.net, "active_arch", None)
             self.net.set_active(base)
@@ -139,6 +143,8 @@ class PrecisionSupernet:
     def requantize(self, plain: nn.Module, int8_modules: Sequence[str]) -> QuantizedModule:
         """``plain`` (changed weights, e.g. fine-tuned) deployed with ``int8_modules`` in INT8, calibrated afresh."""
         shape = tuple(self.net.config.input_shape)
+        if self.calib is None:
+            raise LightnasError("quantizing a sub-network needs calibration images")
         graph = Int8Graph(lambda: to_onnx_bytes(plain, shape), self.calib.cpu().numpy(), self.method)
         return QuantizedModule(plain.eval(), int8_modules, graph)
 
@@ -172,4 +178,5 @@ class PrecisionSupernet:
     def describe(self) -> dict[str, Any]:
         """How INT8 sub-networks are made (cards, the store)."""
         groups = list(self.net.precision_groups())
-        return {"precisions": list(PRECISIONS), "groups": groups, **int8_settings(len(self.calib), self.method)}
+        n = 0 if self.calib is None else len(self.calib)
+        return {"precisions": list(PRECISIONS), "groups": groups, **int8_settings(n, self.method)}

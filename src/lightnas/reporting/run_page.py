@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lightnas.report import precision
 from lightnas.reporting.figures import arch_figure, curves_figure, front_figure, progress_figure
 from lightnas.reporting.page import cell, esc, figure_div, key_value_table, number, write_page
 from lightnas.reporting.run import RunView
@@ -38,7 +39,7 @@ FIELDS = (
     ("test_accuracy", "Test accuracy", " %", "on the whole test split"),
     ("params", "Parameters", "", ""),
     ("macs", "Multiply-accumulates per image", " MACs", ""),
-    ("bytes", "Model size", " bytes", "float32 weights"),
+    ("bytes", "Model size", " bytes", "weights: 4 bytes each, 1 in INT8 groups"),
     ("peak_act_bytes", "Peak activation memory", " bytes", "largest live activations, batch 1"),
     ("onnx_bytes", "ONNX file", " bytes", ""),
 )
@@ -59,6 +60,14 @@ def model_section(card: dict[str, Any], view: RunView) -> str:
             f"{cell('verification.onnx_max_abs_diff', ver['onnx_max_abs_diff'])}"
             f"<td>largest logit difference over {esc(ver.get('onnx_checked_images', '?'))} images; predictions "
             f"agree on {esc(number(100 * ver.get('onnx_torch_prediction_agreement', 0)))} %</td></tr>"
+        )
+    quant = card.get("quantization")
+    if quant and "test_accuracy_fp32" in quant:
+        rows.append(
+            f"<tr><th>Precision</th><td colspan=2>{esc(precision(card))} ({esc(quant['scheme'])}; "
+            f"{esc(quant['calibration_images'])} calibration images, {esc(quant['calibration_method'])}): test "
+            f"{esc(number(quant['test_accuracy']))} % in INT8 against {esc(number(quant['test_accuracy_fp32']))} % "
+            f"in float32, top-1 agreement {esc(number(100 * quant['top1_agreement_fp32']))} %</td></tr>"
         )
     if card.get("targets"):
         rows.append(f"<tr><th>Targets it serves</th><td colspan=2>{esc(', '.join(card['targets']))}</td></tr>")
