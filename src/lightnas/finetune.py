@@ -47,7 +47,6 @@ def stage_finetune(
     from lightnas.export import ExportContext, export_plain
     from lightnas.io import write_json
     from lightnas.train.common import CALIB_IMAGES, to_tensor
-    from lightnas.train.plain import finetune
 
     if epochs < 1:
         raise LightnasError(f"epochs must be at least 1, not {epochs}")
@@ -63,12 +62,7 @@ def stage_finetune(
     teacher = net.extract(net.space.largest()).eval()
     net.set_active(arch)
     net.calibrate(x_cal)
-    student = net.extract(arch)
-    if qat:
-        student = _qat(net, student, teacher, data, epochs, cfg, quiet, x_cal[:8])
-        history = student.history
-    else:
-        history = finetune(student, teacher, data, epochs, seed=cfg.seed, progress=not quiet, device=cfg.device)
+    student, history = _tune(net, net.extract(arch), teacher, data, epochs, cfg, quiet, x_cal[:8] if qat else None)
     ctx = ExportContext(
         state["supernet"], state["config"], data, cfg.latency.backend, cfg.latency.threads, target=cfg.latency.target
     )
@@ -92,17 +86,20 @@ def stage_finetune(
     return new
 
 
-def _qat(net: Any, student: Any, teacher: Any, data: Any, epochs: int, cfg: RunConfig, quiet: bool, x: Any) -> Any:
-    """Quantization-aware fine-tuning of ``student``'s INT8 groups; the result
-    deployed afresh (its ``history`` attribute holds the fine-tuning's)."""
+def _tune(
+    net: Any, student: Any, teacher: Any, data: Any, epochs: int, cfg: RunConfig, quiet: bool, qat_x: Any
+) -> tuple[Any, list[dict[str, Any]]]:
+    """Fine-tune ``student`` (distillation); with ``qat_x`` (a few training
+    images) quantization-aware, its INT8 groups fake-quantized, and the result
+    deployed afresh. Returns the model and the fine-tuning's history."""
     from lightnas.quantization.qat import QatModel
     from lightnas.train.plain import finetune
 
+    if qat_x is None:
+        return student, finetune(student, teacher, data, epochs, seed=cfg.seed, progress=not quiet, device=cfg.device)
     modules = getattr(student, "int8_modules", ())
     if not modules:
         raise LightnasError("--qat fine-tunes a model with INT8 groups; this model is float32 throughout")
-    model = QatModel(student.plain, modules, x)
+    model = QatModel(student.plain, modules, qat_x)
     history = finetune(model, teacher, data, epochs, seed=cfg.seed, progress=not quiet, device=cfg.device)
-    deployed = net.requantize(model.cpu().finish(), modules)
-    deployed.history = history
-    return deployed
+    return net.requantize(model.cpu().finish(), modules), history

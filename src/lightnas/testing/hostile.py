@@ -277,3 +277,44 @@ def _run_case_any(name: str, rel: str, r: int, command: list[str]) -> Case:
         _mutated(path, r)
 
     return run_case(name, tamper, command, expect="any")
+
+
+# -- tampering with a finished run ----------------------------------------------------------
+def set_json(rel: str, edit: Callable[[dict], object]) -> Callable[[Path], None]:
+    def tamper(run: Path) -> None:
+        d = json.loads((run / rel).read_text())
+        edit(d)
+        (run / rel).write_text(json.dumps(d))
+
+    return tamper
+
+
+def write_file(rel: str, raw: bytes) -> Callable[[Path], None]:
+    return lambda run: (run / rel).write_bytes(raw)
+
+
+def edit_card(edit: Callable[[dict], object]) -> Callable[[Path], None]:
+    return lambda run: set_json(f"models/{first_model(run)}/card.json", edit)(run)
+
+
+def edit_checkpoint(edit: Callable[[dict], None]) -> Callable[[Path], None]:
+    def tamper(run: Path) -> None:
+        import torch
+
+        state = torch.load(run / "supernet.pt", weights_only=True)
+        edit(state)
+        torch.save(state, run / "supernet.pt")
+
+    return tamper
+
+
+def overwrite_db_page(page: int) -> Callable[[Path], None]:
+    def tamper(run: Path) -> None:
+        checkpoint_db(run / "lightnas.db")
+        raw = bytearray((run / "lightnas.db").read_bytes())
+        size = 4096
+        start = min(page * size, max(len(raw) - size, 0))
+        raw[start : start + size] = bytes(np.random.default_rng(page).integers(0, 256, size, dtype=np.uint8))
+        (run / "lightnas.db").write_bytes(bytes(raw))
+
+    return tamper

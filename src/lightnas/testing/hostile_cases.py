@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +17,18 @@ from lightnas.testing.hostile import (
     bytes_file,
     checkpoint_db,
     data_case,
+    edit_card,
+    edit_checkpoint,
     first_model,
     good_arrays,
     make_dir,
     npz_file,
     option_case,
+    overwrite_db_page,
     run_case,
+    set_json,
     truncated,
+    write_file,
     write_idx,
     write_images,
     write_npz,
@@ -197,13 +202,6 @@ def _option_cases() -> Iterator[Case]:
         ("resume empty folder", ["--resume"], "cannot resume"),
         ("unknown option", ["--colour", "red"], "unrecognized"),
         ("zero-cost on a super-network", ["--strategy", "zero-cost"], "zero-cost proxies"),
-        ("unknown precision", ["--quantize", "int4"], "unknown precision"),
-        ("int8 in PyTorch eager", ["--quantize", "int8", "--backend", "torch"], "ONNX Runtime on the CPU"),
-        ("int8 on a GPU target", ["--quantize", "int8", "--target", "cuda"], ""),
-        ("calibration set too large", ["--quantize", "int8", "--calib-images", "1000000"], "calib-images"),
-        ("calibration set empty", ["--quantize", "int8", "--calib-images", "0"], "calib-images"),
-        ("unknown calibration method", ["--quantize", "int8", "--calib-method", "guess"], "calib-method"),
-        ("batch 0", ["--batch", "0"], "batch"),
     ]
     for name, options, needle in bad:
         yield option_case(name, options, needle)
@@ -217,6 +215,23 @@ def _option_cases() -> Iterator[Case]:
     yield Case("search without a run", lambda s: ["search", "nothing"], "error", "no lightnas run")
     yield Case("lut check missing", lambda s: ["lut", "check", "--lut", "none.json"], "error", "does not exist")
     yield Case("lut bad input shape", lambda s: ["lut", "build", "--input-shape", "1,28"], "error", "input-shape")
+
+
+def _quantize_cases() -> Iterator[Case]:
+    q = ["--quantize", "int8"]
+    bad = [
+        ("unknown precision", ["--quantize", "int4"], "unknown precision"),
+        ("int8 in PyTorch eager", [*q, "--backend", "torch"], "ONNX Runtime on the CPU"),
+        ("int8 on a GPU target", [*q, "--target", "cuda"], ""),
+        ("calibration set too large", [*q, "--calib-images", "1000000"], "calib-images"),
+        ("calibration set empty", [*q, "--calib-images", "0"], "calib-images"),
+        ("unknown calibration method", [*q, "--calib-method", "guess"], "calib-method"),
+        ("batch 0", ["--batch", "0"], "batch"),
+    ]
+    for name, options, needle in bad:
+        yield option_case(name, options, needle)
+    qat = ["finetune", "RUN", "--arch", "FIRST", "--epochs", "1", "--qat"]
+    yield run_case("qat of a float32 model", lambda run: None, qat, "float32 throughout")
 
 
 def _nb201_cases() -> Iterator[Case]:
@@ -246,99 +261,57 @@ def _foreign_out(s: Path, extra: list[str]) -> list[str]:
     return ["run", "--data", "digits", "--out", "mine", *FAST, *extra]
 
 
-def _set_json(rel: str, edit: Callable[[dict], object]) -> Callable[[Path], None]:
-    def tamper(run: Path) -> None:
-        d = json.loads((run / rel).read_text())
-        edit(d)
-        (run / rel).write_text(json.dumps(d))
-
-    return tamper
-
-
-def _write(rel: str, raw: bytes) -> Callable[[Path], None]:
-    return lambda run: (run / rel).write_bytes(raw)
-
-
-def _card(edit: Callable[[dict], object]) -> Callable[[Path], None]:
-    return lambda run: _set_json(f"models/{first_model(run)}/card.json", edit)(run)
-
-
-def _checkpoint(edit: Callable[[dict], None]) -> Callable[[Path], None]:
-    def tamper(run: Path) -> None:
-        import torch
-
-        state = torch.load(run / "supernet.pt", weights_only=True)
-        edit(state)
-        torch.save(state, run / "supernet.pt")
-
-    return tamper
-
-
-def _db_page(page: int) -> Callable[[Path], None]:
-    def tamper(run: Path) -> None:
-        checkpoint_db(run / "lightnas.db")
-        raw = bytearray((run / "lightnas.db").read_bytes())
-        size = 4096
-        start = min(page * size, max(len(raw) - size, 0))
-        raw[start : start + size] = bytes(np.random.default_rng(page).integers(0, 256, size, dtype=np.uint8))
-        (run / "lightnas.db").write_bytes(bytes(raw))
-
-    return tamper
-
-
 def _run_folder_cases() -> Iterator[Case]:
     stages = {"report": ["report", "RUN"], "export": ["export", "RUN", "--quiet"], "search": ["search", "RUN"]}
     config_edits = {
-        "config not json": _write("config.json", b"{not json"),
-        "config empty": _write("config.json", b""),
-        "config a list": _write("config.json", b"[1, 2]"),
-        "config epochs text": _set_json("config.json", lambda d: d["train"].__setitem__("epochs", "abc")),
-        "config unknown key": _set_json("config.json", lambda d: d.__setitem__("colour", 1)),
-        "config seed negative": _set_json("config.json", lambda d: d.__setitem__("seed", -5)),
-        "config strategy unknown": _set_json("config.json", lambda d: d["search"].__setitem__("strategy", "magic")),
-        "config section null": _set_json("config.json", lambda d: d.__setitem__("train", None)),
-        "config lr nan": _set_json("config.json", lambda d: d["train"].__setitem__("lr", "NaN")),
-        "config binary": _write("config.json", b"\xff\xfe\x00garbage"),
+        "config not json": write_file("config.json", b"{not json"),
+        "config empty": write_file("config.json", b""),
+        "config a list": write_file("config.json", b"[1, 2]"),
+        "config epochs text": set_json("config.json", lambda d: d["train"].__setitem__("epochs", "abc")),
+        "config unknown key": set_json("config.json", lambda d: d.__setitem__("colour", 1)),
+        "config seed negative": set_json("config.json", lambda d: d.__setitem__("seed", -5)),
+        "config strategy unknown": set_json("config.json", lambda d: d["search"].__setitem__("strategy", "magic")),
+        "config section null": set_json("config.json", lambda d: d.__setitem__("train", None)),
+        "config lr nan": set_json("config.json", lambda d: d["train"].__setitem__("lr", "NaN")),
+        "config binary": write_file("config.json", b"\xff\xfe\x00garbage"),
     }
     for name, tamper in config_edits.items():
         yield run_case(name, tamper, stages["report"])
     checkpoint_edits = {
         "checkpoint truncated": lambda run: truncated(run / "supernet.pt", 0.5),
-        "checkpoint random bytes": _write("supernet.pt", bytes(range(256)) * 16),
-        "checkpoint a pickle": _write("supernet.pt", _evil_pickle()),
-        "checkpoint without weights": _checkpoint(lambda st: st.pop("state_dict")),
-        "checkpoint other format": _checkpoint(lambda st: st.__setitem__("format", "other")),
-        "checkpoint other data": _checkpoint(lambda st: st["data"].__setitem__("splits", {"train": "0"})),
-        "checkpoint other network": _checkpoint(lambda st: st["config"].__setitem__("n_classes", 3)),
-        "checkpoint fewer epochs": _checkpoint(lambda st: st.__setitem__("epoch", 0)),
+        "checkpoint random bytes": write_file("supernet.pt", bytes(range(256)) * 16),
+        "checkpoint a pickle": write_file("supernet.pt", _evil_pickle()),
+        "checkpoint without weights": edit_checkpoint(lambda st: st.pop("state_dict")),
+        "checkpoint other format": edit_checkpoint(lambda st: st.__setitem__("format", "other")),
+        "checkpoint other data": edit_checkpoint(lambda st: st["data"].__setitem__("splits", {"train": "0"})),
+        "checkpoint other network": edit_checkpoint(lambda st: st["config"].__setitem__("n_classes", 3)),
+        "checkpoint fewer epochs": edit_checkpoint(lambda st: st.__setitem__("epoch", 0)),
         "checkpoint missing": lambda run: (run / "supernet.pt").unlink(),
     }
     for name, tamper in checkpoint_edits.items():
         yield run_case(name, tamper, stages["search"])
     for page in (0, 1, 2, 3):
-        yield run_case(f"database page {page} overwritten", _db_page(page), stages["report"], "damaged")
+        yield run_case(f"database page {page} overwritten", overwrite_db_page(page), stages["report"], "damaged")
     yield run_case("database truncated", lambda run: _db_truncate(run), stages["report"], "damaged")
-    yield run_case("database is text", _write("lightnas.db", b"not a database" * 100), stages["report"], "damaged")
+    yield run_case("database is text", write_file("lightnas.db", b"not a database" * 100), stages["report"], "damaged")
     card_edits = {
         "card not json": lambda run: (run / "models" / first_model(run) / "card.json").write_text("{"),
-        "card id escapes": _card(lambda c: c.__setitem__("id", "../../escape")),
-        "card arch garbage": _card(lambda c: c.__setitem__("arch", "garbage")),
+        "card id escapes": edit_card(lambda c: c.__setitem__("id", "../../escape")),
+        "card arch garbage": edit_card(lambda c: c.__setitem__("arch", "garbage")),
         "card missing": lambda run: (run / "models" / first_model(run) / "card.json").unlink(),
     }
     for name, tamper in card_edits.items():
         yield run_case(name, tamper, ["finetune", "RUN", "--arch", "FIRST", "--epochs", "1"])
-    yield run_case("index not json", _write("models/index.json", b"]"), stages["report"], "cannot read")
+    yield run_case("index not json", write_file("models/index.json", b"]"), stages["report"], "cannot read")
     yield run_case(
         "index names a path",
-        _set_json("models/index.json", lambda d: d.__setitem__("models", ["../../etc"])),
+        set_json("models/index.json", lambda d: d.__setitem__("models", ["../../etc"])),
         stages["report"],
         "",
     )
     yield run_case("finetune unknown arch", lambda run: None, ["finetune", "RUN", "--arch", "net-0123456789"])
     yield run_case("finetune malformed arch", lambda run: None, ["finetune", "RUN", "--arch", "s1d9-nonsense"])
     yield run_case("finetune epochs 0", lambda run: None, ["finetune", "RUN", "--arch", "FIRST", "--epochs", "0"])
-    qat = ["finetune", "RUN", "--arch", "FIRST", "--epochs", "1", "--qat"]
-    yield run_case("qat of a float32 model", lambda run: None, qat, "float32 throughout")
     yield run_case("rerun without resume", lambda run: None, ["run", "--data", "digits", "--out", "RUN"])
     yield run_case("resume with other data", lambda run: None, ["run", "--out", "RUN", "--resume", "--data", "x.npz"])
     yield run_case("resume with other epochs", lambda run: None, ["train", "RUN", "--epochs", "5"], "epochs")
@@ -360,7 +333,7 @@ def _report_cases() -> Iterator[Case]:
         ["compare", "RUN", "--out", "notes.html"],
         "not a lightnas comparison",
     )
-    yield run_case("compare a damaged store", _db_page(1), ["compare", "RUN", "--out", "c.html"], "damaged")
+    yield run_case("compare a damaged store", overwrite_db_page(1), ["compare", "RUN", "--out", "c.html"], "damaged")
     yield run_case("study to a plain path", lambda run: None, ["export-study", "RUN", "--storage", "x.db"], "URL")
     yield run_case(
         "study into the run's store",
@@ -370,7 +343,7 @@ def _report_cases() -> Iterator[Case]:
     )
     yield run_case(
         "study of a damaged checkpoint",
-        _write("supernet.pt", b"x" * 64),
+        write_file("supernet.pt", b"x" * 64),
         ["export-study", "RUN", "--storage", "sqlite:///s.db"],
     )
     yield run_case("unknown executor", lambda run: None, ["search", "RUN", "--executor", "slurm"], "executor")
@@ -400,4 +373,4 @@ def _foreign_lut(run: Path) -> None:
 
 def battery() -> list[Case]:
     """Every hand-written hostile case: data, options and a tampered finished run."""
-    return [*_data_cases(), *_option_cases(), *_nb201_cases(), *_run_folder_cases()]
+    return [*_data_cases(), *_option_cases(), *_quantize_cases(), *_nb201_cases(), *_run_folder_cases()]
