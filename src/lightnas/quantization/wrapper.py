@@ -25,6 +25,7 @@ from lightnas.hardware.latency import to_onnx_bytes
 from lightnas.quantization.onnx_int8 import Int8Graph, in_modules, int8_settings
 from lightnas.quantization.policy import PRECISIONS, precision_space, split_policy
 from lightnas.space import Arch
+from lightnas.supernets.base import trained_like
 
 PART_CALIB_IMAGES = 16  # random inputs calibrating a latency part (its timing does not depend on them)
 CACHED_GRAPHS = 16
@@ -167,6 +168,7 @@ class PrecisionSupernet:
         module, shape = self.net.build_part(tuple(spec))
         if precision == "fp32":
             return module, shape
+        module = trained_like(module)  # fresh statistics export degenerate constants that INT8 kernels cannot fuse
         x = np.random.default_rng(0).standard_normal((PART_CALIB_IMAGES, *shape)).astype(np.float32)
         graph = Int8Graph(lambda: to_onnx_bytes(module, shape), x, self.method)
         return QuantizedModule(module, ("",), graph), shape

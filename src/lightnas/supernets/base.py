@@ -261,3 +261,21 @@ class Supernet(nn.Module, ABC):
         """The dimension names whose elastic kind is one of ``kinds``."""
         groups = self.elastic_groups()
         return [n for n in groups if groups[n] in kinds]
+
+
+@torch.no_grad()
+def trained_like(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give every normalisation layer non-trivial statistics and affine
+    parameters, seeded, as a trained network has: fresh ones are the identity,
+    which hides slicing errors in tests and, exported to ONNX, folds into
+    identical constants that the exporter merges (ONNX Runtime then cannot
+    fuse INT8 convolutions whose bias is such a merged constant)."""
+    g = torch.Generator().manual_seed(seed)
+    for m in net.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm | torch.nn.LayerNorm) and m.weight is not None:
+            m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+            m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+    return net.eval()

@@ -11,6 +11,7 @@ import torch
 
 from lightnas.data.sources import Dataset
 from lightnas.space import Arch
+from lightnas.supernets.base import trained_like
 
 
 def random_dataset(input_shape: tuple[int, int, int], n_classes: int, n: int = 64, seed: int = 0) -> Dataset:
@@ -19,21 +20,6 @@ def random_dataset(input_shape: tuple[int, int, int], n_classes: int, n: int = 6
     x = rng.integers(0, 256, (n, *input_shape), dtype=np.uint8)
     y = np.arange(n, dtype=np.int64) % n_classes
     return Dataset("random", x, y, x[:16], y[:16], x[:16], y[:16], [str(c) for c in range(n_classes)])
-
-
-@torch.no_grad()
-def trained_like(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Give every normalisation layer non-trivial statistics and affine parameters
-    (fresh ones are the identity and would hide slicing errors)."""
-    g = torch.Generator().manual_seed(seed)
-    for m in net.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm | torch.nn.LayerNorm) and m.weight is not None:
-            m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
-            m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-    return net.eval()
 
 
 class SupernetTests:
