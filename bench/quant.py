@@ -156,7 +156,10 @@ def main() -> int:
             res["batches"][batch] = {
                 "hv": hv,
                 "mixed_ge_both": bool(hv["mixed"] >= max(hv["fp32"], hv["int8"]) - 1e-12),
-                "front_sizes": {k: len(f) for k, f in fronts.items()},
+                "fronts": {
+                    k: [{"key": a.key, "accuracy": a_acc, "latency_ms": measured[a]} for a, a_acc in f]
+                    for k, f in fronts.items()
+                },
                 "int8_largest": {"accuracy": ref_acc, "latency_ms": ref_ms},
                 "mixed_at_equal_accuracy": (
                     {"key": fastest[0].key, "accuracy": fastest[1], "latency_ms": measured[fastest[0]]}

@@ -34,8 +34,33 @@ class _Parser(argparse.ArgumentParser):
         raise LightnasError(message)
 
 
-def _convert(cli: Any) -> Callable[[str], Any]:
+def parse_targets(text: str) -> tuple[str, ...]:
+    """``'0.02,0.05'`` (latency, ms) or ``'macs:1e6,2e6'`` -> constraint strings
+    such as ``('latency_ms<=0.02', 'latency_ms<=0.05')``."""
+    metric, _, values = text.rpartition(":")
+    metric = metric or "latency_ms"
+    out = []
+    for v in values.split(","):
+        try:
+            bound = float(v)
+        except ValueError:
+            raise LightnasError(f"malformed --targets {text!r} (expected numbers such as 0.02,0.05)") from None
+        out.append(f"{metric}<={bound!r}")
+    return tuple(out)
 
+
+def parse_option(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` with VALUE read as JSON when it parses, else as a string."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise LightnasError(f"malformed option {text!r} (expected NAME=VALUE)")
+    try:
+        return name, json.loads(raw)
+    except json.JSONDecodeError:
+        return name, raw
+
+
+def _convert(cli: Any) -> Callable[[str], Any]:
     if cli.path == "export.targets":
         return parse_targets
     if cli.path.endswith(".options"):
@@ -243,29 +268,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def parse_targets(text: str) -> tuple[str, ...]:
-    """``'0.02,0.05'`` (latency, ms) or ``'macs:1e6,2e6'`` -> constraint strings
-    such as ``('latency_ms<=0.02', 'latency_ms<=0.05')``."""
-    metric, _, values = text.rpartition(":")
-    metric = metric or "latency_ms"
-    out = []
-    for v in values.split(","):
-        try:
-            bound = float(v)
-        except ValueError:
-            raise LightnasError(f"malformed --targets {text!r} (expected numbers such as 0.02,0.05)") from None
-        out.append(f"{metric}<={bound!r}")
-    return tuple(out)
-
-
-def parse_option(text: str) -> tuple[str, Any]:
-    """``NAME=VALUE`` with VALUE read as JSON when it parses, else as a string."""
-    name, sep, raw = text.partition("=")
-    if not sep or not name:
-        raise LightnasError(f"malformed option {text!r} (expected NAME=VALUE)")
-    try:
-        return name, json.loads(raw)
-    except json.JSONDecodeError:
-        return name, raw
