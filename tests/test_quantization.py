@@ -192,7 +192,7 @@ def test_qat_leaves_the_folded_weights_on_the_int8_grid_and_mirrors_onnx_runtime
     qat(x)  # one pass records the activation ranges
     plain = qat.finish()
     again = net.requantize(plain, deployed.int8_modules)
-    graph = onnx.load_from_string(again.graph.fp32)
+    graph = onnx.load_from_string(again.graph.fp32).graph
     weights = [onnx.numpy_helper.to_array(i) for i in graph.initializer if len(i.dims) == 4]
     for w in weights:  # every folded convolution weight is a multiple of its channel's scale
         scale = np.abs(w).reshape(len(w), -1).max(1) / 127
