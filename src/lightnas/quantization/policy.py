@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from lightnas.errors import LightnasError
-from lightnas.space import Arch, Choice, SearchSpace, Value
+from lightnas.space import Choice, SearchSpace, Value
 
 PRECISIONS = ("fp32", "int8")
 """The precisions a group can run in; ``fp32`` is the float32 graph as exported."""
@@ -45,9 +45,3 @@ def split_policy(arch: Mapping[str, Value]) -> tuple[dict[str, Value], dict[str,
     base = {k: v for k, v in arch.items() if not k.startswith(PREFIX)}
     policy = {k[len(PREFIX) :]: str(v) for k, v in arch.items() if k.startswith(PREFIX)}
     return base, policy
-
-
-def describe_policy(arch: Arch, present: list[str]) -> dict[str, str]:
-    """Group -> precision for the groups ``present`` in the sub-network (cards, reports)."""
-    policy = split_policy(arch)[1]
-    return {g: policy[g] for g in present}
