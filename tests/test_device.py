@@ -6,6 +6,7 @@ latency) against the CPU's results.
 """
 
 import json
+import math
 import subprocess
 import sys
 
@@ -69,6 +70,37 @@ def test_checkpoint_records_where_it_trained(tmp_path):
     )
     settings = state["history"][0]["settings"]
     assert settings["device"] == "cpu" and settings["memory_format"] == "channels_last"
+
+
+def test_settings_trial_keeps_the_fastest_leaves_no_trace_and_resumes_alike(tmp_path, monkeypatch):
+    import lightnas.train.trainer as tr
+    from lightnas.data import load_dataset
+
+    data = load_dataset("digits", 0)
+    cfg = TrainConfig(epochs=2, batch_size=128, recipe="sandwich")
+    plain = tr.SupernetTrainer("mobilenet", _config(data), data, cfg)
+    assert plain.settings["precision"] == "float32" and not plain.autocast  # the CPU's one candidate
+    fp32 = {"memory_format": "channels_last", "precision": "float32"}
+    bf16 = {"memory_format": "contiguous", "precision": "bfloat16"}
+    monkeypatch.setattr(tr, "training_settings", lambda dev: [fp32, bf16])
+    tried = tr.SupernetTrainer("mobilenet", _config(data), data, cfg)
+    ms = tried.settings["step_ms"]
+    assert set(ms) == {"channels_last/float32", "contiguous/bfloat16"}
+    assert f"{tried.settings['memory_format']}/{tried.settings['precision']}" == min(ms, key=ms.get)
+    assert tried.autocast == (tried.settings["precision"] == "bfloat16")
+    for k, v in plain.net.state_dict().items():  # the trial's steps left no trace
+        assert torch.equal(v, tried.net.state_dict()[k]), k
+
+    monkeypatch.setattr(tr, "training_settings", lambda dev: [bf16])
+    first = tr.SupernetTrainer("mobilenet", _config(data), data, cfg)
+    first.end_epoch(0, first.train_epoch(0))  # trains under bfloat16 autocast
+    assert math.isfinite(first.state["history"][0]["loss"])
+    first.save(tmp_path / "s.pt")
+    monkeypatch.setattr(tr, "training_settings", lambda dev: [fp32])
+    again = tr.SupernetTrainer("mobilenet", _config(data), data, cfg)
+    again.resume(tmp_path / "s.pt")  # the same device: the recorded settings, not a new choice
+    assert again.autocast and again.settings["precision"] == "bfloat16"
+    assert again.memory_format == torch.contiguous_format
 
 
 def _config(data):

@@ -46,6 +46,19 @@ from lightnas.train.device import describe_device, resolve_device, synchronize, 
 from lightnas.train.recipes import RECIPES
 
 CHECKPOINT_FORMAT = "lightnas-supernet-2"
+MEMORY_FORMATS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
+
+
+def training_settings(dev: torch.device) -> list[dict[str, str]]:
+    """The settings a super-network's training step is timed in on ``dev``
+    (:meth:`SupernetTrainer._choose_layout` keeps the fastest): on the CPU
+    channels-last in float32 only (measured faster for these networks); on a
+    GPU both memory formats, in float32 and, where the GPU supports it, in
+    bfloat16 autocast (weights, optimiser and losses stay float32)."""
+    if dev.type != "cuda":
+        return [{"memory_format": "channels_last", "precision": "float32"}]
+    precisions = ["float32"] + (["bfloat16"] if torch.cuda.is_bf16_supported() else [])
+    return [{"memory_format": f, "precision": p} for p in precisions for f in MEMORY_FORMATS]
 
 
 def lr_at(step: float, total: float, warmup: float, base: float) -> float:
@@ -154,31 +167,32 @@ class SupernetTrainer:
         }
 
     def _choose_layout(self) -> dict[str, Any]:
-        """The memory format the super-network trains in, and why.
+        """The memory format and precision the super-network trains in, and why.
 
-        On the CPU, channels-last (measured faster for these depthwise
-        networks). On a GPU, the faster of channels-last and contiguous over a
-        few timed training steps: sliced depthwise convolutions make the
-        usual choice the slow one there. The trial leaves no trace: weights,
-        buffers and the random streams are restored, the optimiser is made after.
-        Returns the settings recorded in the checkpoint's history."""
-        info = {**describe_device(self.device), "memory_format": "channels_last", "processes": self.world}
-        if self.device.type != "cuda":
-            self.memory_format = torch.channels_last
-            self.net.to(memory_format=self.memory_format)
-            return info
+        Each of :func:`training_settings` (one on the CPU: channels-last,
+        float32) is timed over a few training steps of the recipe's students
+        and the fastest kept: on a GPU sliced depthwise convolutions make the
+        usual choices (channels-last, bfloat16 autocast) the slow ones for
+        small networks, and the fast ones for others. The trial leaves no
+        trace: weights, buffers and the random streams are restored, the
+        optimiser is made after. Returns the settings recorded in the
+        checkpoint's history (with each candidate's milliseconds per step)."""
+        info = {**describe_device(self.device), "processes": self.world}
+        candidates = training_settings(self.device)
+        if len(candidates) == 1:
+            self._apply(candidates[0])
+            return {**info, **candidates[0]}
         saved = {k: v.clone() for k, v in self.net.state_dict().items()}
         n = min(self.cfg.batch_size, len(self.x_train))
         xb, yb = self.x_train[:n], self.y_train[:n]
         timings = {}
-        with torch.random.fork_rng(devices=[self.device]):
-            for name, fmt in (("channels_last", torch.channels_last), ("contiguous", torch.contiguous_format)):
-                self.net.to(memory_format=fmt)
-                self.memory_format = fmt
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            for cand in candidates:
+                self._apply(cand)
                 self.opt = torch.optim.SGD(self.net.parameters(), lr=0.0)
                 rng = np.random.default_rng(0)
                 students = [self.recipe.students(0, rng) if self.recipe is not None else [] for _ in range(4)]
-                timings[name] = (
+                timings["/".join(cand.values())] = (
                     1e3
                     * time_calls(
                         lambda s=students: [
@@ -190,10 +204,20 @@ class SupernetTrainer:
                     / len(students)
                 )
         self.net.load_state_dict(saved)
-        best = min(timings, key=timings.get)
-        self.memory_format = torch.channels_last if best == "channels_last" else torch.contiguous_format
+        best = candidates[int(np.argmin(list(timings.values())))]
+        self._apply(best)
+        return {**info, **best, "step_ms": {k: round(v, 2) for k, v in timings.items()}}
+
+    def _apply(self, settings: dict[str, Any]) -> None:
+        """Train in ``settings`` (``memory_format``, ``precision``) from now on."""
+        self.memory_format = MEMORY_FORMATS[settings["memory_format"]]
         self.net.to(memory_format=self.memory_format)
-        return {**info, "memory_format": best, "step_ms": {k: round(v, 2) for k, v in timings.items()}}
+        self.autocast = settings.get("precision", "float32") == "bfloat16"
+
+    def _forward(self, xb: torch.Tensor) -> torch.Tensor:
+        """The active sub-network's logits, under bfloat16 autocast when the settings say so."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            return self.net(xb)
 
     def _recipe(self) -> Any:
         from lightnas.train.sampling import PartCost
@@ -212,6 +236,11 @@ class SupernetTrainer:
                 raise LightnasError(f"{checkpoint} was trained with a different {key.replace('_', ' ')}")
         if old.get("data", {}).get("splits") != self.state["data"].get("splits"):
             raise LightnasError(f"{checkpoint} was trained on different data")
+        recorded = old["history"][-1].get("settings", {}) if old.get("history") else {}
+        if "memory_format" in recorded and all(recorded.get(k) == self.settings.get(k) for k in ("device", "name")):
+            self._apply(recorded)  # the same device again: the same layout and precision, so the same floats
+            chosen = {k: recorded[k] for k in ("memory_format", "precision") if k in recorded}
+            self.settings = {**self.settings, **chosen}
         try:
             self.net.load_state_dict(old["train_state_dict"])
             self.opt.load_state_dict(old["optimizer"])
@@ -235,10 +264,10 @@ class SupernetTrainer:
         net, plist = self.net, list(self.params.values())
         self.opt.zero_grad(set_to_none=True)
         net.set_active(self.teacher)
-        logits = net(xb)
-        loss = self.task.loss(logits, yb)
+        logits = self._forward(xb)
+        loss = self.task.loss(logits.float(), yb)
         (loss * share).backward()
-        soft = logits.detach()
+        soft = logits.detach().float()
         teacher_grads = None
         if students and self.cfg.project_conflicts:
             teacher_grads = _take_grads(plist)
@@ -247,7 +276,7 @@ class SupernetTrainer:
             m.train(False)
         for arch in students:
             net.set_active(arch)
-            (self.task.distill_loss(net(xb), soft, yb) * share).backward()
+            (self.task.distill_loss(self._forward(xb).float(), soft, yb) * share).backward()
         for m in self.dropouts:
             m.train(True)
         sum_over_processes([p.grad for p in plist], self.world)
