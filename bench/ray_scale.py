@@ -7,9 +7,12 @@ Needs a finished run (the default: ``lightnas run`` -> ./lightnas-run).
    ``lightnas.evaluate.ray_pool.RayPool`` with 1 worker, then with
    ``--workers`` workers, one thread each, timed from the moment every worker
    has loaded the super-network and the data; the accuracies must be equal.
-2. ``lightnas search`` with ``--executor ray`` on a copy of the run without
-   its evaluations, budget 60; after ``--kill-after`` seconds one worker
-   process gets SIGKILL. The store must hold 60 evaluations, none twice.
+2. ``lightnas search --executor ray --latency lut`` on copies of the run
+   without their evaluations, budget 40, with 1 and ``--workers`` workers
+   under each ``--schedule`` (batch, async), timed end to end (Ray's start
+   and the workers' loading included).
+3. The same with budget 60 where, after ``--kill-after`` seconds, one
+   worker process gets SIGKILL. The store must hold 60 evaluations, none twice.
 
     python bench/ray_scale.py lightnas-run --json
 """
@@ -46,8 +49,10 @@ def throughput(run: Path, workers: int, archs: list) -> tuple[float, list[float]
         pool.close()
 
 
-def killed_search(run: Path, workers: int, kill_after: float) -> dict:
-    """A 60-evaluation search on a copy of ``run`` with one worker killed."""
+def search(run: Path, workers: int, schedule: str, budget: int, kill_after: float | None = None) -> dict:
+    """``lightnas search`` with ``--executor ray`` on a copy of ``run``
+    without its evaluations (latency from the run's lookup table), one
+    worker killed by SIGKILL after ``kill_after`` seconds if given."""
     from lightnas.config import RunConfig
     from lightnas.store import OK, Store
 
@@ -57,21 +62,25 @@ def killed_search(run: Path, workers: int, kill_after: float) -> dict:
         killed: list[int] = []
 
         def kill() -> None:
-            time.sleep(kill_after)
+            time.sleep(kill_after)  # type: ignore[arg-type]
             pids = subprocess.run(["pgrep", "-f", "ray::Worker"], capture_output=True, text=True).stdout.split()
             if pids:
                 os.kill(int(pids[0]), signal.SIGKILL)
                 killed.append(int(pids[0]))
 
-        threading.Thread(target=kill, daemon=True).start()
+        if kill_after is not None:
+            threading.Thread(target=kill, daemon=True).start()
         t0 = time.perf_counter()
-        cmd = [sys.executable, "-m", "lightnas.cli", "search", str(out), "--budget", "60", "--quiet"]
-        res = subprocess.run([*cmd, "--executor", "ray", "--workers", str(workers)], capture_output=True, text=True)
+        cmd = [sys.executable, "-m", "lightnas.cli", "search", str(out), "--budget", str(budget), "--quiet"]
+        cmd += ["--executor", "ray", "--workers", str(workers), "--schedule", schedule, "--latency", "lut"]
+        res = subprocess.run(cmd, capture_output=True, text=True)
         seconds = time.perf_counter() - t0
         cfg = RunConfig.from_file(out / "config.json")
         with Store(out / "lightnas.db") as store:
             keys = [r.arch_key for r in store.records(cfg.study(), OK)]
     return {
+        "schedule": schedule,
+        "workers": workers,
         "exit": res.returncode,
         "stderr": res.stderr.strip().splitlines()[-1:] if res.returncode else [],
         "killed_pid": killed,
@@ -105,7 +114,8 @@ def main() -> int:
         f"{args.workers}_workers_s": round(many_s, 2),
         "speedup": round(one_s / many_s, 2),
         "same_accuracies": one_acc == many_acc,
-        "killed_search": killed_search(run, args.workers, args.kill_after),
+        "searches": [search(run, w, sched, 40) for sched in ("batch", "async") for w in (1, args.workers)],
+        "killed_searches": [search(run, args.workers, sched, 60, args.kill_after) for sched in ("batch", "async")],
     }
     if args.json:
         print(json.dumps(result, indent=1))
@@ -114,8 +124,13 @@ def main() -> int:
             f"{len(archs)} accuracy evaluations: 1 worker {one_s:.1f} s, {args.workers} workers {many_s:.1f} s, "
             f"{result['speedup']:.2f}x; same accuracies: {result['same_accuracies']}"
         )
-        k = result["killed_search"]
-        print(f"search with a worker killed: exit {k['exit']}, {k['rows']} rows, {k['duplicates']} duplicates")
+        for k in result["searches"]:
+            print(f"search of 40, {k['schedule']}, {k['workers']} worker(s): {k['seconds']} s, {k['rows']} rows")
+        for k in result["killed_searches"]:
+            print(
+                f"search of 60, {k['schedule']}, a worker killed: exit {k['exit']}, {k['rows']} rows, "
+                f"{k['duplicates']} duplicates"
+            )
     return 0
 
 

@@ -1,5 +1,5 @@
 """--executor ray on a local cluster: the same evaluations as the local
-executor, latency on the node holding the target resource, a worker killed
+executor (asynchronous: the same budget, none twice), latency on the node holding the target resource, a worker killed
 with SIGKILL replaced without losing or repeating a candidate."""
 
 import os
@@ -27,7 +27,12 @@ def evaluations(out: Path) -> dict[str, dict]:
 
 def test_ray_search_equals_local(finished_run, tmp_path):
     runs = {}
-    for name, extra in (("local", []), ("ray", ["--executor", "ray", "--workers", "2", "--target-resource", "tgt"])):
+    variants = (
+        ("local", []),
+        ("ray", ["--executor", "ray", "--workers", "2", "--target-resource", "tgt"]),
+        ("async", ["--executor", "ray", "--workers", "2", "--schedule", "async"]),
+    )
+    for name, extra in variants:
         out = tmp_path / name
         shutil.copytree(finished_run, out)
         assert main(["search", str(out), "--budget", "10", "--quiet", *extra]) == 0
@@ -36,6 +41,9 @@ def test_ray_search_equals_local(finished_run, tmp_path):
     assert len(runs["ray"]) == 10 and runs["ray"].keys() == runs["local"].keys()
     for key, m in runs["ray"].items():  # accuracy computed by the workers, latency by the target's actor
         assert m["accuracy"] == runs["local"][key]["accuracy"] and m["latency_ms"] > 0
+    assert len(runs["async"]) == 10  # asynchronous: the same budget, none twice, its own candidates
+    for key in runs["async"].keys() & runs["local"].keys():
+        assert runs["async"][key]["accuracy"] == runs["local"][key]["accuracy"]
 
 
 @pytest.mark.slow

@@ -132,11 +132,19 @@ class SearchConfig:
     target_resource: str = opt(
         "", "--target-resource", "Ray custom resource of the node whose latency is searched (default: the driver's)"
     )
+    schedule: str = opt(
+        "batch",
+        "--schedule",
+        "'batch' (the strategy's batches of 8, told whole: the same evaluations on any number of workers) "
+        "or 'async' (each result told as it arrives, every worker kept busy)",
+    )
 
     def __post_init__(self) -> None:
         _positive(self, "budget", "workers")
         if self.executor not in ("local", "ray"):
             raise LightnasError(f"executor must be local or ray, not {self.executor!r}")
+        if self.schedule not in ("batch", "async"):
+            raise LightnasError(f"--schedule must be batch or async, not {self.schedule!r}")
         object.__setattr__(self, "constraints", tuple(self.constraints))
         for c in map(parse_constraint, self.constraints):
             if c.metric not in CONSTRAINT_METRICS:

@@ -84,7 +84,15 @@ def stage_search(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = Non
             if cfg.quantize.precision:
                 store.set_meta("quantization", net.describe())
             runner = Runner(
-                net.space, evaluator, strategy, store, cfg.study(), cfg.search.budget, constraints, progress=not quiet
+                net.space,
+                evaluator,
+                strategy,
+                store,
+                cfg.study(),
+                cfg.search.budget,
+                constraints,
+                progress=not quiet,
+                schedule=cfg.search.schedule,
             )
             return runner.run()
     finally:

@@ -47,3 +47,47 @@ def test_impossible_constraints_stop_with_an_error():
 def test_unknown_strategy_is_an_error():
     with pytest.raises(LightnasError, match="unknown strategy"):
         create_strategy("nope", SPACE, OBJ)
+
+
+def test_ask_waits_for_pending_results_instead_of_sampling():
+    strat = create_strategy("nsga2", SPACE, OBJ, pop_size=6)
+    first = strat.ask(6)  # pymoo's first generation
+    assert first.state == "candidates" and len(first) == 6
+    assert strat.ask(3).state == "wait"
+    strat.tell(first[:5], [metrics(a) for a in first[:5]])
+    held = strat.ask(3)  # the generation is not complete: nothing worth proposing yet
+    assert held.state == "wait" and len(held) == 0
+    strat.tell(first[5:], [metrics(a) for a in first[5:]])
+    nxt = strat.ask(3)
+    assert nxt.state == "candidates" and 1 <= len(nxt) <= 3 and not set(nxt) & set(first)
+
+
+def test_exhausted_space_says_so():
+    space = SearchSpace((Choice("x", (1, 2)),))
+    strat = create_strategy("lightnas", space, [Objective("y")])
+    both = strat.ask(5)
+    assert len(both) == 2
+    strat.tell(both, [{"y": 1.0}, {"y": 2.0}])
+    assert strat.ask(1).state == "exhausted"
+
+
+def test_async_schedule_keeps_every_slot_busy():
+    from lightnas.testing.strategies import ShufflingEvaluator
+
+    class Watching(ShufflingEvaluator):
+        def collect(self):  # noqa: ANN202
+            self.busy.append(len(self.flight))
+            return super().collect()
+
+    ev = Watching(slots=3)
+    ev.busy = []
+    strat = create_strategy("evolution", SPACE, OBJ, pop_size=6, sample_size=3)
+    trials = Runner(SPACE, ev, strat, Store(":memory:"), "s", 30, progress=False, schedule="async").run()
+    assert len(trials) == 30
+    assert ev.busy.count(3) >= 25  # full but for the last two collections
+
+
+def test_unknown_schedule_is_an_error():
+    strat = create_strategy("random", SPACE, OBJ)
+    with pytest.raises(LightnasError, match="schedule"):
+        Runner(SPACE, FunctionEvaluator(metrics), strat, Store(":memory:"), "s", 5, schedule="eager")

@@ -25,20 +25,47 @@ class Evaluator:
     predictions): strategies may compute them for thousands of candidates
     instead of predicting them. They must equal what ``cheap_metrics`` or
     ``evaluate`` report for the same metric. The default has none.
+
+    Evaluations run through ``submit(arch)`` and ``collect()``: up to
+    ``slots`` of them at once (1 here, one per worker in a parallel executor
+    such as :mod:`lightnas.evaluate.ray_pool`), each submitted architecture
+    collected exactly once, in the order they finish. ``times_cheap_metrics``
+    is True when ``cheap_metrics`` times something on the machine that
+    evaluates, so that no evaluation may run meanwhile.
     """
+
+    slots: int = 1
+    times_cheap_metrics: bool = False
 
     def evaluate(self, arch: Arch) -> dict[str, float]:
         raise NotImplementedError
 
+    def submit(self, arch: Arch) -> None:
+        """Start evaluating ``arch``; its metrics come back from :meth:`collect`.
+        The default queues it and evaluates it when collected."""
+        self.__dict__.setdefault("_queued", []).append(arch)
+
+    def collect(self) -> tuple[Arch, dict[str, float], float]:
+        """Wait for the next submitted evaluation to finish: ``(arch, metrics,
+        seconds it took)``. Raises ``RuntimeError`` when nothing is submitted."""
+        queued = self.__dict__.get("_queued")
+        if not queued:
+            raise RuntimeError("collect() without a submitted evaluation")
+        arch = queued.pop(0)
+        t0 = time.perf_counter()
+        metrics = self.evaluate(arch)
+        return arch, metrics, time.perf_counter() - t0
+
     def evaluate_many(self, archs: Sequence[Arch]) -> Iterator[tuple[int, dict[str, float], float]]:
-        """``evaluate`` each of ``archs``; yields ``(position in archs, metrics,
-        seconds)`` as each finishes, in any order, every position exactly
-        once. The default evaluates them one after the other; parallel
-        executors (:mod:`lightnas.evaluate.ray_pool`) override it."""
-        for i, arch in enumerate(archs):
-            t0 = time.perf_counter()
-            metrics = self.evaluate(arch)
-            yield i, metrics, time.perf_counter() - t0
+        """Evaluate the distinct ``archs`` (all submitted at once); yields
+        ``(position in archs, metrics, seconds)`` as each finishes, every
+        position exactly once."""
+        position = {a: i for i, a in enumerate(archs)}
+        for a in archs:
+            self.submit(a)
+        for _ in archs:
+            arch, metrics, seconds = self.collect()
+            yield position[arch], metrics, seconds
 
     def cheap_metrics(self, arch: Arch) -> dict[str, float]:
         return {}

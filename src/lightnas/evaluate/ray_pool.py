@@ -12,16 +12,17 @@ worker's evaluation.
 
 A worker that dies (killed, out of memory, node lost) is replaced and its
 candidate evaluated again by another worker; a candidate whose evaluation
-kills three workers stops the search with a one-line error. Results do not
-depend on the number of workers: the runner evaluates the batches the
-strategy asks for, in the order asked, whatever order they finish in.
+kills three workers stops the search with a one-line error. With the
+runner's ``batch`` schedule results do not depend on the number of workers
+(the strategy's batches, told in the order asked, whatever order they
+finish in); with ``async`` a worker that finishes gets the next candidate at
+once (:class:`lightnas.search.runner.Runner`).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,10 @@ class RayPool(Evaluator):
         self._actor = ray.remote(num_cpus=1, max_restarts=0)(Worker)
         self._args = (str(out), config, threads)
         self.actors = [self._actor.remote(*self._args) for _ in range(workers)]
+        self._idle = list(self.actors)
+        self._queue: list[Arch] = []
+        self._running: dict[Any, tuple[Arch, Any]] = {}
+        self._attempts: dict[Arch, int] = {}
         self.latency = None
         if target_resource:
             place = ray.remote(num_cpus=0, resources={target_resource: 1}, max_restarts=1)(Worker)
@@ -136,36 +141,52 @@ class RayPool(Evaluator):
     def known_metrics(self, arch: Arch) -> dict[str, float]:
         return self.local.known_metrics(arch)
 
+    @property
+    def slots(self) -> int:  # type: ignore[override]
+        return len(self.actors)
+
+    @property
+    def times_cheap_metrics(self) -> bool:  # type: ignore[override]
+        return self.latency is None and bool(getattr(self.local, "times_cheap_metrics", False))
+
     def evaluate(self, arch: Arch) -> dict[str, float]:
         return next(self.evaluate_many([arch]))[1]
 
-    def evaluate_many(self, archs: Sequence[Arch]) -> Iterator[tuple[int, dict[str, float], float]]:
+    def submit(self, arch: Arch) -> None:
+        self._queue.append(arch)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        while self._queue and self._idle:
+            arch, actor = self._queue.pop(0), self._idle.pop(0)
+            self._attempts[arch] = self._attempts.get(arch, 0) + 1
+            self._running[actor.evaluate.remote(dict(arch))] = (arch, actor)
+
+    def collect(self) -> tuple[Arch, dict[str, float], float]:
         ray = self.ray
-        queue, attempts = list(range(len(archs))), [0] * len(archs)
-        idle, running = list(self.actors), {}
-        while queue or running:
-            while queue and idle:
-                i, actor = queue.pop(0), idle.pop(0)
-                attempts[i] += 1
-                running[actor.evaluate.remote(dict(archs[i]))] = (i, actor)
-            (ref,), _ = ray.wait(list(running), num_returns=1)
-            i, actor = running.pop(ref)
+        while self._running:
+            (ref,), _ = ray.wait(list(self._running), num_returns=1)
+            arch, actor = self._running.pop(ref)
             try:
                 metrics, seconds = self._get(ref)
             except ray.exceptions.RayActorError:  # the worker died: replace it, evaluate again elsewhere
-                if attempts[i] >= MAX_ATTEMPTS:
+                if self._attempts[arch] >= MAX_ATTEMPTS:
                     raise LightnasError(
-                        f"{MAX_ATTEMPTS} Ray workers died evaluating {archs[i].key}; stopping the search"
+                        f"{MAX_ATTEMPTS} Ray workers died evaluating {arch.key}; stopping the search"
                     ) from None
                 self.retries += 1
                 self.actors.remove(actor)
                 replacement = self._actor.remote(*self._args)
                 self.actors.append(replacement)
-                idle.append(replacement)
-                queue.insert(0, i)
+                self._idle.append(replacement)
+                self._queue.insert(0, arch)
+                self._dispatch()
                 continue
-            idle.append(actor)
-            yield i, metrics, seconds
+            self._idle.append(actor)
+            del self._attempts[arch]
+            self._dispatch()
+            return arch, metrics, seconds
+        raise RuntimeError("collect() without a submitted evaluation")
 
     def close(self) -> None:
         """Stop the workers, and the local cluster if this pool started it."""

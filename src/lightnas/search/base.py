@@ -4,9 +4,15 @@ A strategy proposes architectures (``ask``) and learns their metrics
 (``tell``). Contract, checked by ``tests/search/test_conformance.py`` for
 every registered strategy:
 
-- ``ask(n)`` returns between 1 and ``n`` architectures, all distinct, none
-  already told or still pending; an empty list only when the space is
-  exhausted.
+- ``ask(n)`` returns an :class:`Asked`: between 1 and ``n`` architectures,
+  all distinct, none already told or still pending (state ``candidates``);
+  or none, with state ``wait`` (nothing worth proposing before a pending
+  evaluation is told: asynchronous runners collect one and ask again) or
+  ``exhausted`` (nothing left to propose). A strategy's ``_ask`` returns
+  what it would choose; when that is nothing new, ``ask`` waits while
+  evaluations are pending and otherwise substitutes uniform samples (the
+  strategy can learn nothing more by waiting), so no strategy ever stalls
+  and none substitutes random samples for results it is waiting for.
 - ``tell(archs, metrics)`` takes every asked architecture exactly once, with
   its metric dictionary (which may hold only the cheap metrics of an
   architecture a constraint rejected before evaluation).
@@ -36,6 +42,21 @@ STRATEGIES: Registry[Any] = Registry(  # every other module of this package is a
     ),
     group="lightnas.strategies",
 )
+
+
+CANDIDATES, WAIT, EXHAUSTED = "candidates", "wait", "exhausted"
+
+
+class Asked(tuple):  # noqa: SLOT001 - carries its state
+    """What :meth:`Strategy.ask` returns: a tuple of architectures and its
+    ``state``, one of ``candidates``, ``wait`` or ``exhausted``."""
+
+    state: str
+
+    def __new__(cls, archs: Sequence[Arch] = (), state: str = CANDIDATES) -> Asked:
+        self = super().__new__(cls, archs)
+        self.state = state
+        return self
 
 
 def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
@@ -113,7 +134,7 @@ class Strategy(ABC):
         self.fronts = [tuple(g) for g in groups]
 
     # -- the contract ---------------------------------------------------------
-    def ask(self, n: int) -> list[Arch]:
+    def ask(self, n: int) -> Asked:
         if n < 1:
             raise ValueError("ask(n) needs n >= 1")
         out: list[Arch] = []
@@ -123,9 +144,18 @@ class Strategy(ABC):
             if self.is_new(a) and a not in out:
                 out.append(a)
         if not out:
+            if self._pending:
+                return Asked((), WAIT)
             out = self.random_new(n)
+            if not out:
+                return Asked((), EXHAUSTED)
         self._pending.update(out)
-        return out
+        return Asked(out)
+
+    @property
+    def pending(self) -> list[Arch]:
+        """Architectures asked and not yet told, in a fixed order (by key)."""
+        return sorted(self._pending, key=lambda a: a.key)
 
     def tell(self, archs: Sequence[Arch], metrics: Sequence[Mapping[str, float]]) -> None:
         if len(archs) != len(metrics):
@@ -141,7 +171,9 @@ class Strategy(ABC):
 
     @abstractmethod
     def _ask(self, n: int) -> list[Arch]:
-        """Propose up to ``n`` architectures; duplicates are filtered by ``ask``."""
+        """Propose up to ``n`` architectures; duplicates are filtered by
+        ``ask``. Return nothing rather than random samples when nothing is
+        worth proposing (``ask`` decides between waiting and sampling)."""
 
     def _tell(self, archs: list[Arch], metrics: list[dict[str, float]]) -> None:  # noqa: B027
         """Hook for subclasses; the base class has already recorded the data."""

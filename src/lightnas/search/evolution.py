@@ -39,8 +39,11 @@ class RegularizedEvolution(Strategy):
         self.population: deque[tuple[Arch, np.ndarray, float]] = deque(maxlen=pop_size)
 
     def _ask(self, n: int) -> list[Arch]:
+        missing = self.pop_size - len(self.population) - len(self._pending)
+        if missing > 0:
+            return self.random_new(min(n, missing))
         if len(self.population) < self.pop_size:
-            return self.random_new(min(n, self.pop_size - len(self.population)))
+            return []  # the first population is still being evaluated
         out: list[Arch] = []
         for _ in range(20 * n):
             if len(out) == n:
@@ -55,7 +58,7 @@ class RegularizedEvolution(Strategy):
             child = self.space.mutate(parent, self.rng)
             if self.is_new(child) and child not in out:
                 out.append(child)
-        return out or self.random_new(n)
+        return out
 
     def _tell(self, archs: list[Arch], metrics: list[dict[str, float]]) -> None:
         for a, m in zip(archs, metrics, strict=True):

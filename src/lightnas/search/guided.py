@@ -187,21 +187,28 @@ class GuidedSearch(Strategy):
             return start[:n]
         usable = [i for i, m in enumerate(self.metrics) if all(o.metric in m for o in self.objectives)]
         if len(usable) < 3 and not self.zero_cost:
-            return self.random_new(n)
+            return []
         codes, X, known = self._candidates()
         if len(codes) == 0:
             return []
+        n_cand, pending = len(codes), self.pending
+        if pending:  # evaluations in flight (asynchronous runs) are predicted with the candidates
+            Xp, kp = self._inputs(np.stack([self.space.encode(a) for a in pending]))
+            X, known = np.vstack([X, Xp]), {k: np.concatenate([v, kp[k]]) for k, v in known.items()}
         pred = self._stand_in(known) if self.zero_cost else self._predict(X, known)
         if pred is None and self.zero_cost:
             raise LightnasError(
                 "the zero-cost strategy needs zero-cost proxies (zc_*) among the evaluator's known metrics"
             )
         if pred is None:
-            return self.random_new(n)
+            return []
         mu, sd, ok = pred
+        # Kriging believer across asks: pending evaluations count at their predicted means
+        believed = mu[n_cand:][ok[n_cand:]]
+        mu, sd, ok = mu[:n_cand], sd[:n_cand], ok[:n_cand]
         if ok.any():
             codes, mu, sd = codes[ok], mu[ok], sd[ok]
-        _, F = self.feasible_data()
+        F = np.vstack([self.feasible_data()[1], believed])
         return [self.space.decode(codes[i]) for i in self._select(F, mu, sd, n)]
 
     def _start_design(self) -> list[Arch]:

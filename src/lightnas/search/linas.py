@@ -46,7 +46,7 @@ class LINAS(Strategy):
             elif self._pending:
                 return []
             else:
-                self._queue = [a for a in self._inner_search() if self.is_new(a)] or self.random_new(n)
+                self._queue = [a for a in self._inner_search() if self.is_new(a)]
         out, self._queue = self._queue[:n], self._queue[n:]
         return out
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from lightnas.errors import LightnasError
 from lightnas.evaluate.base import Evaluator
 from lightnas.objectives import Constraint, feasible
-from lightnas.search.base import Strategy
+from lightnas.search.base import EXHAUSTED, Strategy
 from lightnas.space import Arch, SearchSpace
 from lightnas.store import OK, SKIPPED, Store
 
@@ -25,18 +25,37 @@ class Trial:
     feasible: bool
 
 
+SCHEDULES = ("batch", "async")
+
+
 class Runner:
     """Runs a search.
 
     Guarantees: at most ``budget`` evaluations in the study (counting those
     already in the store); no architecture evaluated twice (the store is
-    consulted before every evaluation, so a resumed run replays stored
-    results instead of re-evaluating them, and a deterministic strategy
-    resumes exactly where it stopped); every evaluation committed to the
+    consulted before every evaluation); every evaluation committed to the
     store as soon as it finishes. Architectures that fail a constraint on a
     cheap metric are stored as skipped and do not use the budget; at most
     ``max_skips`` of them are tolerated before the constraints are declared
     too tight.
+
+    Two schedules of the evaluator's ``slots`` (parallel evaluations):
+
+    - ``batch`` (default): the strategy's batches of ``batch_size``, each
+      told whole, in the order asked, whatever order its evaluations finish
+      in. The same seed gives the same evaluations on any number of workers,
+      and a resumed run replays the stored results the strategy asks for
+      again, so a deterministic strategy resumes exactly where it stopped.
+    - ``async``: every slot kept busy; each result is told as it arrives, a
+      free slot takes the next asked candidate, and once none is left the
+      strategy is asked for up to ``batch_size`` more while the other slots
+      work (a strategy that has nothing worth proposing before a pending
+      result says ``wait``, see :class:`lightnas.search.base.Asked`). A
+      resumed run tells the strategy every stored result first.
+
+    The cheap metrics of the architectures asked together are obtained
+    before any of them is submitted; when the evaluator times them on its
+    own machine (``times_cheap_metrics``) no evaluation is in flight meanwhile.
     """
 
     def __init__(
@@ -51,9 +70,12 @@ class Runner:
         batch_size: int = 8,
         max_skips: int | None = None,
         progress: bool = True,
+        schedule: str = "batch",
     ):
         if budget < 1:
             raise LightnasError(f"budget must be at least 1, not {budget}")
+        if schedule not in SCHEDULES:
+            raise LightnasError(f"schedule must be one of {', '.join(SCHEDULES)}, not {schedule!r}")
         self.space = space
         self.evaluator = evaluator
         self.strategy = strategy
@@ -65,6 +87,7 @@ class Runner:
         self.batch_size = batch_size
         self.max_skips = max_skips if max_skips is not None else 50 * budget + 1000
         self.progress = progress
+        self.schedule = schedule
         self.search_seconds = 0.0  # time spent inside ask/tell
 
     def run(self) -> list[Trial]:
@@ -73,65 +96,120 @@ class Runner:
         if done >= self.budget:
             # the study already holds its budget: replay everything stored
             return [self._trial(self.space.make(r.arch), r.metrics, r.status) for r in stored.values()]
-        trials: list[Trial] = []
-        told = 0
-        skips = 0
+        self._trials: list[Trial] = []
+        self._results: dict[Arch, Trial] = {}  # known, not yet told
+        self._asked: list[Arch] = []  # asked, not yet told, in the order asked
+        self._ok = 0  # ok results told or held
+        self._skips = 0
+        new = 0  # evaluations submitted by this run
+        in_flight: dict[Arch, tuple[dict[str, float], float]] = {}
+        asynchronous = self.schedule == "async"
+        if asynchronous and stored:  # resume: the strategy learns every stored result first
+            for r in stored.values():
+                self._results[self.space.make(r.arch)] = self._trial(self.space.make(r.arch), r.metrics, r.status)
+            self._asked = list(self._results)
+            self._ok = done
+            self._tell()
+            stored = {}
+        queue: list[tuple[Arch, dict[str, float], float]] = []  # asked, feasible, not yet submitted
+        exhausted = full = False
         bar = self._bar(done)
         try:
-            while told < self.budget:
-                t0 = time.perf_counter()
-                archs = self.strategy.ask(min(self.batch_size, self.budget - told))
-                self.search_seconds += time.perf_counter() - t0
-                if not archs:
-                    break  # the space is exhausted
-                batch = self._batch(archs, stored, bar)
-                told += sum(t.status == OK for t in batch)
-                skips += sum(t.status != OK for t in batch)
-                t0 = time.perf_counter()
-                self.strategy.tell([t.arch for t in batch], [t.metrics for t in batch])
-                self.search_seconds += time.perf_counter() - t0
-                trials.extend(batch)
-                if skips > self.max_skips:
+            while True:
+                while queue and len(in_flight) < self.evaluator.slots:
+                    arch, cheap, seconds = queue.pop(0)
+                    in_flight[arch] = (cheap, seconds)
+                    self.evaluator.submit(arch)
+                if asynchronous:  # when a worker is free and nothing is queued for it
+                    can_ask = len(in_flight) < self.evaluator.slots and not queue
+                else:  # the next batch once the last is told
+                    can_ask = not self._asked
+                room = self.budget - self._ok - len(in_flight) - len(queue)
+                ask = can_ask and room > 0 and not exhausted and not full
+                asked = self._ask(min(self.batch_size, room)) if ask else ()
+                exhausted = exhausted or getattr(asked, "state", None) == EXHAUSTED
+                if asked:
+                    self._asked.extend(asked)
+                    fresh = [a for a in asked if a.key not in stored]
+                    for a in asked:
+                        if a.key in stored:
+                            self._record(a, stored[a.key].metrics, stored[a.key].status)
+                    if fresh and in_flight and self.evaluator.times_cheap_metrics:
+                        while in_flight:  # a timing never shares the machine with an evaluation
+                            self._collect(in_flight, bar)
+                    for item in self._cheap(fresh):
+                        if done + new >= self.budget:  # a resumed strategy that strays from its stored asks
+                            full = True
+                            break
+                        queue.append(item)
+                        new += 1
+                elif in_flight:
+                    self._collect(in_flight, bar)
+                elif not queue:
+                    break
+                if asynchronous or not (in_flight or queue):
+                    self._tell()
+                if self._skips > self.max_skips:
                     raise LightnasError(
-                        f"constraints look impossible: {skips} architectures rejected by "
-                        f"{', '.join(map(str, self.constraints))} and only {told} feasible"
+                        f"constraints look impossible: {self._skips} architectures rejected by "
+                        f"{', '.join(map(str, self.constraints))} and only {self._ok} feasible"
                     )
         finally:
             if bar is not None:
                 bar.close()
-        return trials
+        return self._trials
 
     # -- internals ------------------------------------------------------------
     def _trial(self, arch: Arch, metrics: dict[str, float], status: str) -> Trial:
         return Trial(arch, metrics, status, status == OK and feasible(metrics, self.constraints))
 
-    def _batch(self, archs: Sequence[Arch], stored: dict, bar: object) -> list[Trial]:
-        """The trials of one asked batch, in the order asked: stored ones
-        replayed, cheap metrics of the others first (constraints checked,
-        rejected ones stored as skipped), then the rest evaluated together
-        (``evaluate_many``), each stored as soon as it finishes."""
-        trials: dict[int, Trial] = {}
-        pending: list[tuple[int, Arch, dict[str, float], float]] = []
-        for i, arch in enumerate(archs):
-            rec = stored.get(arch.key)
-            if rec is not None:
-                trials[i] = self._trial(arch, rec.metrics, rec.status)
-                continue
+    def _ask(self, n: int) -> Sequence[Arch]:
+        t0 = time.perf_counter()
+        asked = self.strategy.ask(n)
+        self.search_seconds += time.perf_counter() - t0
+        return asked
+
+    def _record(self, arch: Arch, metrics: dict[str, float], status: str) -> None:
+        self._results[arch] = self._trial(arch, metrics, status)
+        self._ok += status == OK
+        self._skips += status != OK
+
+    def _cheap(self, archs: Sequence[Arch]) -> list[tuple[Arch, dict[str, float], float]]:
+        """The cheap metrics of ``archs``; those a constraint rejects are
+        stored as skipped, the others returned with the seconds they took."""
+        out = []
+        for arch in archs:
             t0 = time.perf_counter()
             cheap = self.evaluator.cheap_metrics(arch)
             if not feasible(cheap, [c for c in self.constraints if c.metric in cheap]):
                 self.store.add(self.study, arch.key, dict(arch), cheap, SKIPPED, time.perf_counter() - t0)
-                trials[i] = self._trial(arch, cheap, SKIPPED)
-                continue
-            pending.append((i, arch, cheap, time.perf_counter() - t0))
-        for j, result, seconds in self.evaluator.evaluate_many([p[1] for p in pending]):
-            i, arch, cheap, cheap_seconds = pending[j]
-            metrics = {**cheap, **result}
-            self.store.add(self.study, arch.key, dict(arch), metrics, OK, cheap_seconds + seconds)
-            if bar is not None:
-                bar.update(1)  # type: ignore[attr-defined]
-            trials[i] = self._trial(arch, metrics, OK)
-        return [trials[i] for i in range(len(archs))]
+                self._record(arch, cheap, SKIPPED)
+            else:
+                out.append((arch, cheap, time.perf_counter() - t0))
+        return out
+
+    def _collect(self, in_flight: dict[Arch, tuple[dict[str, float], float]], bar: object) -> None:
+        """Wait for the next evaluation to finish and store it."""
+        arch, result, seconds = self.evaluator.collect()
+        cheap, cheap_seconds = in_flight.pop(arch)
+        metrics = {**cheap, **result}
+        self.store.add(self.study, arch.key, dict(arch), metrics, OK, cheap_seconds + seconds)
+        if bar is not None:
+            bar.update(1)  # type: ignore[attr-defined]
+        self._record(arch, metrics, OK)
+
+    def _tell(self) -> None:
+        """Tell the strategy every known result, in the order asked."""
+        known = [a for a in self._asked if a in self._results]
+        if not known:
+            return
+        t0 = time.perf_counter()
+        trials = [self._results.pop(a) for a in known]
+        self.strategy.tell([t.arch for t in trials], [t.metrics for t in trials])
+        self.search_seconds += time.perf_counter() - t0
+        told = set(known)
+        self._asked = [a for a in self._asked if a not in told]
+        self._trials.extend(trials)
 
     def _bar(self, initial: int) -> object:
         if not self.progress:

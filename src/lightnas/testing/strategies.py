@@ -48,6 +48,25 @@ def toy_evaluator(fn: Any = metrics) -> FunctionEvaluator:
     return FunctionEvaluator(fn, cheap, known)
 
 
+class ShufflingEvaluator(FunctionEvaluator):
+    """The toy evaluator as a parallel executor of ``slots`` workers whose
+    evaluations finish in a seeded random order."""
+
+    def __init__(self, fn: Any = metrics, slots: int = 3, seed: int = 0):
+        super().__init__(fn, cheap, known)
+        self.slots = slots
+        self.rng = np.random.default_rng(seed)
+        self.flight: list[Any] = []
+
+    def submit(self, arch: Any) -> None:
+        assert len(self.flight) < self.slots, "more evaluations submitted than the executor has slots"
+        self.flight.append(arch)
+
+    def collect(self) -> tuple[Any, dict[str, float], float]:
+        arch = self.flight.pop(int(self.rng.integers(len(self.flight))))
+        return arch, self.evaluate(arch), 0.0
+
+
 class _Killed(Exception):
     pass
 
@@ -58,12 +77,47 @@ class StrategyTests:
     strategy: ClassVar[str] = ""
     options: ClassVar[dict[str, Any]] = {}
 
-    def run(self, budget: int, seed: int = 0, constraints=(), store=None, evaluator=None):  # noqa: ANN001, ANN201
+    def run(self, budget: int, seed: int = 0, constraints=(), store=None, evaluator=None, schedule="batch"):  # noqa: ANN001, ANN201
         strat = create_strategy(self.strategy, SPACE, OBJ, constraints, seed=seed, **self.options)
         store = store or Store(":memory:")
         evaluator = evaluator or toy_evaluator()
-        runner = Runner(SPACE, evaluator, strat, store, "s", budget, constraints, batch_size=4, progress=False)
+        runner = Runner(
+            SPACE, evaluator, strat, store, "s", budget, constraints, batch_size=4, progress=False, schedule=schedule
+        )
+        self.last = strat
         return runner.run(), store
+
+    def test_async_exact_budget_every_result_told_once(self) -> None:
+        c = [Constraint("lat", "<=", 4.0)]
+        trials, store = self.run(37, constraints=c, evaluator=ShufflingEvaluator(), schedule="async")
+        ok = [t for t in trials if t.status == "ok"]
+        assert len(ok) == 37 == store.count("s")
+        assert len({t.arch for t in trials}) == len(trials)
+        assert all(t.metrics["lat"] <= 4.0 for t in ok)
+        assert self.last.archs == [t.arch for t in trials] and not self.last.pending
+
+    def test_async_resume_after_kill_keeps_the_budget(self, tmp_path) -> None:  # noqa: ANN001
+        calls: list = []
+
+        def dying(arch: Any) -> dict[str, float]:
+            if len(calls) == 11:
+                raise _Killed
+            calls.append(arch)
+            return metrics(arch)
+
+        store = Store(tmp_path / "db.sqlite")
+        with pytest.raises(_Killed):
+            self.run(30, seed=2, store=store, evaluator=ShufflingEvaluator(dying), schedule="async")
+        assert store.count("s") == 11
+        calls2: list = []
+
+        def counting(arch: Any) -> dict[str, float]:
+            calls2.append(arch)
+            return metrics(arch)
+
+        trials, _ = self.run(30, seed=2, store=store, evaluator=ShufflingEvaluator(counting), schedule="async")
+        assert len(calls2) == 19 and not set(calls) & set(calls2)
+        assert store.count("s") == 30 and len(trials) == 30
 
     def test_exact_budget_and_no_duplicates(self) -> None:
         trials, store = self.run(37)
