@@ -350,6 +350,7 @@ def _report_cases() -> Iterator[Case]:
     yield run_case(
         "no Ray workers", lambda run: None, ["search", "RUN", "--executor", "ray", "--workers", "0"], "workers"
     )
+    yield run_case("unknown schedule", lambda run: None, ["search", "RUN", "--schedule", "eager"], "schedule")
 
 
 def _db_truncate(run: Path) -> None:
