@@ -28,11 +28,11 @@ def _job(tmp_path: Path, cfg: TrainConfig, netcfg: dict, name: str, data: str = 
 
 
 def test_two_processes_take_the_steps_of_one(tmp_path):
-    """Same global batch: the weights after an epoch agree within float32 rounding."""
+    """Same global batch: the weights after an epoch agree within float32 rounding, dropout included."""
     full = load_dataset("digits", 0)  # a 300-image subset keeps the test short
     np.savez(tmp_path / "d.npz", x=full.x_train[:300], y=full.y_train[:300])
     data = load_dataset(str(tmp_path / "d.npz"), 0)
-    netcfg = create_supernet("mobilenet", data.input_shape, data.n_classes, dropout=0.0).config.to_dict()
+    netcfg = create_supernet("mobilenet", data.input_shape, data.n_classes, dropout=0.3).config.to_dict()
     cfg = TrainConfig(epochs=1, batch_size=96, optimizer="sgd", lr=0.05, ema_decay=0.0, recipe="sandwich")
     one = train_supernet("mobilenet", netcfg, data, cfg, tmp_path / "one.pt", progress=False, threads=1)
     train_distributed(2, _job(tmp_path, cfg, netcfg, "two.pt", data=str(tmp_path / "d.npz")))

@@ -145,6 +145,9 @@ class SupernetTrainer:
         self.teacher = space.make(only) if only is not None else space.largest()
         self.recipe = None if only is not None else self._recipe()
         self.dropouts = [m for m in self.net.modules() if isinstance(m, torch.nn.Dropout)]
+        for m in self.dropouts:
+            m.register_forward_hook(self._global_dropout)
+        self._rows = (0, 0, 0, 0)  # (first row, rows, global batch, mask seed) of the step running
         self.x_train, self.y_train = split_tensors(data, "train", self.device)
         self.x_val, self.y_val = split_tensors(data, "val", self.device)
         self.steps_per_epoch = math.ceil(len(self.x_train) / cfg.batch_size)
@@ -254,6 +257,19 @@ class SupernetTrainer:
         atomic_save(self.state, checkpoint)
 
     # -- training -------------------------------------------------------------------------
+    def _global_dropout(self, module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> Any:
+        """Dropout masks drawn for the global batch from the step's seed, each
+        process keeping its rows: several processes drop exactly what one
+        process would, and a resumed run what the uninterrupted one did."""
+        if not module.training or module.p == 0 or self._rows[2] == 0:
+            return out
+        x = inputs[0]
+        lo, n, total, seed = self._rows
+        self._rows = (lo, n, total, seed + 1)  # the next dropout call of this step draws afresh
+        g = torch.Generator(device=x.device).manual_seed(seed)
+        keep = torch.rand((total, *x.shape[1:]), generator=g, device=x.device)[lo : lo + n] >= module.p
+        return x * keep / (1 - module.p)
+
     def step(self, xb: torch.Tensor, yb: torch.Tensor, students: list[Arch], share: float = 1.0) -> torch.Tensor:
         """One optimiser step on a batch; returns the teacher's loss (a 0-d
         tensor on the training device: reading it would wait for the device).
@@ -314,10 +330,12 @@ class SupernetTrainer:
             students = self.recipe.students(epoch, rng) if self.recipe is not None else []
             xb = self.task.augment(self.x_train[idx], gen).contiguous(memory_format=self.memory_format)
             yb = self.y_train[idx]
+            lo, hi = len(idx) * self.rank // self.world, len(idx) * (self.rank + 1) // self.world
             if self.world > 1:  # this process's contiguous part of the global batch, augmented as a whole
-                lo, hi = len(idx) * self.rank // self.world, len(idx) * (self.rank + 1) // self.world
                 xb, yb = xb[lo:hi], yb[lo:hi]
+            self._rows = (lo, hi - lo, len(idx), (self.seed * 1_000_003 + step) * 64)
             loss_sum += self.step(xb, yb, students, len(yb) / len(idx)) * len(yb)
+            self._rows = (0, 0, 0, 0)  # outside a step, dropout draws as usual
             if cfg.ema_decay > 0:
                 self._average(step)
             seen += len(idx)
