@@ -14,6 +14,7 @@ import json
 import os
 import sqlite3
 import sys
+import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,7 @@ def parse_option(text: str) -> tuple[str, Any]:
 def _convert(cli: Any) -> Callable[[str], Any]:
     if cli.path == "export.targets":
         return parse_targets
-    if cli.path.endswith(".options"):
+    if typing.get_origin(cli.type) is dict:
         return parse_option
     if cli.type is float:
         return float
@@ -77,7 +78,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     from lightnas.config import cli_fields
 
     for cli in cli_fields():
-        repeat = cli.path in ("search.constraints",) or cli.path.endswith(".options")
+        repeat = cli.path in ("search.constraints",) or typing.get_origin(cli.type) is dict
         default = "none" if cli.default in ((), {}) else cli.default
         p.add_argument(
             cli.flag,
@@ -101,14 +102,15 @@ def explicit_options(args: argparse.Namespace) -> dict[str, Any]:
     """The run options given on the command line, as dotted paths -> values."""
     from lightnas.config import cli_fields
 
-    paths = {cli.path for cli in cli_fields()}
+    fields = cli_fields()
+    paths = {cli.path for cli in fields}
     values = {k: v for k, v in vars(args).items() if k in paths}
     bounds = [f"{k.split(':', 1)[1]}<={v!r}" for k, v in vars(args).items() if k.startswith("bound:")]
     if bounds:
         values["search.constraints"] = [*values.get("search.constraints", []), *bounds]
-    for key in ("supernet.options", "search.options"):
-        if key in values:
-            values[key] = dict(values[key])
+    for cli in fields:  # NAME=VALUE options, repeated, make a mapping
+        if typing.get_origin(cli.type) is dict and cli.path in values:
+            values[cli.path] = dict(values[cli.path])
     return values
 
 

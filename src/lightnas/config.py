@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from lightnas.errors import LightnasError
-from lightnas.objectives import parse_constraint
+from lightnas.objectives import TABLE_LATENCY, parse_constraint
 
 CONSTRAINT_METRICS = ("latency_ms", "params", "macs", "bytes", "peak_act_bytes", "accuracy")
 COST_METRICS = ("latency_ms", "params", "macs", "bytes", "peak_act_bytes")
@@ -147,7 +147,7 @@ class SearchConfig:
             raise LightnasError(f"--schedule must be batch or async, not {self.schedule!r}")
         object.__setattr__(self, "constraints", tuple(self.constraints))
         for c in map(parse_constraint, self.constraints):
-            if c.metric not in CONSTRAINT_METRICS:
+            if c.metric not in CONSTRAINT_METRICS and not c.metric.startswith(TABLE_LATENCY):
                 raise LightnasError(f"cannot constrain {c.metric!r} (choose from {', '.join(CONSTRAINT_METRICS)})")
             if c.metric in COST_METRICS and c.op == "<=" and c.bound <= 0:
                 raise LightnasError(f"impossible constraint {c}: {c.metric} is always positive")
@@ -174,9 +174,18 @@ class LatencyConfig:
     mode: str = opt("measure", "--latency", "'measure' each sub-network, or 'lut' (a calibrated lookup table)")
     target: str = opt("cpu", "--target", "device whose latency is searched: cpu, cuda or cuda:N (not --device)")
     batch: int = opt(1, "--batch", "batch size the latency is searched at (the batch you deploy at)")
+    tables: dict[str, str] = opt(
+        {},
+        "--target-table",
+        "NAME=PATH: the latency table of another device ('lightnas lut build' there), searched as a front of "
+        "its own as latency_ms@NAME (repeatable)",
+    )
 
     def __post_init__(self) -> None:
         _positive(self, "threads", "batch")
+        for name in self.tables:
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+                raise LightnasError(f"--target-table name {name!r} must be letters, digits, '.', '_' or '-'")
         check_device_name(self.target, "--target")
         if self.target == "auto":
             raise LightnasError("--target names the device that serves the model: cpu, cuda or cuda:N, not auto")
@@ -187,6 +196,9 @@ class LatencyConfig:
         from lightnas.hardware.latency import LATENCY_BACKENDS
 
         LATENCY_BACKENDS.check(self.backend)
+        for name, path in self.tables.items():
+            if not Path(path).is_file():
+                raise LightnasError(f"--target-table {name}: no latency table at {path}")
 
 
 @dataclass(frozen=True)
@@ -270,6 +282,10 @@ class RunConfig:
         if reserved:
             raise LightnasError(f"--supernet-option cannot set {sorted(reserved)}: they come from the data")
         cls.config_class.from_dict(dict(self.supernet.options))
+        for c in [*self.search.constraints, *self.export.targets]:
+            metric = parse_constraint(c).metric
+            if metric.startswith(TABLE_LATENCY) and metric[len(TABLE_LATENCY) :] not in self.latency.tables:
+                raise LightnasError(f"{c} names no --target-table (given: {', '.join(self.latency.tables) or 'none'})")
         if self.quantize.precision and (self.latency.backend != "onnxruntime" or self.latency.target != "cpu"):
             raise LightnasError(
                 "--quantize int8 is served by ONNX Runtime on the CPU: use --backend onnxruntime --target cpu"
@@ -312,6 +328,7 @@ class RunConfig:
             + ([self.latency.target] if self.latency.target != "cpu" else [])
             + ([self.latency.batch] if self.latency.batch != 1 else [])
             + ([dataclasses.asdict(self.quantize)] if self.quantize.precision else [])
+            + ([sorted(self.latency.tables.items())] if self.latency.tables else [])
         )
         return "search-" + hashlib.sha1(spec.encode()).hexdigest()[:8]
 

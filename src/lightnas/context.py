@@ -66,14 +66,17 @@ def with_precision(net: Any, cfg: RunConfig, data: Any) -> Any:
     return PrecisionSupernet(net, calib, bn_calib, q.calib_method)
 
 
-def load_lut(path: Path, cfg: RunConfig) -> Any:
-    """The run folder's latency table, checked against the run: the batch it
-    prices and whether its parts carry a precision (``--quantize``) must be
-    the run's (one-line errors); another machine, backend or thread count is a warning."""
+def load_lut(path: Path, cfg: RunConfig, device: str = "") -> Any:
+    """A latency table checked against the run: the batch it prices and
+    whether its parts carry a precision (``--quantize``) must be the run's
+    (one-line errors). For the run folder's own table (no ``device``) another
+    machine, backend or thread count is a warning; the table of a named
+    ``device`` (``--target-table``) was built there on purpose."""
     from lightnas.hardware.lut import LatencyTable
 
     lut = LatencyTable.load(path)
-    lut.check_compatible(backend=cfg.latency.backend, threads=cfg.latency.threads)
+    if not device:
+        lut.check_compatible(backend=cfg.latency.backend, threads=cfg.latency.threads)
     if int(lut.meta.get("batch", 1)) != cfg.latency.batch:
         raise LightnasError(
             f"{path} prices batch {lut.meta.get('batch', 1)}, the run searches batch {cfg.latency.batch}"
@@ -101,6 +104,7 @@ def run_evaluator(out: Path, cfg: RunConfig, net: Any, data: Any) -> Any:
             )
             lut.save(lut_path)
         lut.bind(net)
+    tables = {name: load_lut(Path(path), cfg, name).bind(net) for name, path in cfg.latency.tables.items()}
     return SupernetEvaluator(
         net,
         data,
@@ -110,4 +114,5 @@ def run_evaluator(out: Path, cfg: RunConfig, net: Any, data: Any) -> Any:
         device=cfg.device,
         target=cfg.latency.target,
         batch=cfg.latency.batch,
+        tables=tables,
     )

@@ -31,6 +31,21 @@ class Objective:
 RUN_OBJECTIVES = (Objective("accuracy", "max"), Objective("latency_ms", "min"))
 """What ``lightnas run`` optimises: the task's metric and the target's latency."""
 
+TABLE_LATENCY = "latency_ms@"
+"""Prefix of the latency a device's table prices (``latency_ms@pixel3``)."""
+
+
+def run_objectives(tables: Sequence[str] = ()) -> list[Objective]:
+    """:data:`RUN_OBJECTIVES`, then the latency of each named device table:
+    the run searches one front per device, (accuracy, that device's latency)."""
+    return [*RUN_OBJECTIVES, *(Objective(TABLE_LATENCY + name, "min") for name in tables)]
+
+
+def run_fronts(objectives: Sequence[Objective]) -> list[tuple[int, int]]:
+    """The fronts of :func:`run_objectives`: accuracy with each latency."""
+    return [(0, i) for i in range(1, len(objectives))]
+
+
 _OPS = {"<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b}
 
 
@@ -65,7 +80,7 @@ class Constraint:
         return f"{self.metric} {self.op} {self.bound:g}"
 
 
-_CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=)\s*([-+0-9.eE]+)\s*$")
+_CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*(?:@[A-Za-z0-9_.-]+)?)\s*(<=|>=)\s*([-+0-9.eE]+)\s*$")
 
 
 def parse_constraint(text: str) -> Constraint:

@@ -15,7 +15,7 @@ from typing import Any
 
 from lightnas.config import RunConfig
 from lightnas.context import load_data, run_evaluator, supernet_config, trained
-from lightnas.objectives import RUN_OBJECTIVES, parse_constraint
+from lightnas.objectives import RUN_OBJECTIVES, TABLE_LATENCY, parse_constraint, run_fronts, run_objectives
 from lightnas.runfolder import claim, open_folder, preflight, say
 
 OBJECTIVES = list(RUN_OBJECTIVES)
@@ -68,9 +68,12 @@ def stage_search(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = Non
     net, _, data = trained(out, cfg, data)
     constraints = [parse_constraint(c) for c in cfg.search.constraints]
     evaluator = run_evaluator(out, cfg, net, data)
+    objectives = run_objectives(cfg.latency.tables)
     strategy = create_strategy(
-        cfg.search.strategy, net.space, OBJECTIVES, constraints, seed=cfg.seed, **cfg.search.options
+        cfg.search.strategy, net.space, objectives, constraints, seed=cfg.seed, **cfg.search.options
     )
+    if cfg.latency.tables:  # one front per device, every accuracy evaluation shared
+        strategy.search_fronts(run_fronts(objectives))
     if cfg.search.executor == "ray":
         from lightnas.evaluate.ray_pool import RayPool
 
@@ -105,7 +108,7 @@ def stage_export(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = Non
     from lightnas.selection import read_front, select
 
     net, state, data = trained(out, cfg, data)
-    front, records = read_front(out, cfg, OBJECTIVES)
+    front, records = read_front(out, cfg, run_objectives(cfg.latency.tables))
     chosen = select(front, records, cfg, METRIC)
     source = "lookup table" if cfg.latency.mode == "lut" else "measured"
     lat = cfg.latency
@@ -115,8 +118,11 @@ def stage_export(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = Non
     cards = []
     for pick in chosen:
         card = export_subnet(net, net.space.make(pick.arch), out / "models", ctx, pick.metrics)
-        if pick.targets:
+        if pick.targets or cfg.latency.tables:
             card["targets"] = list(pick.targets)
+            if cfg.latency.tables:  # the other devices' latencies, as their tables price them (ms)
+                card["table_latency_ms"] = {n: pick.metrics[TABLE_LATENCY + n] for n in cfg.latency.tables}
+                card["fronts"] = list(pick.fronts)
             write_json(card, out / "models" / card["id"] / "card.json")
         cards.append(card)
         lat = card["latency"]["latency_ms"]

@@ -48,12 +48,20 @@ def _row(card: dict[str, Any]) -> dict[str, Any]:
         "bytes": int(card["bytes"]),
         "peak_act_bytes": int(card["peak_act_bytes"]),
         "precision": precision(card),
+        **{f"latency_ms@{n}": v for n, v in (card.get("table_latency_ms") or {}).items()},
     }
 
 
+def table_devices(cards: Sequence[dict[str, Any]]) -> list[str]:
+    """The other devices whose tables priced the run's models (``--target-table``)."""
+    return sorted({n for c in cards for n in (c.get("table_latency_ms") or {})})
+
+
 def write_csv(cards: Sequence[dict[str, Any]], path: Path) -> None:
+    """The exported models, fastest first; a ``latency_ms@NAME`` column per other device's table."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    fields = (*CSV_FIELDS, *(f"latency_ms@{n}" for n in table_devices(cards)))
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     w.writeheader()
     for c in sorted(cards, key=lambda c: c["latency"]["latency_ms"]):
         w.writerow(_row(c))
@@ -110,6 +118,17 @@ def summarise(
             f"; training the super-network took {cost['supernet_train_seconds']:.0f} s, training the "
             f"{cost['n_subnets']} exported sub-networks one by one would take ~{cost['one_by_one_train_seconds']:.0f} s"
         )
+    devices = {}
+    for name in table_devices(cards):  # each other device's family: the models picked from its front
+        own = [c["table_latency_ms"][name] for c in cards if name in (c.get("fronts") or [])]
+        devices[name] = {
+            "models": len(own),
+            "latency_span": float(max(own) / min(own)) if own else 0.0,
+            "largest_latency_gap": largest_gap(own),
+        }
+        summary["headline"] += f"; {name}: {len(own)} models over {devices[name]['latency_span']:.1f}x (its table)"
+    if devices:
+        summary["devices"] = devices
     if unmet_targets:
         summary["headline"] += f"; no evaluated sub-network meets {', '.join(unmet_targets)}"
     return summary

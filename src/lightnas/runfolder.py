@@ -162,11 +162,12 @@ def preflight(cfg: RunConfig, data: Any, out: Path | None = None) -> dict[str, d
     never be met (each end's cost is computed only where a bound needs it);
     a ``--device`` or ``--target`` GPU that is not there is
     refused too, and so are the strategy's options and, in ``out``, a latency
-    table that cannot serve ``--latency lut``. Returns the cheap metrics of
+    table that cannot serve ``--latency lut``, and another device's table
+    (``--target-table``) of another super-network, batch or precision. Returns the cheap metrics of
     the smallest and the largest."""
     from lightnas.hardware.cost import count_cost
     from lightnas.hardware.latency import measure_latency
-    from lightnas.objectives import parse_constraint
+    from lightnas.objectives import TABLE_LATENCY, parse_constraint
     from lightnas.supernets import create_supernet
     from lightnas.train.common import setup_torch
     from lightnas.train.device import resolve_device
@@ -179,6 +180,9 @@ def preflight(cfg: RunConfig, data: Any, out: Path | None = None) -> dict[str, d
     net = with_precision(
         create_supernet(cfg.supernet.name, data.input_shape, data.n_classes, **cfg.supernet.options), cfg, data
     )
+    from lightnas.context import load_lut
+
+    tables = {TABLE_LATENCY + n: load_lut(Path(p), cfg, n).bind(net) for n, p in cfg.latency.tables.items()}
     bounds = [parse_constraint(t) for t in (*cfg.search.constraints, *cfg.export.targets)]
     ends = {}
     for which, op in (("smallest", "<="), ("largest", ">=")):
@@ -187,7 +191,7 @@ def preflight(cfg: RunConfig, data: Any, out: Path | None = None) -> dict[str, d
         ends[which] = {}
         for arch in _precision_variants(net, getattr(net.space, which)()):
             got: dict[str, float] = {}
-            if any(c.metric not in ("latency_ms", "accuracy") for c in mine):
+            if any(c.metric not in ("latency_ms", "accuracy", *tables) for c in mine):
                 got = count_cost(net.extract(arch).eval(), data.input_shape)
             if any(c.metric == "latency_ms" for c in mine):
                 lat = measure_latency(
@@ -195,6 +199,7 @@ def preflight(cfg: RunConfig, data: Any, out: Path | None = None) -> dict[str, d
                     batch=cfg.latency.batch, device=cfg.latency.target,
                 )  # fmt: skip
                 got["latency_ms"] = lat["latency_ms"]
+            got.update({m: t.predict(arch) for m, t in tables.items() if any(c.metric == m for c in mine)})
             best = min if op == "<=" else max
             ends[which] = {k: best(v, ends[which].get(k, v)) for k, v in got.items()}
     for c in bounds:
@@ -208,8 +213,6 @@ def preflight(cfg: RunConfig, data: Any, out: Path | None = None) -> dict[str, d
             )
     _check_search(cfg, net.space)
     if out is not None and cfg.latency.mode == "lut" and (out / "lut.json").exists():
-        from lightnas.context import load_lut
-
         load_lut(out / "lut.json", cfg)
     return ends
 

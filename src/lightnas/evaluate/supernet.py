@@ -10,6 +10,7 @@ from lightnas.data.sources import Dataset
 from lightnas.evaluate.base import Evaluator
 from lightnas.hardware.cost import count_cost, count_macs
 from lightnas.hardware.latency import deployed_onnx, measure_latency, onnx_logits, onnx_session
+from lightnas.objectives import TABLE_LATENCY
 from lightnas.space import Arch
 from lightnas.train.common import CALIB_IMAGES, evaluate_metric, split_tensors, task_for
 from lightnas.train.device import resolve_device
@@ -22,7 +23,9 @@ class SupernetEvaluator(Evaluator):
     for): ``params``, ``macs``, ``bytes``, ``peak_act_bytes`` of the extracted
     plain sub-network and its latency in ms (``latency_ms``, measured with
     :func:`measure_latency` in ``backend`` at ``batch`` images, or predicted by
-    a lookup table when ``lut`` is given) on ``target``. ``evaluate`` adds the
+    a lookup table when ``lut`` is given) on ``target``, and the latency each
+    of ``tables`` (name -> bound table of another device) predicts, as
+    ``latency_ms@NAME`` (also among the known metrics). ``evaluate`` adds the
     task's metric (``accuracy``: validation top-1, percent) after
     ``net.calibrate`` on ``calib_size`` training images, computed on ``device``
     (the super-network and the splits are moved there once).
@@ -46,6 +49,7 @@ class SupernetEvaluator(Evaluator):
         device: str = "cpu",
         target: str = "cpu",
         batch: int = 1,
+        tables: dict[str, Any] | None = None,
     ):
         from lightnas.config import TrainConfig
 
@@ -58,6 +62,7 @@ class SupernetEvaluator(Evaluator):
         self.target = target
         self.batch = batch
         self.lut = lut
+        self.tables = dict(tables or {})
         self.x_calib = split_tensors(data, "train", dev, calib_size)[0].contiguous(memory_format=torch.channels_last)
         x_val, self.y_val = split_tensors(data, "val", dev)
         self.x_val = x_val.contiguous(memory_format=torch.channels_last)
@@ -81,6 +86,7 @@ class SupernetEvaluator(Evaluator):
                 )
                 metrics["latency_ms"] = lat["latency_ms"]
                 metrics["latency_iqr_ms"] = lat["latency_iqr_ms"]
+            metrics.update(self._table_latencies(arch))
             self._cheap[arch] = metrics
         return dict(self._cheap[arch])
 
@@ -96,7 +102,11 @@ class SupernetEvaluator(Evaluator):
         out = {"macs": float(sum(self._part_macs[p] for p in parts)), "n_parts": float(len(parts))}
         if self.lut is not None:
             out["latency_ms"] = float(self.lut.predict(arch))
-        return out
+        return {**out, **self._table_latencies(arch)}
+
+    def _table_latencies(self, arch: Arch) -> dict[str, float]:
+        """``latency_ms@NAME`` of each other device's table (ms)."""
+        return {TABLE_LATENCY + name: float(t.predict(arch)) for name, t in self.tables.items()}
 
     @torch.no_grad()
     def evaluate(self, arch: Arch) -> dict[str, float]:
