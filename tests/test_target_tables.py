@@ -46,6 +46,10 @@ def test_each_device_gets_its_front_and_family(finished_run, tmp_path):
     assert {best.arch_key, fastest.arch_key} <= for_mcu and all(k in acc for k in for_mcu)
     rows = list(csv.DictReader((out / "pareto.csv").open()))
     assert len(rows) == len(cards) and all(float(r["latency_ms@mcu"]) > 0 for r in rows)
+    from test_report import figures_of  # the report draws the mcu's front too
+
+    device = figures_of(out / "report.html")["device-0"]["data"]
+    assert sum(len(t["x"]) for t in device if t.get("meta") == "evaluations latency_ms@mcu") == len(records)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["devices"]["mcu"]["models"] == len(for_mcu) and "mcu:" in summary["headline"]
 

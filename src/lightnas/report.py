@@ -69,12 +69,16 @@ def write_csv(cards: Sequence[dict[str, Any]], path: Path) -> None:
 
 
 def terminal_table(cards: Sequence[dict[str, Any]]) -> str:
-    """A fixed-width table of the front, fastest first."""
-    lines = [f"{'id':<15} {'val %':>6} {'test %':>6} {'lat ms':>7} {'params':>8} {'MACs':>10} {'bytes':>8} precision"]
+    """A fixed-width table of the front, fastest first (a column per other device's table)."""
+    devices = table_devices(cards)
+    head = "".join(f" {'ms@' + n:>10}" for n in devices)
+    lines = [f"{'id':<15} {'val %':>6} {'test %':>6} {'lat ms':>7}{head} {'params':>8} {'MACs':>10} {'bytes':>8} "]
+    lines[0] += "precision"
     for c in sorted(cards, key=lambda c: c["latency"]["latency_ms"]):
         r = _row(c)
+        other = "".join(f" {r[f'latency_ms@{n}']:>10.3f}" for n in devices)
         lines.append(
-            f"{r['id']:<15} {r['val_accuracy']:>6.2f} {r['test_accuracy']:>6.2f} {r['latency_ms']:>7.3f} "
+            f"{r['id']:<15} {r['val_accuracy']:>6.2f} {r['test_accuracy']:>6.2f} {r['latency_ms']:>7.3f}{other} "
             f"{r['params']:>8d} {r['macs']:>10d} {r['bytes']:>8d} {r['precision']}"
         )
     return "\n".join(lines)

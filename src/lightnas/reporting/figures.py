@@ -13,7 +13,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from lightnas.objectives import Constraint
+from lightnas.objectives import TABLE_LATENCY, Constraint
 from lightnas.reporting.run import ACC, LAT, RunView, hypervolume_progress
 
 HOVER = (
@@ -34,13 +34,15 @@ def label(e: dict[str, Any]) -> str:
     return e["model"] or f"evaluation {e['index']}"
 
 
-def _points(evals: Sequence[dict[str, Any]], name: str, marker: dict[str, Any], run: str = "") -> go.Scatter:
+def _points(
+    evals: Sequence[dict[str, Any]], name: str, marker: dict[str, Any], run: str = "", lat: str = LAT
+) -> go.Scatter:
     return go.Scatter(
-        x=[e["metrics"][LAT] for e in evals],
+        x=[e["metrics"][lat] for e in evals],
         y=[e["metrics"][ACC] for e in evals],
         mode="markers",
         name=f"{name} ({len(evals)})",
-        meta="evaluations",
+        meta="evaluations" if lat == LAT else f"evaluations {lat}",
         marker=marker,
         ids=[f"{run}{e['index']}" for e in evals],
         customdata=[
@@ -51,10 +53,13 @@ def _points(evals: Sequence[dict[str, Any]], name: str, marker: dict[str, Any], 
     )
 
 
-def _front_line(evals: Sequence[dict[str, Any]], name: str, color: str | None = None) -> go.Scatter:
-    front = sorted((e for e in evals if e["pareto"]), key=lambda e: e["metrics"][LAT])
+def _front_line(
+    evals: Sequence[dict[str, Any]], name: str, color: str | None = None, lat: str = LAT, device: str = ""
+) -> go.Scatter:
+    on = (lambda e: device in e["device_fronts"]) if device else (lambda e: e["pareto"])
+    front = sorted((e for e in evals if on(e)), key=lambda e: e["metrics"][lat])
     return go.Scatter(
-        x=[e["metrics"][LAT] for e in front],
+        x=[e["metrics"][lat] for e in front],
         y=[e["metrics"][ACC] for e in front],
         mode="lines",
         line={"shape": "hv", "width": 2, **({"color": color} if color else {})},
@@ -87,6 +92,24 @@ def front_figure(view: RunView) -> go.Figure:
     fig.add_trace(_points([e for e in ev if e["model"]], "exported (click to open)", star))
     _constraint_shapes(fig, view.constraints)
     fig.update_xaxes(title=f"latency (ms, {view.target()})", type="log")
+    fig.update_yaxes(title=f"validation {ACC} (%)")
+    return fig
+
+
+def device_figure(view: RunView, device: str) -> go.Figure:
+    """The same evaluations against another device's latency (its table,
+    ``--target-table``): that device's front and the models picked from it."""
+    lat = TABLE_LATENCY + device
+    ev = [e for e in view.evaluations if lat in e["metrics"] and e["feasible"]]
+    fig = go.Figure(layout={**LAYOUT, "height": 420})
+    fig.add_trace(_front_line(ev, f"{device} front", "#2ca02c", lat, device))
+    picked = {c["id"] for c in view.cards if device in (c.get("fronts") or [])}
+    fig.add_trace(
+        _points([e for e in ev if e["model"] not in picked], "evaluated", {"color": "#9e9e9e", "size": 7}, "", lat)
+    )
+    star = {"color": "#2ca02c", "size": 12, "symbol": "star"}
+    fig.add_trace(_points([e for e in ev if e["model"] in picked], f"exported for {device}", star, "", lat))
+    fig.update_xaxes(title=f"latency on {device} (ms, its table)", type="log")
     fig.update_yaxes(title=f"validation {ACC} (%)")
     return fig
 

@@ -10,7 +10,14 @@ import numpy as np
 
 from lightnas.config import RunConfig
 from lightnas.errors import LightnasError
-from lightnas.objectives import RUN_OBJECTIVES, Constraint, feasible, objective_matrix, parse_constraint
+from lightnas.objectives import (
+    RUN_OBJECTIVES,
+    TABLE_LATENCY,
+    Constraint,
+    feasible,
+    objective_matrix,
+    parse_constraint,
+)
 from lightnas.search.pareto import hypervolume
 
 ACC, LAT = RUN_OBJECTIVES[0].metric, RUN_OBJECTIVES[1].metric
@@ -22,7 +29,8 @@ class RunView:
 
     ``evaluations``: every stored evaluation with both search objectives, in
     the order the search made them (dicts: ``index``, ``key``, ``arch``,
-    ``metrics``, ``feasible``, ``pareto`` (on the feasible front), ``model``
+    ``metrics``, ``feasible``, ``pareto`` (on the feasible front),
+    ``device_fronts`` (the ``--target-table`` devices whose front holds it), ``model``
     (the exported model's id or None)); ``cards``: the exported models' cards,
     fastest first; ``history``: the super-network's per-epoch records;
     ``space``: its search space; ``n_records``: every stored evaluation of the
@@ -61,13 +69,19 @@ def load_run(out: Path, cfg: RunConfig, with_parts: bool = True) -> RunView:
     import json
 
     from lightnas.export import read_cards
-    from lightnas.selection import read_front
+    from lightnas.selection import device_front, read_front
 
     index, cards = read_cards(out)
     front, records = read_front(out, cfg, list(RUN_OBJECTIVES))
     on_front = {r.arch_key for r in front}
-    by_key = {c["key"]: c["id"] for c in cards}
     constraints = [parse_constraint(c) for c in cfg.search.constraints]
+    ok = [r for r in records if feasible(r.metrics, constraints) and ACC in r.metrics]
+    device_fronts: dict[str, list[str]] = {}  # per evaluation, the other devices whose front holds it
+    for name in cfg.latency.tables:
+        lat = TABLE_LATENCY + name
+        for r in device_front([r for r in ok if lat in r.metrics], ACC, lat):
+            device_fronts.setdefault(r.arch_key, []).append(name)
+    by_key = {c["key"]: c["id"] for c in cards}
     evaluations = [
         {
             "index": r.index,
@@ -76,6 +90,7 @@ def load_run(out: Path, cfg: RunConfig, with_parts: bool = True) -> RunView:
             "metrics": dict(r.metrics),
             "feasible": feasible(r.metrics, constraints),
             "pareto": r.arch_key in on_front,
+            "device_fronts": device_fronts.get(r.arch_key, []),
             "model": by_key.get(r.arch_key),
         }
         for r in sorted(records, key=lambda r: r.index)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from lightnas.report import precision
-from lightnas.reporting.figures import arch_figure, curves_figure, front_figure, progress_figure
+from lightnas.reporting.figures import arch_figure, curves_figure, device_figure, front_figure, progress_figure
 from lightnas.reporting.page import cell, esc, figure_div, key_value_table, number, write_page
 from lightnas.reporting.run import RunView
 
@@ -112,6 +112,11 @@ def write_report(view: RunView, path: Path) -> None:
         ),
         ("progress-section", "Search progress", figure_div("progress", 320)),
     ]
+    for i, device in enumerate(view.cfg.latency.tables):  # one front per other device
+        figures[f"device-{i}"] = device_figure(view, device)
+        sections.append(
+            (f"device-{i}-section", f"Accuracy against latency on {device}", figure_div(f"device-{i}", 420))
+        )
     if view.history:
         figures["training"] = curves_figure(view.history)
         sections.append(("training-section", "Super-network training", figure_div("training", 340)))
