@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from lightnas.cli import parse_option, parse_targets
-from lightnas.config import RunConfig, cli_fields
+from lightnas.cli import cli_fields, parse_option, parse_targets
+from lightnas.config import RunConfig
 from lightnas.errors import LightnasError
 from lightnas.runfolder import merge
 from lightnas.search.pareto import largest_gap, spread_indices

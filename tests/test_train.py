@@ -137,20 +137,20 @@ def test_resumed_training_equals_uninterrupted(digits, tmp_path, monkeypatch):
 
 
 def test_students_gradient_never_works_against_the_largest():
-    from lightnas.train.trainer import _add_projected
+    from lightnas.train.gradients import add_projected
 
     p = [torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(2))]
     largest = [torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 1.0])]
     # conflicting: the students' component along the largest's gradient is removed, the rest kept
     p[0].grad, p[1].grad = torch.tensor([-3.0, 2.0, 0.0]), torch.tensor([0.0, 1.0])
-    _add_projected(p, largest)
+    add_projected(p, largest)
     total = torch.cat([q.grad for q in p])
     students_part = total - torch.cat(largest)
     assert float(students_part @ torch.cat(largest)) == pytest.approx(0.0, abs=1e-6)
     torch.testing.assert_close(total, torch.tensor([-1.0, 2.0, 0.0, 0.0, 3.0]))
     # agreeing: a plain sum
     p[0].grad, p[1].grad = torch.tensor([1.0, 2.0, 0.0]), None
-    _add_projected(p, largest)
+    add_projected(p, largest)
     torch.testing.assert_close(torch.cat([q.grad for q in p]), torch.tensor([2.0, 2.0, 0.0, 0.0, 1.0]))
 
 

@@ -10,12 +10,14 @@ the traceback; nothing already on disk is overwritten without ``--force``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sqlite3
 import sys
 import typing
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,38 @@ COST_FLAGS = (
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse's own convention)
         raise LightnasError(message)
+
+
+# -- the command line's view ---------------------------------------------------------------
+@dataclass(frozen=True)
+class CliField:
+    """One command-line option: its dotted path in :class:`~lightnas.config.RunConfig`, flag, type, default, help."""
+
+    path: str
+    flag: str
+    type: Any
+    default: Any
+    help: str
+
+
+def cli_fields() -> list[CliField]:
+    """Every field of :class:`~lightnas.config.RunConfig` that has a command-line flag."""
+    out: list[CliField] = []
+    from lightnas.config import RunConfig
+
+    default = RunConfig()
+
+    def walk(cls: type, obj: Any, prefix: str) -> None:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(hints[f.name]):
+                walk(hints[f.name], value, f"{prefix}{f.name}.")
+            elif f.metadata.get("flag"):
+                out.append(CliField(prefix + f.name, f.metadata["flag"], hints[f.name], value, f.metadata["help"]))
+
+    walk(RunConfig, default, "")
+    return out
 
 
 def parse_targets(text: str) -> tuple[str, ...]:
@@ -75,8 +109,6 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     """One option per flagged field of :class:`RunConfig`, plus the cost-bound
     shortcuts; only options given appear in the namespace (``dest`` is the
     field's dotted path)."""
-    from lightnas.config import cli_fields
-
     for cli in cli_fields():
         repeat = cli.path in ("search.constraints",) or typing.get_origin(cli.type) is dict
         default = "none" if cli.default in ((), {}) else cli.default
@@ -100,8 +132,6 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 
 def explicit_options(args: argparse.Namespace) -> dict[str, Any]:
     """The run options given on the command line, as dotted paths -> values."""
-    from lightnas.config import cli_fields
-
     fields = cli_fields()
     paths = {cli.path for cli in fields}
     values = {k: v for k, v in vars(args).items() if k in paths}

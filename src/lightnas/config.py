@@ -376,33 +376,3 @@ def _typed(tp: Any, v: Any, where: str) -> Any:
     if tp is str and not isinstance(v, str):
         raise LightnasError(f"{where} must be a string, not {v!r}")
     return v
-
-
-# -- the command line's view ---------------------------------------------------------------
-@dataclass(frozen=True)
-class CliField:
-    """One command-line option: its dotted path in :class:`RunConfig`, flag, type, default, help."""
-
-    path: str
-    flag: str
-    type: Any
-    default: Any
-    help: str
-
-
-def cli_fields() -> list[CliField]:
-    """Every field of :class:`RunConfig` that has a command-line flag."""
-    out: list[CliField] = []
-    default = RunConfig()
-
-    def walk(cls: type, obj: Any, prefix: str) -> None:
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            value = getattr(obj, f.name)
-            if dataclasses.is_dataclass(hints[f.name]):
-                walk(hints[f.name], value, f"{prefix}{f.name}.")
-            elif f.metadata.get("flag"):
-                out.append(CliField(prefix + f.name, f.metadata["flag"], hints[f.name], value, f.metadata["help"]))
-
-    walk(RunConfig, default, "")
-    return out

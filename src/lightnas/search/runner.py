@@ -105,11 +105,7 @@ class Runner:
         in_flight: dict[Arch, tuple[dict[str, float], float]] = {}
         asynchronous = self.schedule == "async"
         if asynchronous and stored:  # resume: the strategy learns every stored result first
-            for r in stored.values():
-                self._results[self.space.make(r.arch)] = self._trial(self.space.make(r.arch), r.metrics, r.status)
-            self._asked = list(self._results)
-            self._ok = done
-            self._tell()
+            self._warm_start(stored)
             stored = {}
         queue: list[tuple[Arch, dict[str, float], float]] = []  # asked, feasible, not yet submitted
         exhausted = full = False
@@ -129,15 +125,7 @@ class Runner:
                 asked = self._ask(min(self.batch_size, room)) if ask else ()
                 exhausted = exhausted or getattr(asked, "state", None) == EXHAUSTED
                 if asked:
-                    self._asked.extend(asked)
-                    fresh = [a for a in asked if a.key not in stored]
-                    for a in asked:
-                        if a.key in stored:
-                            self._record(a, stored[a.key].metrics, stored[a.key].status)
-                    if fresh and in_flight and self.evaluator.times_cheap_metrics:
-                        while in_flight:  # a timing never shares the machine with an evaluation
-                            self._collect(in_flight, bar)
-                    for item in self._cheap(fresh):
+                    for item in self._accept(asked, stored, in_flight, bar):
                         if done + new >= self.budget:  # a resumed strategy that strays from its stored asks
                             full = True
                             break
@@ -173,6 +161,31 @@ class Runner:
         self._results[arch] = self._trial(arch, metrics, status)
         self._ok += status == OK
         self._skips += status != OK
+
+    def _warm_start(self, stored: dict) -> None:
+        """Tell the strategy every stored result (an asynchronous resume)."""
+        for r in stored.values():
+            arch = self.space.make(r.arch)
+            self._record(arch, r.metrics, r.status)
+            self._asked.append(arch)
+        self._tell()
+
+    def _accept(
+        self, asked: Sequence[Arch], stored: dict, in_flight: dict[Arch, tuple[dict[str, float], float]], bar: object
+    ) -> list[tuple[Arch, dict[str, float], float]]:
+        """Record what the store already holds of ``asked``; return the
+        others that pass the constraints on their cheap metrics, with them.
+        When the evaluator times those here, the evaluations in flight finish
+        first: a timing never shares the machine with an evaluation."""
+        self._asked.extend(asked)
+        for a in asked:
+            if a.key in stored:
+                self._record(a, stored[a.key].metrics, stored[a.key].status)
+        fresh = [a for a in asked if a.key not in stored]
+        if fresh and in_flight and self.evaluator.times_cheap_metrics:
+            while in_flight:
+                self._collect(in_flight, bar)
+        return self._cheap(fresh)
 
     def _cheap(self, archs: Sequence[Arch]) -> list[tuple[Arch, dict[str, float], float]]:
         """The cheap metrics of ``archs``; those a constraint rejects are

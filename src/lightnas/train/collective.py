@@ -58,3 +58,37 @@ def share_batch_norm(net: nn.Module) -> None:
     for m in net.modules():
         if type(m) is nn.BatchNorm2d:
             m.__class__ = ElasticBN
+
+
+class GlobalBatchDropout:
+    """Dropout masks drawn for the global batch from the step's seed, each
+    process keeping its rows: several processes drop exactly what one
+    process would, and a resumed run what the uninterrupted one did.
+
+    Hooks every module of ``dropouts`` (``torch.nn.Dropout``); inside
+    :meth:`rows` their training-mode outputs are replaced, elsewhere left as
+    they are (calibration, evaluation)."""
+
+    def __init__(self, dropouts: list[torch.nn.Module]):
+        self._rows: tuple[int, int, int, int] | None = None
+        for m in dropouts:
+            m.register_forward_hook(self._hook)
+
+    @contextlib.contextmanager
+    def rows(self, lo: int, hi: int, total: int, seed: int) -> Iterator[None]:
+        """Within: this process holds rows ``lo:hi`` of a global batch of ``total``; masks from ``seed``."""
+        self._rows = (lo, hi, total, seed * 64)
+        try:
+            yield
+        finally:
+            self._rows = None
+
+    def _hook(self, module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> torch.Tensor:
+        if self._rows is None or not module.training or module.p == 0:
+            return out
+        x = inputs[0]
+        lo, hi, total, seed = self._rows
+        self._rows = (lo, hi, total, seed + 1)  # the next dropout call of the step draws afresh
+        g = torch.Generator(device=x.device).manual_seed(seed)
+        keep = torch.rand((total, *x.shape[1:]), generator=g, device=x.device)[lo:hi] >= module.p
+        return x * keep / (1 - module.p)

@@ -58,3 +58,18 @@ def time_calls(fn: Callable[[], Any], dev: torch.device, repeats: int, warmup: i
         fn()
     synchronize(dev)
     return (time.perf_counter() - t0) / max(repeats, 1)
+
+
+MEMORY_FORMATS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
+
+
+def training_settings(dev: torch.device) -> list[dict[str, str]]:
+    """The settings a super-network's training step is timed in on ``dev``
+    (:meth:`lightnas.train.trainer.SupernetTrainer._choose_layout` keeps the fastest): on the CPU
+    channels-last in float32 only (measured faster for these networks); on a
+    GPU both memory formats, in float32 and, where the GPU supports it, in
+    bfloat16 autocast (weights, optimiser and losses stay float32)."""
+    if dev.type != "cuda":
+        return [{"memory_format": "channels_last", "precision": "float32"}]
+    precisions = ["float32"] + (["bfloat16"] if torch.cuda.is_bf16_supported() else [])
+    return [{"memory_format": f, "precision": p} for p in precisions for f in MEMORY_FORMATS]

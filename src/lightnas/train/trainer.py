@@ -32,7 +32,13 @@ from lightnas.errors import LightnasError
 from lightnas.space import Arch
 from lightnas.supernets import supernet_from_config
 from lightnas.tasks import Task
-from lightnas.train.collective import barrier, share_batch_norm, sum_over_processes, synced_batch_norm
+from lightnas.train.collective import (
+    GlobalBatchDropout,
+    barrier,
+    share_batch_norm,
+    sum_over_processes,
+    synced_batch_norm,
+)
 from lightnas.train.common import (
     CALIB_IMAGES,
     atomic_save,
@@ -42,23 +48,18 @@ from lightnas.train.common import (
     split_tensors,
     task_for,
 )
-from lightnas.train.device import describe_device, resolve_device, synchronize, time_calls
+from lightnas.train.device import (
+    MEMORY_FORMATS,
+    describe_device,
+    resolve_device,
+    synchronize,
+    time_calls,
+    training_settings,
+)
+from lightnas.train.gradients import add_projected, take_grads
 from lightnas.train.recipes import RECIPES
 
 CHECKPOINT_FORMAT = "lightnas-supernet-2"
-MEMORY_FORMATS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
-
-
-def training_settings(dev: torch.device) -> list[dict[str, str]]:
-    """The settings a super-network's training step is timed in on ``dev``
-    (:meth:`SupernetTrainer._choose_layout` keeps the fastest): on the CPU
-    channels-last in float32 only (measured faster for these networks); on a
-    GPU both memory formats, in float32 and, where the GPU supports it, in
-    bfloat16 autocast (weights, optimiser and losses stay float32)."""
-    if dev.type != "cuda":
-        return [{"memory_format": "channels_last", "precision": "float32"}]
-    precisions = ["float32"] + (["bfloat16"] if torch.cuda.is_bf16_supported() else [])
-    return [{"memory_format": f, "precision": p} for p in precisions for f in MEMORY_FORMATS]
 
 
 def lr_at(step: float, total: float, warmup: float, base: float) -> float:
@@ -72,40 +73,6 @@ def make_optimizer(params: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay)
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-def _take_grads(params: list[torch.nn.Parameter]) -> list[torch.Tensor | None]:
-    """Remove and return the accumulated gradients."""
-    grads = [p.grad for p in params]
-    for p in params:
-        p.grad = None
-    return grads
-
-
-@torch.no_grad()
-def _add_projected(params: list[torch.nn.Parameter], largest: list[torch.Tensor | None]) -> None:
-    """Set each gradient to ``largest + students``, where the students'
-    gradient (what ``params`` hold) first loses its component against the
-    largest's when the two conflict (negative dot product over all weights):
-    a first-order guarantee that the step that teaches the students does not
-    undo what it teaches the largest (gradient projection, as NASViT does
-    for the same conflict; PCGrad in multi-task learning). Computed without a
-    host synchronisation (one fused reduction per list), so a GPU never waits."""
-    both = [(p.grad, g) for p, g in zip(params, largest, strict=True) if g is not None and p.grad is not None]
-    given = [g for g in largest if g is not None]
-    if not given:
-        return
-    sq = torch.stack(torch._foreach_norm(given)).square().sum()
-    dot = torch.stack([torch.vdot(a.flatten(), b.flatten()) for a, b in both]).sum() if both else sq.new_zeros(())
-    scale = torch.where((dot < 0) & (sq > 0), dot / sq.clamp_min(torch.finfo(sq.dtype).tiny), 0.0)
-    keep = 1.0 - scale
-    for p, g in zip(params, largest, strict=True):
-        if g is None:
-            continue
-        if p.grad is None:
-            p.grad = g
-        else:
-            p.grad.add_(g * keep)
 
 
 class SupernetTrainer:
@@ -145,9 +112,7 @@ class SupernetTrainer:
         self.teacher = space.make(only) if only is not None else space.largest()
         self.recipe = None if only is not None else self._recipe()
         self.dropouts = [m for m in self.net.modules() if isinstance(m, torch.nn.Dropout)]
-        for m in self.dropouts:
-            m.register_forward_hook(self._global_dropout)
-        self._rows = (0, 0, 0, 0)  # (first row, rows, global batch, mask seed) of the step running
+        self.masks = GlobalBatchDropout(self.dropouts)
         self.x_train, self.y_train = split_tensors(data, "train", self.device)
         self.x_val, self.y_val = split_tensors(data, "val", self.device)
         self.steps_per_epoch = math.ceil(len(self.x_train) / cfg.batch_size)
@@ -257,19 +222,6 @@ class SupernetTrainer:
         atomic_save(self.state, checkpoint)
 
     # -- training -------------------------------------------------------------------------
-    def _global_dropout(self, module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> Any:
-        """Dropout masks drawn for the global batch from the step's seed, each
-        process keeping its rows: several processes drop exactly what one
-        process would, and a resumed run what the uninterrupted one did."""
-        if not module.training or module.p == 0 or self._rows[2] == 0:
-            return out
-        x = inputs[0]
-        lo, n, total, seed = self._rows
-        self._rows = (lo, n, total, seed + 1)  # the next dropout call of this step draws afresh
-        g = torch.Generator(device=x.device).manual_seed(seed)
-        keep = torch.rand((total, *x.shape[1:]), generator=g, device=x.device)[lo : lo + n] >= module.p
-        return x * keep / (1 - module.p)
-
     def step(self, xb: torch.Tensor, yb: torch.Tensor, students: list[Arch], share: float = 1.0) -> torch.Tensor:
         """One optimiser step on a batch; returns the teacher's loss (a 0-d
         tensor on the training device: reading it would wait for the device).
@@ -286,7 +238,7 @@ class SupernetTrainer:
         soft = logits.detach().float()
         teacher_grads = None
         if students and self.cfg.project_conflicts:
-            teacher_grads = _take_grads(plist)
+            teacher_grads = take_grads(plist)
             sum_over_processes(teacher_grads, self.world)
         for m in self.dropouts:  # BigNAS: only the teacher is regularised; the students learn from it
             m.train(False)
@@ -297,7 +249,7 @@ class SupernetTrainer:
             m.train(True)
         sum_over_processes([p.grad for p in plist], self.world)
         if teacher_grads is not None:
-            _add_projected(plist, teacher_grads)
+            add_projected(plist, teacher_grads)
         torch.nn.utils.clip_grad_norm_(plist, 5.0)
         self.opt.step()
         return loss.detach()
@@ -333,9 +285,8 @@ class SupernetTrainer:
             lo, hi = len(idx) * self.rank // self.world, len(idx) * (self.rank + 1) // self.world
             if self.world > 1:  # this process's contiguous part of the global batch, augmented as a whole
                 xb, yb = xb[lo:hi], yb[lo:hi]
-            self._rows = (lo, hi - lo, len(idx), (self.seed * 1_000_003 + step) * 64)
-            loss_sum += self.step(xb, yb, students, len(yb) / len(idx)) * len(yb)
-            self._rows = (0, 0, 0, 0)  # outside a step, dropout draws as usual
+            with self.masks.rows(lo, hi, len(idx), self.seed * 1_000_003 + step):
+                loss_sum += self.step(xb, yb, students, len(yb) / len(idx)) * len(yb)
             if cfg.ema_decay > 0:
                 self._average(step)
             seen += len(idx)
