@@ -125,6 +125,11 @@ def test_training_on_a_gpu_matches_the_cpu_and_loads_anywhere(tmp_path):
         settings = state["history"][-1]["settings"]
         assert settings["device"].startswith(dev)
         assert settings["memory_format"] in ("channels_last", "contiguous")
+        assert settings["precision"] in ("float32", "bfloat16")
+        if dev == "cuda":  # every candidate timed, the fastest kept
+            ms = settings["step_ms"]
+            assert len(ms) == (4 if torch.cuda.is_bf16_supported() else 2)
+            assert f"{settings['memory_format']}/{settings['precision']}" == min(ms, key=ms.get)
     net, _ = load_supernet(tmp_path / "cuda.pt")  # a GPU checkpoint loads on the CPU
     assert next(net.parameters()).device.type == "cpu"
     assert accs["cuda"] > 50 and abs(accs["cuda"] - accs["cpu"]) < 8, accs
