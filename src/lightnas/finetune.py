@@ -64,7 +64,13 @@ def stage_finetune(
     net.calibrate(x_cal)
     student, history = _tune(net, net.extract(arch), teacher, data, epochs, cfg, quiet, x_cal[:8] if qat else None)
     ctx = ExportContext(
-        state["supernet"], state["config"], data, cfg.latency.backend, cfg.latency.threads, target=cfg.latency.target
+        state["supernet"],
+        state["config"],
+        data,
+        cfg.latency.backend,
+        cfg.latency.threads,
+        target=cfg.latency.target,
+        batch=cfg.latency.batch,  # the fine-tuned card gives the run's batch too
     )
     search = {"accuracy": max(h["val_metric"] for h in history), "latency_ms": card["latency"]["latency_ms"]}
     extra = {
