@@ -63,14 +63,9 @@ def stage_finetune(
     net.set_active(arch)
     net.calibrate(x_cal)
     student, history = _tune(net, net.extract(arch), teacher, data, epochs, cfg, quiet, x_cal[:8] if qat else None)
+    lat = cfg.latency  # the fine-tuned card gives the run's target and batch too
     ctx = ExportContext(
-        state["supernet"],
-        state["config"],
-        data,
-        cfg.latency.backend,
-        cfg.latency.threads,
-        target=cfg.latency.target,
-        batch=cfg.latency.batch,  # the fine-tuned card gives the run's batch too
+        state["supernet"], state["config"], data, lat.backend, lat.threads, target=lat.target, batch=lat.batch
     )
     search = {"accuracy": max(h["val_metric"] for h in history), "latency_ms": card["latency"]["latency_ms"]}
     extra = {
