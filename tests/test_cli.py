@@ -195,3 +195,17 @@ def test_resume_takes_the_stored_settings_and_refuses_changes(tmp_path):
     assert main(["search", str(out), "--budget", "2", "--constraint", "params>=5000", "--quiet"]) == 0
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["train"]["epochs"] == 1 and cfg["train"]["batch_size"] == 64 and cfg["search"]["budget"] == 2
+
+
+def test_cards_give_the_latency_at_the_searched_batch(finished_run, tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(finished_run, out, ignore=shutil.ignore_patterns("lightnas.db*", "models"))
+    assert main(["search", str(out), "--batch", "4", "--budget", "3", "--max-export", "1", "--quiet"]) == 0
+    assert main(["export", str(out), "--quiet"]) == 0
+    (first,) = json.loads((out / "models" / "index.json").read_text())["models"]
+    assert main(["finetune", str(out), "--arch", first, "--epochs", "1", "--quiet"]) == 0
+    for model in (first, f"{first}-ft1"):  # the exported card and the fine-tuned one
+        lat = json.loads((out / "models" / model / "card.json").read_text())["latency"]
+        assert lat["at_batch"]["batch"] == 4 and lat["at_batch"]["latency_ms"] > lat["latency_ms"] > 0
