@@ -202,7 +202,7 @@ def test_cards_give_the_latency_at_the_searched_batch(finished_run, tmp_path):
 
     out = tmp_path / "run"
     shutil.copytree(finished_run, out, ignore=shutil.ignore_patterns("lightnas.db*", "models"))
-    assert main(["search", str(out), "--batch", "4", "--budget", "3", "--max-export", "1", "--quiet"]) == 0
+    assert main(["search", str(out), "--batch", "4", "--budget", "2", "--max-export", "1", "--quiet"]) == 0
     assert main(["export", str(out), "--quiet"]) == 0
     (first,) = json.loads((out / "models" / "index.json").read_text())["models"]
     assert main(["finetune", str(out), "--arch", first, "--epochs", "1", "--quiet"]) == 0
