@@ -18,8 +18,7 @@ from lightnas.context import load_data, run_evaluator, supernet_config, trained
 from lightnas.objectives import RUN_OBJECTIVES, TABLE_LATENCY, parse_constraint, run_fronts, run_objectives
 from lightnas.runfolder import claim, open_folder, preflight, say
 
-OBJECTIVES = list(RUN_OBJECTIVES)
-METRIC = OBJECTIVES[0].metric  # the task's metric (ClassificationTask.metric_name)
+METRIC = RUN_OBJECTIVES[0].metric  # the task's metric (ClassificationTask.metric_name)
 
 
 # -- stages ----------------------------------------------------------------------------
@@ -118,11 +117,12 @@ def stage_export(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = Non
     cards = []
     for pick in chosen:
         card = export_subnet(net, net.space.make(pick.arch), out / "models", ctx, pick.metrics)
-        if pick.targets or cfg.latency.tables:
-            card["targets"] = list(pick.targets)
-            if cfg.latency.tables:  # the other devices' latencies, as their tables price them (ms)
-                card["table_latency_ms"] = {n: pick.metrics[TABLE_LATENCY + n] for n in cfg.latency.tables}
-                card["fronts"] = list(pick.fronts)
+        extra: dict[str, Any] = {"targets": list(pick.targets)} if pick.targets else {}
+        if cfg.latency.tables:  # the other devices' latencies, as their tables price them (ms)
+            extra["table_latency_ms"] = {n: pick.metrics[TABLE_LATENCY + n] for n in cfg.latency.tables}
+            extra["fronts"] = list(pick.fronts)
+        if extra:
+            card.update(extra)
             write_json(card, out / "models" / card["id"] / "card.json")
         cards.append(card)
         lat = card["latency"]["latency_ms"]

@@ -72,8 +72,9 @@ def terminal_table(cards: Sequence[dict[str, Any]]) -> str:
     """A fixed-width table of the front, fastest first (a column per other device's table)."""
     devices = table_devices(cards)
     head = "".join(f" {'ms@' + n:>10}" for n in devices)
-    lines = [f"{'id':<15} {'val %':>6} {'test %':>6} {'lat ms':>7}{head} {'params':>8} {'MACs':>10} {'bytes':>8} "]
-    lines[0] += "precision"
+    lines = [
+        f"{'id':<15} {'val %':>6} {'test %':>6} {'lat ms':>7}{head} {'params':>8} {'MACs':>10} {'bytes':>8} precision"
+    ]
     for c in sorted(cards, key=lambda c: c["latency"]["latency_ms"]):
         r = _row(c)
         other = "".join(f" {r[f'latency_ms@{n}']:>10.3f}" for n in devices)

@@ -163,8 +163,8 @@ def preflight(cfg: RunConfig, data: Any, out: Path | None = None) -> dict[str, d
     a ``--device`` or ``--target`` GPU that is not there is
     refused too, and so are the strategy's options and, in ``out``, a latency
     table that cannot serve ``--latency lut``, and another device's table
-    (``--target-table``) of another super-network, batch or precision. Returns the cheap metrics of
-    the smallest and the largest."""
+    (``--target-table``) of another super-network, batch or precision.
+    Returns the cheap metrics of the smallest and the largest."""
     from lightnas.hardware.cost import count_cost
     from lightnas.hardware.latency import measure_latency
     from lightnas.objectives import TABLE_LATENCY, parse_constraint

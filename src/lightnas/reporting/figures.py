@@ -53,9 +53,9 @@ def _points(
     )
 
 
-def _front_line(
-    evals: Sequence[dict[str, Any]], name: str, color: str | None = None, lat: str = LAT, device: str = ""
-) -> go.Scatter:
+def _front_line(evals: Sequence[dict[str, Any]], name: str, color: str | None = None, device: str = "") -> go.Scatter:
+    """The feasible front as a staircase: this machine's, or ``device``'s (its table's latency)."""
+    lat = TABLE_LATENCY + device if device else LAT
     on = (lambda e: device in e["device_fronts"]) if device else (lambda e: e["pareto"])
     front = sorted((e for e in evals if on(e)), key=lambda e: e["metrics"][lat])
     return go.Scatter(
@@ -102,7 +102,7 @@ def device_figure(view: RunView, device: str) -> go.Figure:
     lat = TABLE_LATENCY + device
     ev = [e for e in view.evaluations if lat in e["metrics"] and e["feasible"]]
     fig = go.Figure(layout={**LAYOUT, "height": 420})
-    fig.add_trace(_front_line(ev, f"{device} front", "#2ca02c", lat, device))
+    fig.add_trace(_front_line(ev, f"{device} front", "#2ca02c", device))
     picked = {c["id"] for c in view.cards if device in (c.get("fronts") or [])}
     fig.add_trace(
         _points([e for e in ev if e["model"] not in picked], "evaluated", {"color": "#9e9e9e", "size": 7}, "", lat)

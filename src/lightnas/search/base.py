@@ -47,7 +47,7 @@ STRATEGIES: Registry[Any] = Registry(  # every other module of this package is a
 CANDIDATES, WAIT, EXHAUSTED = "candidates", "wait", "exhausted"
 
 
-class Asked(tuple):  # noqa: SLOT001 - carries its state
+class Asked(tuple):
     """What :meth:`Strategy.ask` returns: a tuple of architectures and its
     ``state``, one of ``candidates``, ``wait`` or ``exhausted``."""
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from lightnas.errors import LightnasError
 from lightnas.evaluate.base import Evaluator
 from lightnas.objectives import Constraint, feasible
-from lightnas.search.base import EXHAUSTED, Strategy
+from lightnas.search.base import EXHAUSTED, Asked, Strategy
 from lightnas.space import Arch, SearchSpace
 from lightnas.store import OK, SKIPPED, Store
 
@@ -122,8 +122,8 @@ class Runner:
                     can_ask = not self._asked
                 room = self.budget - self._ok - len(in_flight) - len(queue)
                 ask = can_ask and room > 0 and not exhausted and not full
-                asked = self._ask(min(self.batch_size, room)) if ask else ()
-                exhausted = exhausted or getattr(asked, "state", None) == EXHAUSTED
+                asked = self._ask(min(self.batch_size, room)) if ask else Asked()
+                exhausted = exhausted or asked.state == EXHAUSTED
                 if asked:
                     for item in self._accept(asked, stored, in_flight, bar):
                         if done + new >= self.budget:  # a resumed strategy that strays from its stored asks
@@ -151,7 +151,7 @@ class Runner:
     def _trial(self, arch: Arch, metrics: dict[str, float], status: str) -> Trial:
         return Trial(arch, metrics, status, status == OK and feasible(metrics, self.constraints))
 
-    def _ask(self, n: int) -> Sequence[Arch]:
+    def _ask(self, n: int) -> Asked:
         t0 = time.perf_counter()
         asked = self.strategy.ask(n)
         self.search_seconds += time.perf_counter() - t0

@@ -71,6 +71,19 @@ class _Killed(Exception):
     pass
 
 
+def _recording(calls: list, die_after: int | None = None) -> Any:
+    """The toy metrics, each call recorded in ``calls``; raises :class:`_Killed`
+    once ``die_after`` calls are recorded (a search killed mid-way)."""
+
+    def fn(arch: Any) -> dict[str, float]:
+        if len(calls) == die_after:
+            raise _Killed
+        calls.append(arch)
+        return metrics(arch)
+
+    return fn
+
+
 class StrategyTests:
     """Subclass with ``strategy = "name"`` (and ``options`` for its keywords)."""
 
@@ -98,24 +111,14 @@ class StrategyTests:
 
     def test_async_resume_after_kill_keeps_the_budget(self, tmp_path) -> None:  # noqa: ANN001
         calls: list = []
-
-        def dying(arch: Any) -> dict[str, float]:
-            if len(calls) == 11:
-                raise _Killed
-            calls.append(arch)
-            return metrics(arch)
-
         store = Store(tmp_path / "db.sqlite")
         with pytest.raises(_Killed):
-            self.run(30, seed=2, store=store, evaluator=ShufflingEvaluator(dying), schedule="async")
+            self.run(30, seed=2, store=store, evaluator=ShufflingEvaluator(_recording(calls, 11)), schedule="async")
         assert store.count("s") == 11
         calls2: list = []
-
-        def counting(arch: Any) -> dict[str, float]:
-            calls2.append(arch)
-            return metrics(arch)
-
-        trials, _ = self.run(30, seed=2, store=store, evaluator=ShufflingEvaluator(counting), schedule="async")
+        trials, _ = self.run(
+            30, seed=2, store=store, evaluator=ShufflingEvaluator(_recording(calls2)), schedule="async"
+        )
         assert len(calls2) == 19 and not set(calls) & set(calls2)
         assert store.count("s") == 30 and len(trials) == 30
 
@@ -157,27 +160,15 @@ class StrategyTests:
 
     def test_resume_after_kill_loses_and_repeats_nothing(self, tmp_path) -> None:  # noqa: ANN001
         calls: list = []
-
-        def dying(arch: Any) -> dict[str, float]:
-            if len(calls) == 13:
-                raise _Killed
-            calls.append(arch)
-            return metrics(arch)
-
         store = Store(tmp_path / "db.sqlite")
         with pytest.raises(_Killed):
-            self.run(30, seed=2, store=store, evaluator=toy_evaluator(dying))
+            self.run(30, seed=2, store=store, evaluator=toy_evaluator(_recording(calls, 13)))
         store.close()
         assert len(calls) == 13
         store = Store(tmp_path / "db.sqlite")
         assert store.count("s") == 13
         calls2: list = []
-
-        def counting(arch: Any) -> dict[str, float]:
-            calls2.append(arch)
-            return metrics(arch)
-
-        trials, _ = self.run(30, seed=2, store=store, evaluator=toy_evaluator(counting))
+        trials, _ = self.run(30, seed=2, store=store, evaluator=toy_evaluator(_recording(calls2)))
         assert len(calls2) == 17 and not set(calls) & set(calls2)
         assert store.count("s") == 30
         uninterrupted, _ = self.run(30, seed=2)
