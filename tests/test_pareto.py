@@ -82,6 +82,24 @@ def test_expected_hv_improvement_matches_monte_carlo():
     assert np.allclose(expected_hv_improvement_2d(front, mu, np.zeros((5, 2)), ref), hv_improvement_2d(front, mu, ref))
 
 
+def test_warped_predictor_maps_back_to_the_targets_units():
+    from lightnas.predictors import WarpedPredictor, create_predictor
+
+    rng = np.random.default_rng(0)
+    X = rng.random((240, 3))
+    y = -np.r_[90 + X[:200, 0], 10 + 70 * X[200:, 1]]  # "minus accuracy": best near -91, a tail up to -10
+    model = WarpedPredictor(create_predictor("trees")).fit(X, y)
+    assert model._lmbda < 1  # the long upper tail is compressed
+    grid = np.linspace(y.min(), y.max(), 50)
+    assert np.allclose(model.unwarp(model.warp(grid)), grid)
+    assert np.all(np.diff(model.warp(grid)) > 0)  # monotone: dominance is unchanged
+    mean, std = model.predict(X)
+    assert mean.shape == std.shape == (240,) and np.all(std >= 0)
+    assert np.corrcoef(mean, y)[0, 1] > 0.5
+    plain = WarpedPredictor(create_predictor("ridge"), identity=True).fit(X, y)
+    assert np.allclose(plain.warp(y), (y - y.mean()) / y.std())
+
+
 def test_pairwise_predictor_ranks_a_monotone_target():
     from scipy.stats import kendalltau
 

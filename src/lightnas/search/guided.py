@@ -16,7 +16,12 @@ Algorithm (see ``docs/search.md``):
 3. *Each batch*: fit one predictor per predicted objective (and constrained
    metric) on every evaluation so far (default: the average of Bayesian
    ridge and top-weighted extremely randomised trees, std combining each
-   member's own with their disagreement). Candidates: the whole space when it
+   member's own with their disagreement, seeded by the strategy's seed).
+   Objectives are predicted in warped units (:class:`WarpedPredictor`: a
+   Yeo-Johnson power transformation fitted to the observed values, as HEBO
+   warps its outputs), and the acquisition below works in those units, the
+   observed front warped alike: accuracies pile up near the best with a long
+   tail of failures, which unwarped dominates every fit and predicted std. Candidates: the whole space when it
    is small enough to enumerate, else random samples and mutations of the
    current front; candidates predicted infeasible (optimistically) are
    dropped.
@@ -34,13 +39,13 @@ prediction: training-free, a first front in seconds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from lightnas.errors import LightnasError
 from lightnas.objectives import Constraint, Objective
-from lightnas.predictors import create_predictor
+from lightnas.predictors import WarpedPredictor, create_predictor
 from lightnas.search.base import Strategy, register_strategy
 from lightnas.search.pareto import (
     additive_epsilon,
@@ -121,9 +126,12 @@ class GuidedSearch(Strategy):
         pool_size: int = 4000,
         enumerate_limit: int = 100_000,
         use_known: bool = True,
+        warp: bool = True,
     ):
         super().__init__(space, objectives, constraints, seed)
         self.use_known = use_known
+        self.warp = warp
+        self._warps: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
         self._known_cache: dict[bytes, dict[str, float]] = {}
         # 2 points a dimension, at least 10 and at most 20: on the 22-dimension default
         # space, 2 x dims would spend 44 of the default 60 evaluations before any guidance
@@ -208,7 +216,7 @@ class GuidedSearch(Strategy):
         mu, sd, ok = mu[:n_cand], sd[:n_cand], ok[:n_cand]
         if ok.any():
             codes, mu, sd = codes[ok], mu[ok], sd[ok]
-        F = np.vstack([self.feasible_data()[1], believed])
+        F = np.vstack([self._warped(self.feasible_data()[1]), believed])
         return [self.space.decode(codes[i]) for i in self._select(F, mu, sd, n)]
 
     def _start_design(self) -> list[Arch]:
@@ -257,6 +265,14 @@ class GuidedSearch(Strategy):
                 return None
         return np.stack(cols, axis=1), np.zeros((n, len(cols))), self._known_ok(known, n)
 
+    def _warped(self, F: np.ndarray) -> np.ndarray:
+        """Observed objectives (minimisation form) in the units of their predictions."""
+        F = np.array(F, dtype=float)
+        for j, o in enumerate(self.objectives):
+            if o.metric in self._warps and len(F):
+                F[:, j] = self._warps[o.metric](F[:, j])
+        return F
+
     def _predict(self, X: np.ndarray, known: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Predicted (mean, std) per objective in minimisation form, and the
         optimistic feasibility of each candidate."""
@@ -269,7 +285,9 @@ class GuidedSearch(Strategy):
                 continue
             rows = [i for i, m in enumerate(self.metrics) if o.metric in m]
             y = np.array([o.as_min(self.metrics[i][o.metric]) for i in rows])
-            mu, sd = create_predictor(self.predictor).fit(X_told[rows], y).predict(X)
+            model = WarpedPredictor(create_predictor(self.predictor, self.seed), identity=not self.warp)
+            mu, sd = model.fit(X_told[rows], y).inner.predict(X)  # in warped units
+            self._warps[o.metric] = model.warp
             means.append(mu)
             stds.append(sd)
         ok = self._known_ok(known, len(X))
@@ -278,7 +296,7 @@ class GuidedSearch(Strategy):
             if c.metric in known or len(rows) < 3:
                 continue
             y = np.array([self.metrics[i][c.metric] for i in rows])
-            cm, cs = create_predictor(self.predictor).fit(X_told[rows], y).predict(X)
+            cm, cs = create_predictor(self.predictor, self.seed).fit(X_told[rows], y).predict(X)
             optimistic = cm - self.beta * cs if c.op == "<=" else cm + self.beta * cs
             ok &= optimistic <= c.bound if c.op == "<=" else optimistic >= c.bound
         return np.stack(means, axis=1), np.stack(stds, axis=1), ok
