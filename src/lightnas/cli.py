@@ -125,9 +125,14 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             flag, dest=f"bound:{metric}", type=float, default=argparse.SUPPRESS, help=f"hard constraint: {what} <= X"
         )
-    p.add_argument("--resume", action="store_true", help="continue the run already in the folder with its settings")
-    p.add_argument("--force", action="store_true", help="replace the run already in the folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars or tables")
+
+
+def add_force(p: argparse.ArgumentParser) -> None:
+    """``--force`` (replace the run in the folder): only on the commands that
+    start a run (``run``, ``train``); the later stages continue the run they
+    find, so a ``--force`` there would delete the super-network they need."""
+    p.add_argument("--force", action="store_true", help="replace the run already in the folder")
 
 
 def explicit_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -158,8 +163,9 @@ def _stage(name: str) -> Callable[[argparse.Namespace], int]:
         from lightnas.runfolder import claim, open_folder, preflight
 
         out = Path(args.dir)
-        resume = (out / "config.json").exists() and not args.force  # a stage continues the run it finds
-        cfg, new = open_folder(out, explicit_options(args), resume=resume, force=args.force, create=name == "train")
+        force = getattr(args, "force", False)
+        resume = (out / "config.json").exists() and not force  # a stage continues the run it finds
+        cfg, new = open_folder(out, explicit_options(args), resume=resume, force=force, create=name == "train")
         if name == "report":  # reads what is there; its options are recorded once it has succeeded
             pipeline.stage_report(out, cfg, args.quiet)
             claim(out, cfg)
@@ -171,7 +177,7 @@ def _stage(name: str) -> Callable[[argparse.Namespace], int]:
 
             n = salvage(out / "lightnas.db")
             print(f"moved the damaged {out / 'lightnas.db'} aside; {n} evaluations kept", file=sys.stderr)
-        claim(out, cfg, force=args.force)
+        claim(out, cfg, force=force)
         getattr(pipeline, f"stage_{name}")(out, cfg, args.quiet, data)
         return 0
 
@@ -225,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="train, search, export and report in one go")
     p.add_argument("--out", default="lightnas-run", help="run folder (default: ./lightnas-run)")
     add_run_options(p)
+    add_force(p)
+    p.add_argument("--resume", action="store_true", help="continue the run already in the folder with its settings")
     p.set_defaults(fn=cmd_run)
 
     for name, text in (
@@ -236,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         p.add_argument("dir", help="run folder")
         add_run_options(p)
+        if name == "train":
+            add_force(p)
         if name == "search":
             p.add_argument(
                 "--salvage", action="store_true", help="keep what a damaged lightnas.db still holds, then search"
