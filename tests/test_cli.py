@@ -174,22 +174,9 @@ def test_end_to_end_digits(tmp_path):
 
 def test_run_with_latency_lookup_table(tmp_path):
     out = tmp_path / "lut-run"
-    res = run_cli(
-        "run",
-        "--data",
-        "digits",
-        "--out",
-        str(out),
-        "--epochs",
-        "1",
-        "--budget",
-        "4",
-        "--latency",
-        "lut",
-        "--quiet",
-        "--supernet",
-        "vit",  # 18 parts to time (the MobileNet has hundreds): the table path end to end, sooner
-    )
+    # the ViT: 18 parts to time (the MobileNet has hundreds), the table path end to end, sooner
+    args = ["run", "--data", "digits", "--out", str(out), "--epochs", "1", "--budget", "4", "--quiet"]
+    res = run_cli(*args, "--latency", "lut", "--supernet", "vit")
     assert res.returncode == 0, res.stderr
     table = json.loads((out / "lut.json").read_text())
     assert table["backend"] == "onnxruntime" and table["threads"] == 1 and table["meta"]["n_parts"] > 0

@@ -21,10 +21,10 @@ Algorithm (see ``docs/search.md``):
    Yeo-Johnson power transformation fitted to the observed values, as HEBO
    warps its outputs), and the acquisition below works in those units, the
    observed front warped alike: accuracies pile up near the best with a long
-   tail of failures, which unwarped dominates every fit and predicted std. Candidates: the whole space when it
-   is small enough to enumerate, else random samples and mutations of the
-   current front; candidates predicted infeasible (optimistically) are
-   dropped.
+   tail of failures, which unwarped dominates every fit and predicted std.
+   Candidates: the whole space when it is small enough to enumerate, else
+   random samples and mutations of the current front; candidates predicted
+   infeasible (optimistically) are dropped.
 4. *Select by expected hypervolume improvement*: exact in 2-D when one
    objective is predicted and the other known (or both known); otherwise the
    improvement of an optimistic point (mean minus ``beta`` std). Objectives
