@@ -130,7 +130,9 @@ def latencies(plain: torch.nn.Module, ctx: ExportContext, search_metrics: dict[s
     keep = ("latency_ms", "latency_median_ms", "latency_iqr_ms")
     return {
         **{k: lat[k] for k in keep},
-        "how": f"measured at export: {QUANTILE}th percentile of {lat['repeats']} runs after warm-up",
+        "how": f"measured at export: {QUANTILE}th percentile of {lat['repeats']} runs after warm-up, in a window "
+        "where a fixed probe network beside them ran at its quiet speed (probe_slowdown)",
+        "probe_slowdown": lat.get("probe_slowdown"),
         "search_latency_ms": search_metrics.get("latency_ms"),
         "search_latency_source": ctx.latency_source,
         "backend": lat["backend"],

@@ -91,3 +91,35 @@ def test_lut_refuses_other_supernet_and_bad_files(tmp_path):
     (tmp_path / "x.json").write_text(json.dumps({"parts": {}}))
     with pytest.raises(LightnasError, match="not a lightnas latency table"):
         LatencyTable.load(tmp_path / "x.json")
+
+
+def test_gauged_latency_waits_out_a_slow_spell(monkeypatch):
+    """A spell that slows every run (the probe's too) for 0.6 s: the gauged
+    measurement keeps a window after it; one ungauged window inside it does not."""
+    import time
+
+    from lightnas.hardware import latency
+
+    spell_until = [0.0]
+
+    def fake_backend(model, input_shape, threads, batch, device):
+        cost_s = 2e-4 * sum(p.numel() > 100 for p in model.parameters())  # the probe and the model differ
+
+        def run() -> None:
+            slow = 2.0 if time.perf_counter() < spell_until[0] else 1.0
+            end = time.perf_counter() + cost_s * slow
+            while time.perf_counter() < end:
+                pass
+
+        return run
+
+    monkeypatch.setitem(latency.LATENCY_BACKENDS._items, "fake", fake_backend)
+    monkeypatch.setattr(latency, "_PROBES", {})
+    model = torch.nn.Sequential(torch.nn.Linear(200, 200), torch.nn.Linear(200, 200))
+    quiet = measure_latency(model, (1, 4, 4), "fake", repeats=10, min_seconds=0.0)
+    assert quiet["windows"] == 1 and quiet["probe_slowdown"] < 1.1
+    spell_until[0] = time.perf_counter() + 0.6
+    plain = measure_latency(model, (1, 4, 4), "fake", repeats=10, min_seconds=0.0, gauge=False)
+    gauged = measure_latency(model, (1, 4, 4), "fake", repeats=10, min_seconds=0.0, pause_s=0.2)
+    assert plain["latency_ms"] > 1.7 * quiet["latency_ms"]  # the spell, taken for the model's speed
+    assert gauged["windows"] > 1 and gauged["latency_ms"] < 1.2 * quiet["latency_ms"]
