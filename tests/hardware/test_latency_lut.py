@@ -95,7 +95,8 @@ def test_lut_refuses_other_supernet_and_bad_files(tmp_path):
 
 def test_gauged_latency_waits_out_a_slow_spell(monkeypatch):
     """A spell that slows every run (the probe's too) for 0.6 s: the gauged
-    measurement keeps a window after it; one ungauged window inside it does not."""
+    measurement keeps a window after it; one ungauged window inside it does
+    not. A spell longer than the retries is counted at the probe's quiet speed."""
     import time
 
     from lightnas.hardware import latency
@@ -122,4 +123,9 @@ def test_gauged_latency_waits_out_a_slow_spell(monkeypatch):
     plain = measure_latency(model, (1, 4, 4), "fake", repeats=10, min_seconds=0.0, gauge=False)
     gauged = measure_latency(model, (1, 4, 4), "fake", repeats=10, min_seconds=0.0, pause_s=0.2)
     assert plain["latency_ms"] > 1.7 * quiet["latency_ms"]  # the spell, taken for the model's speed
-    assert gauged["windows"] > 1 and gauged["latency_ms"] < 1.2 * quiet["latency_ms"]
+    assert gauged["windows"] > 1 and gauged["latency_ms"] < 1.2 * quiet["latency_ms"], gauged
+    assert not gauged["scaled_to_quiet"]
+    spell_until[0] = time.perf_counter() + 30.0  # longer than the retries: timed slow, counted at quiet speed
+    long = measure_latency(model, (1, 4, 4), "fake", repeats=10, min_seconds=0.0, retries=1, pause_s=0.01)
+    assert long["scaled_to_quiet"] and long["probe_slowdown"] > 1.7
+    assert abs(long["latency_ms"] / quiet["latency_ms"] - 1) < 0.2
