@@ -127,11 +127,17 @@ class GuidedSearch(Strategy):
         enumerate_limit: int = 100_000,
         use_known: bool = True,
         warp: bool = True,
+        mix: float = 0.2,
     ):
         super().__init__(space, objectives, constraints, seed)
+        if not 0 <= mix <= 1:
+            raise LightnasError(f"mix must be in [0, 1], not {mix}")
         self.use_known = use_known
         self.warp = warp
+        self.mix = mix
+        self._n_picked = 0  # picks so far, across asks: the plain share holds for batches of one too
         self._warps: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
+        self._unwarps: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
         self._known_cache: dict[bytes, dict[str, float]] = {}
         # 2 points a dimension, at least 10 and at most 20: on the 22-dimension default
         # space, 2 x dims would spend 44 of the default 60 evaluations before any guidance
@@ -217,7 +223,10 @@ class GuidedSearch(Strategy):
         if ok.any():
             codes, mu, sd = codes[ok], mu[ok], sd[ok]
         F = np.vstack([self._warped(self.feasible_data()[1]), believed])
-        return [self.space.decode(codes[i]) for i in self._select(F, mu, sd, n)]
+        plain = None
+        if self._unwarps and self.mix > 0:  # pessimistic predictions, in the objectives' own units
+            plain = (self._unwarped(F), self._unwarped(mu + self.beta * sd))
+        return [self.space.decode(codes[i]) for i in self._select(F, mu, sd, n, plain)]
 
     def _start_design(self) -> list[Arch]:
         """Smallest, largest, then the proxy front or a balanced design."""
@@ -273,6 +282,14 @@ class GuidedSearch(Strategy):
                 F[:, j] = self._warps[o.metric](F[:, j])
         return F
 
+    def _unwarped(self, F: np.ndarray) -> np.ndarray:
+        """Warped objectives (or predicted means) back in their own units."""
+        F = np.array(F, dtype=float)
+        for j, o in enumerate(self.objectives):
+            if o.metric in self._unwarps and len(F):
+                F[:, j] = self._unwarps[o.metric](F[:, j])
+        return F
+
     def _predict(self, X: np.ndarray, known: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Predicted (mean, std) per objective in minimisation form, and the
         optimistic feasibility of each candidate."""
@@ -288,6 +305,7 @@ class GuidedSearch(Strategy):
             model = WarpedPredictor(create_predictor(self.predictor, self.seed), identity=not self.warp)
             mu, sd = model.fit(X_told[rows], y).inner.predict(X)  # in warped units
             self._warps[o.metric] = model.warp
+            self._unwarps[o.metric] = model.unwarp
             means.append(mu)
             stds.append(sd)
         ok = self._known_ok(known, len(X))
@@ -301,9 +319,8 @@ class GuidedSearch(Strategy):
             ok &= optimistic <= c.bound if c.op == "<=" else optimistic >= c.bound
         return np.stack(means, axis=1), np.stack(stds, axis=1), ok
 
-    def _select(self, F: np.ndarray, mu: np.ndarray, sd: np.ndarray, n: int) -> list[int]:
-        """Greedy batch by expected hypervolume improvement, summed over the
-        searched fronts (:meth:`search_fronts`), with Kriging believer."""
+    def _groups(self, F: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> list[list[np.ndarray]]:
+        """Per searched front: (normalised observed front, candidates' means, stds)."""
         groups = []
         for g in self.fronts:
             cols = list(g)
@@ -313,22 +330,49 @@ class GuidedSearch(Strategy):
             scale = np.where(hi - lo > 0, hi - lo, 1.0)
             front = (Fg[nondominated_mask(Fg)] - lo) / scale if len(Fg) else np.zeros((0, len(cols)))
             groups.append([front, (mg - lo) / scale, sd[:, cols] / scale])
+        return groups
+
+    def _select(
+        self,
+        F: np.ndarray,
+        mu: np.ndarray,
+        sd: np.ndarray,
+        n: int,
+        plain: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> list[int]:
+        """Greedy batch by expected hypervolume improvement, summed over the
+        searched fronts (:meth:`search_fronts`), with Kriging believer. With
+        ``plain`` (the observed objectives and the predicted medians in the
+        objectives' own units), a share ``mix`` of the batch is picked by the
+        hypervolume the medians add there instead: warped units shrink the
+        tail of weak architectures, and with it the value of the cheap end of
+        the front, where the hypervolume the user sees is counted."""
+        views = [self._groups(F, mu, sd)]
+        if plain is not None:
+            views.append(self._groups(plain[0], plain[1], np.zeros_like(sd)))
         # lazy greedy: a candidate's gain only shrinks as the fronts grow, so
         # the picks come from the best-scored candidates of the first round
-        keep = np.argsort(-self._score(groups))[: max(50 * n, 500)]
-        for grp in groups:
-            grp[1], grp[2] = grp[1][keep], grp[2][keep]
+        width = max(50 * n, 500)
+        keep = np.unique(np.concatenate([np.argsort(-self._score(v))[:width] for v in views]))
+        for groups in views:
+            for grp in groups:
+                grp[1], grp[2] = grp[1][keep], grp[2][keep]
         chosen: list[int] = []
         alive = np.ones(len(keep), dtype=bool)
         for _ in range(min(n, len(keep))):
-            score = np.where(alive, self._score(groups), -np.inf)
+            t = self._n_picked
+            self._n_picked += 1
+            in_plain = plain is not None and int((t + 1) * self.mix) > int(t * self.mix)
+            view = views[1] if in_plain else views[0]
+            score = np.where(alive, self._score(view), -np.inf)
             ties = np.flatnonzero(score >= float(score.max()) - 1e-12)
             i = int(ties[self.rng.integers(len(ties))])
             chosen.append(int(keep[i]))
             alive[i] = False
-            for grp in groups:
-                front = np.vstack([grp[0], grp[1][i]])
-                grp[0] = front[nondominated_mask(front)]
+            for groups in views:
+                for grp in groups:
+                    front = np.vstack([grp[0], grp[1][i]])
+                    grp[0] = front[nondominated_mask(front)]
         return chosen
 
     def _score(self, groups: list[list[np.ndarray]]) -> np.ndarray:
