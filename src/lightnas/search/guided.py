@@ -31,7 +31,10 @@ Algorithm (see ``docs/search.md``):
    are normalised by the observed ranges; candidates that add nothing are
    ranked by their additive-epsilon distance to the front. The batch is
    picked greedily, each pick's predicted mean joining the front before the
-   next ("Kriging believer"), which spreads a batch along the front.
+   next ("Kriging believer"), which spreads a batch along the front. A share
+   ``mix`` of the picks is made instead by the hypervolume the pessimistic
+   prediction (mean + ``beta`` std), mapped back to the objectives' own
+   units, adds there: warped units undervalue the cheap end of the front.
 
 ``zero-cost`` is the same selection with the proxy score in place of every
 prediction: training-free, a first front in seconds.
