@@ -261,6 +261,25 @@ def _paired_window(run: Any, probe: Any, repeats: int, min_seconds: float, burst
     return mine, theirs
 
 
+def _quietest_window(
+    run: Any, probe: Probe, repeats: int, min_seconds: float, tolerance: float, retries: int, pause_s: float
+) -> tuple[float, list[float], int]:
+    """(probe slowdown, the model's times, windows timed) of the quietest of
+    up to ``retries + 1`` paired windows, stopping at one within ``tolerance``."""
+    best: tuple[float, list[float]] | None = None
+    for window in range(1, retries + 2):
+        if window > 1:
+            time.sleep(pause_s)
+        times, probe_times = _paired_window(run, probe.run, repeats, min_seconds)
+        slow = probe.slowdown(probe_times)
+        if best is None or slow < best[0]:
+            best = (slow, times)
+        if slow <= 1 + tolerance:
+            break
+    assert best is not None
+    return best[0], best[1], window
+
+
 @torch.no_grad()
 def measure_latency(
     model: nn.Module,
@@ -307,20 +326,9 @@ def measure_latency(
         run = prepare(model.eval(), input_shape, threads, batch, device)
         if not gauge:
             return _summary(_repeat(run, warmup, repeats, min_seconds), backend, threads, batch, str(device))
-        probe = probe_for(backend, threads, batch, device)
         _repeat(run, warmup, 0, 0.0)
-        best: tuple[float, list[float]] | None = None
-        for window in range(1, retries + 2):
-            if window > 1:
-                time.sleep(pause_s)
-            times, probe_times = _paired_window(run, probe.run, repeats, min_seconds)
-            slow = probe.slowdown(probe_times)
-            if best is None or slow < best[0]:
-                best = (slow, times)
-            if slow <= 1 + tolerance:
-                break
-    assert best is not None
-    slow, times = best
+        probe = probe_for(backend, threads, batch, device)
+        slow, times, window = _quietest_window(run, probe, repeats, min_seconds, tolerance, retries, pause_s)
     scaled = slow > 1 + tolerance  # the spell outlasted the retries: count the model's times at the probe's quiet speed
     summary = _summary([t / slow for t in times] if scaled else times, backend, threads, batch, str(device))
     return {**summary, "probe_slowdown": round(slow, 3), "windows": window, "scaled_to_quiet": scaled}

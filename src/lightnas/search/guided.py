@@ -53,7 +53,7 @@ from lightnas.search.base import Strategy, register_strategy
 from lightnas.search.pareto import (
     additive_epsilon,
     expected_hv_improvement_2d,
-    hv_improvement_2d,
+    hv_improvement,
     nondominated_mask,
 )
 from lightnas.space import Arch, SearchSpace
@@ -69,27 +69,6 @@ def balanced_design(space: SearchSpace, n: int, rng: np.random.Generator) -> np.
         reps = np.resize(np.arange(k), n)
         cols.append(rng.permutation(reps))
     return np.stack(cols, axis=1)
-
-
-def hv_improvement(
-    front: np.ndarray, cands: np.ndarray, ref: np.ndarray, rng: np.random.Generator, samples: int = 4096
-) -> np.ndarray:
-    """Hypervolume each candidate adds to ``front``: exact for 2 objectives,
-    a Monte Carlo estimate (shared samples) for more."""
-    if cands.shape[1] == 2:
-        return hv_improvement_2d(front, cands, ref)
-    lo = np.minimum(cands.min(axis=0), front.min(axis=0) if len(front) else ref)
-    pts = lo + rng.random((samples, cands.shape[1])) * (ref - lo)
-    free = np.ones(samples, dtype=bool)
-    for f in front:
-        free &= ~np.all(pts >= f, axis=1)
-    pts = pts[free]
-    vol = float(np.prod(ref - lo)) / samples
-    out = np.zeros(len(cands))
-    for start in range(0, len(cands), 256):
-        c = cands[start : start + 256]
-        out[start : start + 256] = np.all(pts[None, :, :] >= c[:, None, :], axis=2).sum(axis=1) * vol
-    return out
 
 
 def proxy_score(known: dict[str, np.ndarray]) -> np.ndarray | None:

@@ -98,6 +98,27 @@ def hv_improvement_2d(front: np.ndarray, cands: np.ndarray, ref: np.ndarray) -> 
     return np.maximum(own - covered, 0.0)
 
 
+def hv_improvement(
+    front: np.ndarray, cands: np.ndarray, ref: np.ndarray, rng: np.random.Generator, samples: int = 4096
+) -> np.ndarray:
+    """Hypervolume each candidate adds to ``front``: exact for 2 objectives,
+    a Monte Carlo estimate (shared samples) for more."""
+    if cands.shape[1] == 2:
+        return hv_improvement_2d(front, cands, ref)
+    lo = np.minimum(cands.min(axis=0), front.min(axis=0) if len(front) else ref)
+    pts = lo + rng.random((samples, cands.shape[1])) * (ref - lo)
+    free = np.ones(samples, dtype=bool)
+    for f in front:
+        free &= ~np.all(pts >= f, axis=1)
+    pts = pts[free]
+    vol = float(np.prod(ref - lo)) / samples
+    out = np.zeros(len(cands))
+    for start in range(0, len(cands), 256):
+        c = cands[start : start + 256]
+        out[start : start + 256] = np.all(pts[None, :, :] >= c[:, None, :], axis=2).sum(axis=1) * vol
+    return out
+
+
 def expected_hv_improvement_2d(front: np.ndarray, mu: np.ndarray, sd: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """Exact expected hypervolume improvement (2-D, minimisation) of
     candidates whose objectives are independent normals ``N(mu, sd)`` with at
