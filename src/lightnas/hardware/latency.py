@@ -166,8 +166,9 @@ class Probe:
 
     The probe network (a 3x3 convolution, a depthwise 3x3 and a 1x1, 16-32
     channels, global pooling, a linear layer: ~0.6 M MACs on its own 1x28x28
-    input, whatever the model's input) is prepared once in ``backend`` with ``threads``, ``batch`` and ``device``,
-    the settings of every measurement it gauges. ``quiet_ms`` is the lowest
+    input, whatever the model's input) is prepared once in ``backend`` with
+    ``threads``, ``batch`` and ``device``, the settings of every measurement
+    it gauges. ``quiet_ms`` is the lowest
     :data:`QUANTILE`-th percentile of its runs seen so far (``windows``
     short windows ``pause_s`` apart at construction, then every
     measurement's), ms.
@@ -184,7 +185,6 @@ class Probe:
         windows: int = 5,
         pause_s: float = 0.1,
     ):
-        self.settings = (backend, threads, batch, str(device))
         gen = torch.Generator().manual_seed(0)
         model = nn.Sequential(
             nn.Conv2d(self.INPUT_SHAPE[0], 16, 3, padding=1),

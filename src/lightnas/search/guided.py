@@ -42,7 +42,7 @@ prediction: training-free, a first front in seconds.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -118,8 +118,7 @@ class GuidedSearch(Strategy):
         self.warp = warp
         self.mix = mix
         self._n_picked = 0  # picks so far, across asks: the plain share holds for batches of one too
-        self._warps: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
-        self._unwarps: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
+        self._warps: dict[str, WarpedPredictor] = {}  # per predicted objective, its last fit
         self._known_cache: dict[bytes, dict[str, float]] = {}
         # 2 points a dimension, at least 10 and at most 20: on the 22-dimension default
         # space, 2 x dims would spend 44 of the default 60 evaluations before any guidance
@@ -204,10 +203,12 @@ class GuidedSearch(Strategy):
         mu, sd, ok = mu[:n_cand], sd[:n_cand], ok[:n_cand]
         if ok.any():
             codes, mu, sd = codes[ok], mu[ok], sd[ok]
-        F = np.vstack([self._warped(self.feasible_data()[1]), believed])
+        observed = self.feasible_data()[1]
+        F = np.vstack([self._in_units(observed, warped=True), believed])
         plain = None
-        if self._unwarps and self.mix > 0:  # pessimistic predictions, in the objectives' own units
-            plain = (self._unwarped(F), self._unwarped(mu + self.beta * sd))
+        if self._warps and self.mix > 0:  # pessimistic predictions, in the objectives' own units
+            F_own = np.vstack([observed, self._in_units(believed, warped=False)])
+            plain = (F_own, self._in_units(mu + self.beta * sd, warped=False))
         return [self.space.decode(codes[i]) for i in self._select(F, mu, sd, n, plain)]
 
     def _start_design(self) -> list[Arch]:
@@ -256,20 +257,14 @@ class GuidedSearch(Strategy):
                 return None
         return np.stack(cols, axis=1), np.zeros((n, len(cols))), self._known_ok(known, n)
 
-    def _warped(self, F: np.ndarray) -> np.ndarray:
-        """Observed objectives (minimisation form) in the units of their predictions."""
+    def _in_units(self, F: np.ndarray, warped: bool) -> np.ndarray:
+        """Objectives (minimisation form) mapped into the units of their
+        predictions (``warped``) or from those back into their own."""
         F = np.array(F, dtype=float)
         for j, o in enumerate(self.objectives):
             if o.metric in self._warps and len(F):
-                F[:, j] = self._warps[o.metric](F[:, j])
-        return F
-
-    def _unwarped(self, F: np.ndarray) -> np.ndarray:
-        """Warped objectives (or predicted means) back in their own units."""
-        F = np.array(F, dtype=float)
-        for j, o in enumerate(self.objectives):
-            if o.metric in self._unwarps and len(F):
-                F[:, j] = self._unwarps[o.metric](F[:, j])
+                model = self._warps[o.metric]
+                F[:, j] = (model.warp if warped else model.unwarp)(F[:, j])
         return F
 
     def _predict(self, X: np.ndarray, known: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -286,8 +281,7 @@ class GuidedSearch(Strategy):
             y = np.array([o.as_min(self.metrics[i][o.metric]) for i in rows])
             model = WarpedPredictor(create_predictor(self.predictor, self.seed), identity=not self.warp)
             mu, sd = model.fit(X_told[rows], y).inner.predict(X)  # in warped units
-            self._warps[o.metric] = model.warp
-            self._unwarps[o.metric] = model.unwarp
+            self._warps[o.metric] = model
             means.append(mu)
             stds.append(sd)
         ok = self._known_ok(known, len(X))
@@ -324,9 +318,10 @@ class GuidedSearch(Strategy):
     ) -> list[int]:
         """Greedy batch by expected hypervolume improvement, summed over the
         searched fronts (:meth:`search_fronts`), with Kriging believer. With
-        ``plain`` (the observed objectives and the predicted medians in the
-        objectives' own units), a share ``mix`` of the batch is picked by the
-        hypervolume the medians add there instead: warped units shrink the
+        ``plain`` (the observed objectives and the candidates' pessimistic
+        predictions in the objectives' own units), a share ``mix`` of the
+        batch is picked by the hypervolume those add there instead, each pick
+        joining both views' fronts: warped units shrink the
         tail of weak architectures, and with it the value of the cheap end of
         the front, where the hypervolume the user sees is counted."""
         views = [self._groups(F, mu, sd)]
