@@ -49,6 +49,30 @@ def test_zero_init_residual_makes_every_skippable_block_the_identity():
     torch.testing.assert_close(net(x), ref)
 
 
+def test_known_metrics_hold_stage_macs_and_the_receptive_field():
+    from lightnas.data import load_dataset
+    from lightnas.evaluate.supernet import SupernetEvaluator
+
+    data = load_dataset("digits", 0)
+    net = create_supernet("mobilenet", data.input_shape, data.n_classes)
+    ev = SupernetEvaluator(net, data)
+    small, large = (ev.known_metrics(a) for a in (net.space.smallest(), net.space.largest()))
+    assert set(small) == set(large)
+    stages = [k for k in small if k.startswith("macs_")]
+    assert stages == ["macs_s1", "macs_s2", "macs_s3", "macs_head"]
+    for m in (small, large):
+        assert sum(m[k] for k in stages) == pytest.approx(m["macs"])
+    assert all(small[k] < large[k] for k in ("macs_s2", "macs_s3", "receptive_field"))
+
+
+def test_receptive_field_of_a_chain_of_convolutions():
+    from lightnas.supernets.blocks import receptive_field
+
+    assert receptive_field([]) == 1
+    assert receptive_field([(3, 1), (3, 1)]) == 5
+    assert receptive_field([(3, 2), (5, 1), (7, 2), (3, 1)]) == 1 + 2 + 4 * 2 + 6 * 2 + 2 * 4
+
+
 # every registered super-network gets the whole contract suite
 for _name in list_supernets():
     globals()[f"TestSupernet_{_name}"] = type(f"TestSupernet_{_name}", (SupernetTests,), {"supernet": _name})

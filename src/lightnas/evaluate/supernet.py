@@ -93,13 +93,20 @@ class SupernetEvaluator(Evaluator):
     def known_metrics(self, arch: Arch) -> dict[str, float]:
         """``macs`` (the sum over the sub-network's latency parts, each
         counted once and cached: equal to the whole module's count), the
-        number of parts (``n_parts``, a depth), and the latency table's
-        prediction (``latency_ms``) when searching with one."""
+        MACs of each precision group (``macs_<group>``, e.g. per stage; 0
+        for a group the arch lacks), the number of parts (``n_parts``, a
+        depth), the super-network's :meth:`arch_features` (e.g.
+        ``receptive_field``), and the latency table's prediction
+        (``latency_ms``) when searching with one."""
         parts = self.net.latency_parts(arch)
         for p in parts:
             if p not in self._part_macs:
                 self._part_macs[p] = count_macs(*self.net.build_part(p))
-        out = {"macs": float(sum(self._part_macs[p] for p in parts)), "n_parts": float(len(parts))}
+        macs = [self._part_macs[p] for p in parts]
+        out = {"macs": float(sum(macs)), "n_parts": float(len(parts))}
+        out.update({f"macs_{g}": 0.0 for g in self.net.precision_groups()})
+        out.update({f"macs_{g.name}": float(sum(macs[i] for i in g.parts)) for g in self.net.precision_plan(arch)})
+        out.update(self.net.arch_features(arch))
         if self.lut is not None:
             out["latency_ms"] = float(self.lut.predict(arch))
         return {**out, **self._table_latencies(arch)}

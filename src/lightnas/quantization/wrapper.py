@@ -25,7 +25,7 @@ from lightnas.hardware.latency import to_onnx_bytes
 from lightnas.quantization.onnx_int8 import Int8Graph, in_modules, int8_settings
 from lightnas.quantization.policy import PRECISIONS, precision_space, split_policy
 from lightnas.space import Arch
-from lightnas.supernets.base import trained_like
+from lightnas.supernets.base import PrecisionGroup, trained_like
 
 PART_CALIB_IMAGES = 16  # random inputs calibrating a latency part (its timing does not depend on them)
 CACHED_GRAPHS = 16
@@ -159,6 +159,12 @@ class PrecisionSupernet:
             for i in g.parts:
                 precision[i] = policy[g.name]
         return [(*p, q) for p, q in zip(parts, precision, strict=True)]
+
+    def precision_plan(self, arch: Arch) -> list[PrecisionGroup]:
+        return self.net.precision_plan(self.base(arch))
+
+    def arch_features(self, arch: Arch) -> dict[str, float]:
+        return self.net.arch_features(self.base(arch))
 
     def all_latency_parts(self) -> list[Hashable]:
         return [(*p, q) for p in self.net.all_latency_parts() for q in PRECISIONS]

@@ -42,6 +42,10 @@ Invariants:
   (without the batch axis). The parts of an arch cover it exactly: their MACs
   add up to the arch's. ``describe_part(part)`` says a part in words
   (reports), from the field names in ``part_fields``.
+- **Structure features.** ``arch_features(arch)`` gives numbers describing
+  ``arch`` known without training (e.g. the receptive field), the same names
+  for every arch; predictors use them beside the encoding, with the MACs of
+  each precision group. The default gives none.
 - **Training hook.** ``init_for_training()`` is called once on a freshly
   initialised network before training (for example zero-initialised residual
   branches); the default does nothing. ``train_defaults`` (fields of
@@ -235,6 +239,11 @@ class Supernet(nn.Module, ABC):
             for m, mom in zip(bns, saved, strict=True):
                 m.momentum = mom
         self.eval()
+
+    def arch_features(self, arch: Arch) -> dict[str, float]:
+        """Structural numbers of ``arch`` known without training (predictor
+        inputs), the same names for every arch; default: none."""
+        return {}
 
     def init_for_training(self) -> None:  # noqa: B027 - an optional hook
         """Called once on fresh weights before training; default: nothing."""

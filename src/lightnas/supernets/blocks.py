@@ -20,6 +20,17 @@ def stage_width(channels: int, ratio: float) -> int:
     return max(4, int(round(channels * ratio / 2.0)) * 2)
 
 
+def receptive_field(layers: list[tuple[int, int]]) -> int:
+    """Receptive field, in input pixels along one side, of a chain of
+    convolutions given as ``(kernel, stride)`` in order (1x1 layers may be
+    left out: they add nothing)."""
+    field, jump = 1, 1
+    for kernel, stride in layers:
+        field += (kernel - 1) * jump
+        jump *= stride
+    return field
+
+
 # -- elastic operators -----------------------------------------------------------------
 class ElasticBN(nn.BatchNorm2d):
     """BatchNorm over the leading ``c`` channels of the input.

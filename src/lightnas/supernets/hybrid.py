@@ -24,7 +24,7 @@ from lightnas.errors import LightnasError
 from lightnas.space import Arch, Choice, SearchSpace
 from lightnas.supernets.base import PrecisionGroup, Supernet, SupernetConfig, group_parts
 from lightnas.supernets.blocks import ElasticBlock as ConvBlock
-from lightnas.supernets.blocks import PlainBlock, stage_width
+from lightnas.supernets.blocks import PlainBlock, receptive_field, stage_width
 from lightnas.supernets.mobilenet import StageSpec
 from lightnas.supernets.registry import register_supernet
 from lightnas.supernets.vit import Block, Head, _copy_ln, copy_head, head_forward
@@ -250,6 +250,13 @@ class ElasticHybrid(Supernet):
         parts.append(("tokens", plan[-1][1], e, h, w))
         parts += [("attn", n, e, int(arch[f"a{b}h"]), int(arch[f"a{b}r"])) for b in range(1, int(arch["a"]) + 1)]
         return [*parts, ("head", n, e)]
+
+    def arch_features(self, arch: Arch) -> dict[str, float]:
+        """``receptive_field``: input pixels along one side seen by one token
+        of the convolutional stages (attention then sees every token)."""
+        plan = _conv_plan(self.config, self.space.make(dict(arch)))
+        layers = [(3, self.config.strides()[0])] + [(k, stride) for *_, k, stride in plan]
+        return {"receptive_field": float(receptive_field(layers))}
 
     def precision_groups(self) -> dict[str, tuple[str, int] | None]:
         """One group per conv stage (the stem goes with the first), one per

@@ -22,7 +22,7 @@ from torch import nn
 from lightnas.errors import LightnasError
 from lightnas.space import Arch, Choice, SearchSpace
 from lightnas.supernets.base import PrecisionGroup, Supernet, SupernetConfig, group_parts
-from lightnas.supernets.blocks import ElasticBlock, PlainBlock, copy_bn, stage_width
+from lightnas.supernets.blocks import ElasticBlock, PlainBlock, copy_bn, receptive_field, stage_width
 from lightnas.supernets.registry import register_supernet
 
 
@@ -178,6 +178,11 @@ class ElasticMobileNet(Supernet):
 
     def latency_parts(self, arch: Arch) -> list[Hashable]:
         return latency_parts(self.config, self.space.make(dict(arch)))
+
+    def arch_features(self, arch: Arch) -> dict[str, float]:
+        """``receptive_field``: input pixels along one side seen by one output position."""
+        blocks = [(p[4], p[5]) for p in self.latency_parts(arch) if p[0] == "block"]  # type: ignore[index]
+        return {"receptive_field": float(receptive_field([(3, self.config.stem_stride), *blocks]))}
 
     def precision_groups(self) -> dict[str, tuple[str, int] | None]:
         """One group per stage (the stem goes with the first), and the head."""

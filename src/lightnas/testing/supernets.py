@@ -160,6 +160,12 @@ class SupernetTests:
                     owners = [g.name for g in plan if in_modules(node_module(node.name), g.modules)]
                     assert len(owners) == 1, (arch.key, node.name, owners)
 
+    def test_arch_features_name_the_same_finite_numbers_for_every_arch(self) -> None:
+        net = self.make()
+        feats = [net.arch_features(a) for a in self.archs(net, 4)]
+        assert all(set(f) == set(feats[0]) for f in feats)
+        assert all(np.isfinite(v) for f in feats for v in f.values())
+
     def test_calibrate_leaves_eval_mode_and_a_deterministic_network(self) -> None:
         net = self.make()
         x = torch.randn(8, *self.input_shape)
