@@ -27,7 +27,7 @@ def test_true_front_and_regret():
 
 @pytest.mark.parametrize("strategy", ["random", "lightnas"])
 def test_small_budget_runs(strategy):
-    trials, seconds = nb201.run_search("raspi4", strategy, 30, seed=1)
+    trials, seconds, _ = nb201.run_search("raspi4", strategy, 30, seed=1)
     assert len(trials) == 30 and len({t.arch for t in trials}) == 30
     assert seconds < 60  # search-side time of 30 table look-ups: well under a minute
 
@@ -35,7 +35,7 @@ def test_small_budget_runs(strategy):
 def test_constrained_three_objective_run():
     objs = [Objective("accuracy", "max"), Objective("latency_ms", "min"), Objective("params", "min")]
     c = [Constraint("latency_ms", "<=", 8.0)]
-    trials, _ = nb201.run_search("pixel3", "lightnas", 30, seed=2, objectives=objs, constraints=c)
+    trials, *_ = nb201.run_search("pixel3", "lightnas", 30, seed=2, objectives=objs, constraints=c)
     ok = [t for t in trials if t.status == "ok"]
     assert len(ok) == 30 and all(t.metrics["latency_ms"] <= 8.0 for t in ok)
 
@@ -81,7 +81,7 @@ def test_guided_search_uses_known_latency_exactly():
     phase runs, the strategy proposes no architecture that breaks a latency
     bound (a predicted latency would let some through)."""
     c = [Constraint("latency_ms", "<=", 3.0)]
-    trials, _ = nb201.run_search("pixel3", "lightnas", 40, seed=3, constraints=c)
+    trials, *_ = nb201.run_search("pixel3", "lightnas", 40, seed=3, constraints=c)
     assert len(trials) > 40  # the start design and the first random batch hit the bound
     assert all(t.status == "ok" and t.metrics["latency_ms"] <= 3.0 for t in trials[-30:])
 
@@ -95,7 +95,7 @@ def test_warped_predictions_find_the_best_cell():
     best = float(nb201.load_table().columns["c10valid_valid_200ep"].max())
     found = {}
     for warp in (True, False):
-        trials, _ = nb201.run_search("pixel3", "lightnas", 100, seed=1, warp=warp)
+        trials, *_ = nb201.run_search("pixel3", "lightnas", 100, seed=1, warp=warp)
         found[warp] = max(t.metrics["accuracy"] for t in trials if t.status == "ok")
     assert found[True] == pytest.approx(best)
     assert found[False] < 91.0
@@ -111,7 +111,7 @@ def test_plain_picks_reach_the_cheap_end():
     objs = [Objective("accuracy", "max"), Objective("latency_ms", "min")]
     regret = {}
     for mix in (0.2, 0.0):
-        trials, _ = nb201.run_search("samsung_a50", "lightnas", 60, seed=1, objectives=objs, mix=mix)
+        trials, *_ = nb201.run_search("samsung_a50", "lightnas", 60, seed=1, objectives=objs, mix=mix)
         regret[mix] = score(trials, "samsung_a50", objs, [], [60])[60][0]
     assert regret[0.2] < 0.5 * regret[0.0]
 
@@ -159,7 +159,7 @@ def test_zero_cost_strategy_beats_random_without_training():
 def test_several_devices_share_every_evaluation(tmp_path):
     """One search for two devices: every evaluation carries both latencies,
     and the CLI scores each device's front on its own."""
-    trials, _ = nb201.run_search("pixel3,raspi4", "lightnas", 25, seed=1)
+    trials, *_ = nb201.run_search("pixel3,raspi4", "lightnas", 25, seed=1)
     ok = [t for t in trials if t.status == "ok"]
     assert len(ok) == 25 and all({"latency_ms@pixel3", "latency_ms@raspi4"} <= set(t.metrics) for t in ok)
     table = nb201.load_table()

@@ -91,3 +91,27 @@ def test_unknown_schedule_is_an_error():
     strat = create_strategy("random", SPACE, OBJ)
     with pytest.raises(LightnasError, match="schedule"):
         Runner(SPACE, FunctionEvaluator(metrics), strat, Store(":memory:"), "s", 5, schedule="eager")
+
+
+def test_known_metrics_time_is_counted_apart(monkeypatch):
+    """The evaluator's known metrics (tables, proxies: once per architecture)
+    are timed apart from the search's own work."""
+    import time
+
+    from lightnas.testing.strategies import known
+
+    clock = [0.0]
+    calls = []
+
+    def timed_known(arch):
+        calls.append(arch)
+        clock[0] += 1.0  # only known metrics take time on this clock
+        return known(arch)
+
+    monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
+    strat = create_strategy("lightnas", SPACE, OBJ)
+    evaluator = FunctionEvaluator(metrics, known=timed_known)
+    runner = Runner(SPACE, evaluator, strat, Store(":memory:"), "s", 15, progress=False)
+    runner.run()
+    assert calls and runner.known_seconds == len(calls)
+    assert runner.search_seconds == 0.0

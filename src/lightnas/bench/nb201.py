@@ -271,9 +271,10 @@ def run_search(
     store_path: str = ":memory:",
     batch_size: int = 10,
     **options: object,
-) -> tuple[list, float]:
+) -> tuple[list, float, float]:
     """One search on the table; returns (trials in evaluation order, search-side
-    seconds). ``device`` may name several devices (comma-separated): without
+    seconds, seconds spent in the evaluator's known metrics: the latency
+    table, GRAF features and proxies, once per cell). ``device`` may name several devices (comma-separated): without
     explicit ``objectives`` the search then has accuracy and each device's
     latency as objectives and one front per device (:func:`target_objectives`)."""
     from lightnas.search import Runner, create_strategy
@@ -299,4 +300,4 @@ def run_search(
             progress=False,
         )
         trials = runner.run()
-    return trials, runner.search_seconds
+    return trials, runner.search_seconds, runner.known_seconds

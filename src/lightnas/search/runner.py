@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from lightnas.errors import LightnasError
@@ -79,7 +79,7 @@ class Runner:
         self.space = space
         self.evaluator = evaluator
         self.strategy = strategy
-        strategy.use_known_metrics(evaluator.known_metrics)
+        strategy.use_known_metrics(self._known_metrics)
         self.store = store
         self.study = study
         self.budget = budget
@@ -88,7 +88,8 @@ class Runner:
         self.max_skips = max_skips if max_skips is not None else 50 * budget + 1000
         self.progress = progress
         self.schedule = schedule
-        self.search_seconds = 0.0  # time spent inside ask/tell
+        self.search_seconds = 0.0  # time spent inside ask/tell, known_seconds excluded
+        self.known_seconds = 0.0  # time inside the evaluator's known_metrics (proxies, tables: once per arch)
 
     def run(self) -> list[Trial]:
         stored = {r.arch_key: r for r in self.store.records(self.study)}
@@ -151,10 +152,17 @@ class Runner:
     def _trial(self, arch: Arch, metrics: dict[str, float], status: str) -> Trial:
         return Trial(arch, metrics, status, status == OK and feasible(metrics, self.constraints))
 
-    def _ask(self, n: int) -> Asked:
+    def _known_metrics(self, arch: Arch) -> Mapping[str, float]:
         t0 = time.perf_counter()
+        try:
+            return self.evaluator.known_metrics(arch)
+        finally:
+            self.known_seconds += time.perf_counter() - t0
+
+    def _ask(self, n: int) -> Asked:
+        t0, known = time.perf_counter(), self.known_seconds
         asked = self.strategy.ask(n)
-        self.search_seconds += time.perf_counter() - t0
+        self.search_seconds += time.perf_counter() - t0 - (self.known_seconds - known)
         return asked
 
     def _record(self, arch: Arch, metrics: dict[str, float], status: str) -> None:
@@ -216,10 +224,10 @@ class Runner:
         known = [a for a in self._asked if a in self._results]
         if not known:
             return
-        t0 = time.perf_counter()
+        t0, known_s = time.perf_counter(), self.known_seconds
         trials = [self._results.pop(a) for a in known]
         self.strategy.tell([t.arch for t in trials], [t.metrics for t in trials])
-        self.search_seconds += time.perf_counter() - t0
+        self.search_seconds += time.perf_counter() - t0 - (self.known_seconds - known_s)
         told = set(known)
         self._asked = [a for a in self._asked if a not in told]
         self._trials.extend(trials)
