@@ -170,6 +170,12 @@ def test_end_to_end_digits(tmp_path):
     one_line_error(run_cli("finetune", str(out), "--arch", ids[0], "--epochs", "1"), "already exists")
     assert json.loads((ft / "card.json").read_text()) == card
     one_line_error(run_cli("finetune", str(out), "--arch", "net-nothere"), "malformed architecture key")
+    # a re-export with other settings names the models it leaves on disk outside its family
+    res = run_cli("export", str(out), "--max-export", "1")
+    assert res.returncode == 0, res.stderr
+    index = json.loads((out / "models" / "index.json").read_text())
+    assert len(index["models"]) == 1 and f"{ids[0]}-ft1" in index["earlier"]
+    assert set(index["models"] + index["earlier"]) >= set(ids) and "earlier model(s)" in res.stderr
 
 
 def test_run_with_latency_lookup_table(tmp_path):

@@ -128,7 +128,12 @@ def stage_export(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = Non
         lat = card["latency"]["latency_ms"]
         say(f"exported {card['id']}: test {card['test_accuracy']:.2f}% {lat:.3f} ms ({cfg.latency.backend})", quiet)
     unmet = [t for t in cfg.export.targets if not any(t in p.targets for p in chosen)]
-    index = {"study": cfg.study(), "models": [c["id"] for c in cards], "unmet_targets": unmet}
+    ids = [c["id"] for c in cards]
+    # models of earlier exports (other --targets, fine-tunes) stay on disk, named apart
+    earlier = sorted(p.parent.name for p in (out / "models").glob("*/card.json") if p.parent.name not in ids)
+    if earlier:
+        say(f"kept {len(earlier)} earlier model(s) in models/ outside this family: {', '.join(earlier)}", quiet)
+    index = {"study": cfg.study(), "models": ids, "unmet_targets": unmet, "earlier": earlier}
     write_json(index, out / "models" / "index.json")
     cost = training_cost(net, state, data, [p.arch for p in chosen], cfg.device)
     write_json(cost, out / "training_cost.json")
