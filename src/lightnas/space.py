@@ -64,10 +64,11 @@ class Arch(Mapping[str, Value]):
     ``-``) used in the store, in file names and on the command line.
     """
 
-    __slots__ = ("_items", "_key", "_hash")
+    __slots__ = ("_items", "_values", "_key", "_hash")
 
     def __init__(self, items: Sequence[tuple[str, Value]]):
         self._items = tuple(items)
+        self._values = dict(self._items)
         self._key = "-".join(f"{k}{v}" for k, v in self._items)
         self._hash = hash(self._items)
 
@@ -76,10 +77,7 @@ class Arch(Mapping[str, Value]):
         return self._key
 
     def __getitem__(self, name: str) -> Value:
-        for k, v in self._items:
-            if k == name:
-                return v
-        raise KeyError(name)
+        return self._values[name]
 
     def __iter__(self) -> Iterator[str]:
         return (k for k, _ in self._items)
@@ -199,9 +197,12 @@ class SearchSpace:
         code = np.asarray(code).round().astype(np.int64)
         if code.shape != (self.n_dims,):
             raise LightnasError(f"code of shape {code.shape} does not fit {self.n_dims} dimensions")
-        card = self.cardinalities
-        code = np.clip(code, 0, card - 1)
-        return self.make({d.name: d.values[int(i)] for d, i in zip(self.dims, code, strict=True)})
+        code = np.clip(code, 0, self.cardinalities - 1).tolist()
+        # canonical by construction (valid indices, inactive dimensions at their first value): no make()
+        current: dict[str, Value] = {}
+        for d, i in zip(self.dims, code, strict=True):
+            current[d.name] = d.values[i] if self.is_active(current, d) else d.values[0]
+        return Arch(list(current.items()))
 
     # -- predictor features -------------------------------------------------
     def feature_names(self) -> list[str]:

@@ -357,21 +357,18 @@ class GuidedSearch(Strategy):
         2-D with at most one predicted objective, else that of the optimistic
         point); candidates that add nothing anywhere score minus their
         smallest additive-epsilon distance to a front."""
-        ref_pad = 1.1
-        gain, eps = 0.0, None
+        ref = 1.1
+        gain = np.zeros(len(groups[0][1]))
         for front, mean, sd in groups:
-            opt = mean - self.beta * sd
-            ref = np.full(mean.shape[1], ref_pad)
             if mean.shape[1] == 2 and (sd > 0).any(axis=0).sum() <= 1:
-                gain = gain + expected_hv_improvement_2d(front, mean, sd, ref)
+                gain += expected_hv_improvement_2d(front, mean, sd, np.full(2, ref))
             else:
-                gain = gain + hv_improvement(front, opt, ref, self.rng)
-            if len(front):
-                e = additive_epsilon(front, opt)
-                eps = e if eps is None else np.minimum(eps, e)
-        if eps is None:
-            return gain
-        return np.where(gain > 1e-15, gain, -eps)
+                gain += hv_improvement(front, mean - self.beta * sd, np.full(mean.shape[1], ref), self.rng)
+        idle = np.flatnonzero(gain <= 1e-15)  # only these need their distance to a front
+        if len(idle) and any(len(front) for front, _, _ in groups):
+            eps = np.min([additive_epsilon(f, m[idle] - self.beta * s[idle]) for f, m, s in groups if len(f)], axis=0)
+            gain[idle] = -eps
+        return gain
 
 
 @register_strategy("zero-cost")
