@@ -12,6 +12,7 @@ import hashlib
 import zipfile
 import zlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -65,11 +66,11 @@ class Dataset:
     def n_classes(self) -> int:
         return len(self.classes)
 
-    @property
+    @cached_property
     def mean(self) -> list[float]:
         return [float(v) for v in (self.x_train / 255.0).mean(axis=(0, 2, 3))]
 
-    @property
+    @cached_property
     def std(self) -> list[float]:
         return [float(v) for v in (self.x_train / 255.0).std(axis=(0, 2, 3)) + 1e-8]
 
