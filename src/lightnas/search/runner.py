@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from lightnas.errors import LightnasError
@@ -159,11 +160,18 @@ class Runner:
         finally:
             self.known_seconds += time.perf_counter() - t0
 
-    def _ask(self, n: int) -> Asked:
+    @contextmanager
+    def _search_clock(self) -> Iterator[None]:
+        """Counts the time inside into ``search_seconds``, known metrics excluded."""
         t0, known = time.perf_counter(), self.known_seconds
-        asked = self.strategy.ask(n)
-        self.search_seconds += time.perf_counter() - t0 - (self.known_seconds - known)
-        return asked
+        try:
+            yield
+        finally:
+            self.search_seconds += time.perf_counter() - t0 - (self.known_seconds - known)
+
+    def _ask(self, n: int) -> Asked:
+        with self._search_clock():
+            return self.strategy.ask(n)
 
     def _record(self, arch: Arch, metrics: dict[str, float], status: str) -> None:
         self._results[arch] = self._trial(arch, metrics, status)
@@ -224,10 +232,9 @@ class Runner:
         known = [a for a in self._asked if a in self._results]
         if not known:
             return
-        t0, known_s = time.perf_counter(), self.known_seconds
         trials = [self._results.pop(a) for a in known]
-        self.strategy.tell([t.arch for t in trials], [t.metrics for t in trials])
-        self.search_seconds += time.perf_counter() - t0 - (self.known_seconds - known_s)
+        with self._search_clock():
+            self.strategy.tell([t.arch for t in trials], [t.metrics for t in trials])
         told = set(known)
         self._asked = [a for a in self._asked if a not in told]
         self._trials.extend(trials)
