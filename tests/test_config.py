@@ -111,6 +111,15 @@ def test_explicit_cli_options_are_the_only_ones_applied():
     assert explicit_options(build_parser().parse_args(["run"])) == {}
 
 
+def test_switches_of_the_config_are_on_off_options():
+    from lightnas.cli import build_parser, explicit_options
+
+    parse = build_parser().parse_args
+    assert explicit_options(parse(["train", "d", "--augment"])) == {"train.augment": True}
+    assert explicit_options(parse(["train", "d", "--no-augment"])) == {"train.augment": False}
+    assert RunConfig().replace(explicit_options(parse(["run", "--augment"]))).train.augment is True
+
+
 def test_targets_export_the_most_accurate_model_under_each_bound():
     from lightnas.selection import select
     from lightnas.store import Record

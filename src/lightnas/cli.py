@@ -112,6 +112,15 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     for cli in cli_fields():
         repeat = cli.path in ("search.constraints",) or typing.get_origin(cli.type) is dict
         default = "none" if cli.default in ((), {}) else cli.default
+        if cli.type is bool:
+            p.add_argument(
+                cli.flag,
+                dest=cli.path,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=f"{cli.help} (default: {'on' if default else 'off'})",
+            )
+            continue
         p.add_argument(
             cli.flag,
             dest=cli.path,

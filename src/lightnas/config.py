@@ -93,7 +93,9 @@ class TrainConfig:
     init_for_training: bool = opt(True, help="the super-network's training initialisation (zero residuals)")
     project_conflicts: bool = opt(True, help="students' gradient projected off the largest's where they conflict")
     student_label_weight: float = opt(0.5, help="students' loss: (1-w) KL to the largest + w labels")
-    augment: bool = opt(False, help="random shifts (and flips where the data allows)")
+    augment: bool = opt(
+        False, "--augment", "random shifts by up to 1/14 of the side, and flips where the data allows (long budgets)"
+    )
 
     def __post_init__(self) -> None:
         _positive(self, "epochs")
