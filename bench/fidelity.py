@@ -15,7 +15,7 @@ Three uses:
 
 2. Against the long-budget reference (``--reference``): the 12 sub-networks of
    ``bench/results/fidelity-reference-60k-20ep.json`` (trained alone on the
-   full 60k Fashion-MNIST for 20 epochs, two seeds; see
+   full 60k Fashion-MNIST for 20 epochs, three seeds; see
    ``bench/fidelity_reference.py``), a super-network trained on the same data
    with the same epochs; tau against the mean of the reference's seeds and
    that tau as a share of the reference's own seed-to-seed tau (the ceiling).

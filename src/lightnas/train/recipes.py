@@ -19,7 +19,12 @@ Recipes register in :data:`RECIPES` (entry-point group ``lightnas.recipes``):
   largest inherits 0.5-1 point more than under ``sandwich``, and the inherited
   ranking follows capacity better.
 - ``sandwich``: BigNAS's sandwich rule from the first step: the largest, the
-  smallest and uniformly drawn students.
+  smallest and uniformly drawn students. With ``TrainConfig.augment`` it is
+  the recipe whose inherited accuracies rank sub-networks best on a long
+  budget (the full Fashion-MNIST, 20 epochs: 0.66-0.77 of the stand-alone
+  reference's seed-to-seed Kendall tau, against 0.54-0.59 for ``spread``;
+  without augmentation its always-trained smallest inherits above most of the
+  space, 0.24).
 - ``warmup-sandwich``: the largest alone for ``warmup_fraction`` of the
   epochs, then the sandwich rule.
 - ``progressive``: Once-for-All's progressive shrinking: the largest alone,
