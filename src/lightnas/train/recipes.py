@@ -14,10 +14,10 @@ Recipes register in :data:`RECIPES` (entry-point group ``lightnas.recipes``):
 
 - ``spread`` (default): the largest and students spread evenly over the
   log-MACs range, one per equal bin (AttentiveNAS-style cost-aware sampling),
-  no fixed smallest. Measured on 8 epochs of the embedded Fashion-MNIST
-  (``bench/fidelity.py``): every sub-network between the smallest and the
-  largest inherits 0.5-1 point more than under ``sandwich``, and the inherited
-  ranking follows capacity better.
+  no fixed smallest. On the default run's budget (8 epochs of the embedded
+  Fashion-MNIST) its front spans more latency with more models than
+  ``sandwich``'s, whose always-trained smallest dominates much of the space
+  (``bench/e2e_run.py``, ``bench/fidelity.py``; ``docs/benchmarks.md``).
 - ``sandwich``: BigNAS's sandwich rule from the first step: the largest, the
   smallest and uniformly drawn students. With ``TrainConfig.augment`` it is
   the recipe whose inherited accuracies rank sub-networks best on a long
