@@ -173,18 +173,11 @@ class Cache:
 
 def reference_accuracies(reference: dict) -> tuple[np.ndarray, dict[str, float]]:
     """Mean accuracy per reference net over its seeds, and the seeds against each other."""
-    seeds = sorted({r["seed"] for r in reference["runs"]})
-    per_seed = np.array(
-        [
-            [
-                next(r["acc"] for r in reference["runs"] if r["i"] == n["i"] and r["seed"] == s)
-                for n in reference["nets"]
-            ]
-            for s in seeds
-        ]
-    )
-    taus = [kendalltau(per_seed[i], per_seed[j])[0] for i in range(len(seeds)) for j in range(i + 1, len(seeds))]
-    return per_seed.mean(0), {"seeds": len(seeds), "seed_to_seed_tau": float(np.mean(taus))}
+    from fidelity_reference import summary
+
+    figures = summary(reference)
+    seeds = sum(k.startswith("acc_seed") for k in figures)
+    return np.array(figures["acc_mean"]), {"seeds": seeds, "seed_to_seed_tau": figures["seed_to_seed_tau"]}
 
 
 def run_mode(run_dir: Path, threads: int | None, say: Any) -> dict[str, Any]:
