@@ -5,6 +5,12 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _image_cache(tmp_path_factory):
+    """Decoded image folders go to a folder of the session's, not the user's cache."""
+    os.environ["LIGHTNAS_CACHE"] = str(tmp_path_factory.mktemp("image-cache"))
+
+
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory):
     """A small finished run (digits, 1 epoch, 4 evaluations, 2 models), made

@@ -73,9 +73,15 @@ def test_receptive_field_of_a_chain_of_convolutions():
     assert receptive_field([(3, 2), (5, 1), (7, 2), (3, 1)]) == 1 + 2 + 4 * 2 + 6 * 2 + 2 * 4
 
 
-# every registered super-network gets the whole contract suite
+# every registered super-network gets the whole contract suite, on grey 28x28 images, RGB
+# 32x32 (the small layouts) and RGB 96x96 (the large ones); RGB 224x224 in the slow set
+SHAPES = {"": (1, 28, 28), "_rgb32": (3, 32, 32), "_rgb96": (3, 96, 96), "_rgb224": (3, 224, 224)}
 for _name in list_supernets():
-    globals()[f"TestSupernet_{_name}"] = type(f"TestSupernet_{_name}", (SupernetTests,), {"supernet": _name})
+    for _suffix, _shape in SHAPES.items():
+        _attrs = {"supernet": _name, "input_shape": _shape}
+        if _shape[1] >= 224:
+            _attrs.update(pytestmark=pytest.mark.slow, n_archs=2)
+        globals()[f"TestSupernet_{_name}{_suffix}"] = type(f"TestSupernet_{_name}{_suffix}", (SupernetTests,), _attrs)
 
 
 class TestMobileNetOnDigits(SupernetTests):

@@ -112,13 +112,13 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     for cli in cli_fields():
         repeat = cli.path in ("search.constraints",) or typing.get_origin(cli.type) is dict
         default = "none" if cli.default in ((), {}) else cli.default
-        if cli.type is bool:
+        if cli.type in (bool, bool | None):
             p.add_argument(
                 cli.flag,
                 dest=cli.path,
                 action=argparse.BooleanOptionalAction,
                 default=argparse.SUPPRESS,
-                help=f"{cli.help} (default: {'on' if default else 'off'})",
+                help=f"{cli.help} (default: {'on' if default else 'the data decides' if default is None else 'off'})",
             )
             continue
         p.add_argument(
@@ -179,7 +179,7 @@ def _stage(name: str) -> Callable[[argparse.Namespace], int]:
             pipeline.stage_report(out, cfg, args.quiet)
             claim(out, cfg)
             return 0
-        data = load_data(cfg)
+        data = load_data(cfg, not args.quiet)
         preflight(cfg, data, out)
         if getattr(args, "salvage", False):
             from lightnas.store import salvage

@@ -64,6 +64,16 @@ class DataConfig:
     source: str = opt(
         "fashion-mnist", "--data", "fashion-mnist (embedded), digits, or a path (.npz, image folder, IDX folder)"
     )
+    image_size: int = opt(
+        0,
+        "--image-size",
+        "side in pixels every image is brought to (shorter side resized, centre crop); 0: the data's own, "
+        "for a folder of mixed sizes the median shorter side up to 224",
+    )
+
+    def __post_init__(self) -> None:
+        if self.image_size and self.image_size < 8:
+            raise LightnasError(f"--image-size must be 0 (from the data) or at least 8, not {self.image_size}")
 
 
 @dataclass(frozen=True)
@@ -93,8 +103,12 @@ class TrainConfig:
     init_for_training: bool = opt(True, help="the super-network's training initialisation (zero residuals)")
     project_conflicts: bool = opt(True, help="students' gradient projected off the largest's where they conflict")
     student_label_weight: float = opt(0.5, help="students' loss: (1-w) KL to the largest + w labels")
-    augment: bool = opt(
-        False, "--augment", "random shifts by up to 1/14 of the side, and flips where the data allows (long budgets)"
+    augment: bool | None = opt(
+        None,
+        "--augment",
+        "training augmentation the data calls for: photos random-resized crops and flips (on by default), "
+        "small grey images shifts by up to 1/14 of the side and flips where the data allows (off by default: "
+        "for long budgets)",
     )
 
     def __post_init__(self) -> None:
@@ -353,7 +367,8 @@ def _typed(tp: Any, v: Any, where: str) -> Any:
     if dataclasses.is_dataclass(tp):
         return _build(tp, v, where)  # type: ignore[arg-type]
     if origin in (typing.Union, types.UnionType):
-        return v
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return None if v is None else _typed(args[0], v, where) if len(args) == 1 else v
     if origin is tuple:
         if not isinstance(v, list | tuple):
             raise LightnasError(f"{where} must be a list, not {v!r}")

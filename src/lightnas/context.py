@@ -12,10 +12,12 @@ from lightnas.config import RunConfig
 from lightnas.errors import LightnasError
 
 
-def load_data(cfg: RunConfig) -> Any:
+def load_data(cfg: RunConfig, progress: bool = False) -> Any:
+    """The run's data set (an image folder met for the first time is decoded
+    into the cache, with a progress bar when ``progress``)."""
     from lightnas.data import load_dataset
 
-    return load_dataset(cfg.data.source, cfg.seed)
+    return load_dataset(cfg.data.source, cfg.seed, cfg.data.image_size, progress)
 
 
 def supernet_config(cfg: RunConfig, data: Any) -> dict[str, Any]:

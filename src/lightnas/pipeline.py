@@ -25,9 +25,16 @@ METRIC = RUN_OBJECTIVES[0].metric  # the task's metric (ClassificationTask.metri
 def stage_train(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = None) -> dict[str, Any]:
     from lightnas.train.trainer import train_supernet
 
-    data = data or load_data(cfg)
+    data = data or load_data(cfg, not quiet)
     n = data.describe()
     say(f"data: {data.name}, {n['n_train']} train / {n['n_val']} val / {n['n_test']} test of {data.input_shape}", quiet)
+    if n.get("image_size_chosen") == "median shorter side":
+        lo, hi = n["image_sides"]
+        say(
+            f"data: images of {lo}-{hi} px (shorter side) brought to {n['image_size']} px, the median; "
+            "--image-size N to choose",
+            quiet,
+        )
     if cfg.nproc > 1:
         from lightnas.train.common import safe_load
         from lightnas.train.device import resolve_device
@@ -37,6 +44,7 @@ def stage_train(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = None
             "supernet": cfg.supernet.name,
             "supernet_config": supernet_config(cfg, data),
             "data": cfg.data.source,
+            "image_size": cfg.data.image_size,
             "cfg": cfg.train,
             "seed": cfg.seed,
             "checkpoint": str(out / "supernet.pt"),
@@ -197,7 +205,7 @@ def run_all(
     """The main job. ``explicit`` holds the options given (dotted paths of
     :class:`RunConfig`). Returns the summary (also in ``summary.json``)."""
     cfg, new = open_folder(out, explicit or {}, resume, force)
-    data = load_data(cfg)
+    data = load_data(cfg, not quiet)
     preflight(cfg, data, out)
     claim(out, cfg, force if new else False)
     t0 = time.perf_counter()

@@ -2,11 +2,15 @@
 user's own data (``.npz``, an image folder, or Fashion-MNIST/MNIST IDX files).
 
 Torch-free. Every loader returns a :class:`Dataset` of uint8 images in NCHW
-layout with fixed, seeded, stratified train/validation/test splits.
+layout with fixed, seeded, stratified train/validation/test splits. Image
+folders hold files of any size and mode, brought to one size by
+:mod:`lightnas.data.images` and read from an on-disk cache; arrays are
+resized the same way when ``image_size`` asks for another size.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import zipfile
@@ -19,6 +23,17 @@ from typing import Any
 
 import numpy as np
 
+from lightnas.data.images import (
+    SPLIT_DIRS,
+    Preprocess,
+    cached_images,
+    channel_stats,
+    choose_size,
+    resize_array,
+    scan_folder,
+    survey,
+    take_rows,
+)
 from lightnas.errors import LightnasError
 from lightnas.registry import Registry
 
@@ -36,15 +51,22 @@ FASHION_CLASSES = (
     "Bag",
     "Ankle boot",
 )
-_IMAGE_EXT = {".png", ".jpg", ".jpeg"}
+AUGMENTATIONS = ("shift", "photo")
 
 
 @dataclass
 class Dataset:
-    """Images as uint8 (N, C, H, W), labels as int64 in ``[0, n_classes)``.
+    """Images as uint8 (N, C, H, W) (arrays, or :class:`~lightnas.data.images.DiskImages`
+    read from the cache), labels as int64 in ``[0, n_classes)``.
 
-    Preprocessing an input needs (recorded in model cards): divide by 255,
-    subtract ``mean``, divide by ``std`` (per channel), NCHW layout.
+    Preprocessing an input needs (recorded in model cards): the resize and
+    crop of ``preprocess`` when the images were brought to one size, then
+    divide by 255, subtract ``mean``, divide by ``std`` (per channel), NCHW.
+
+    ``augmentation`` is the training augmentation the data calls for:
+    ``shift`` (small translations, and flips where ``hflip``; off unless asked
+    for: it cost accuracy on short budgets of small grey images) or ``photo``
+    (random-resized crops and horizontal flips, on unless switched off).
     """
 
     name: str
@@ -57,6 +79,8 @@ class Dataset:
     classes: list[str]
     hflip: bool = False  # horizontal flips keep the label (clothes yes, digits no)
     info: dict[str, Any] = field(default_factory=dict)
+    augmentation: str = "shift"
+    preprocess: Preprocess | None = None
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -67,18 +91,27 @@ class Dataset:
         return len(self.classes)
 
     @cached_property
-    def mean(self) -> list[float]:
-        return [float(v) for v in (self.x_train / 255.0).mean(axis=(0, 2, 3))]
+    def _stats(self) -> tuple[list[float], list[float]]:
+        return channel_stats(self.x_train)
 
-    @cached_property
+    @property
+    def mean(self) -> list[float]:
+        return self._stats[0]
+
+    @property
     def std(self) -> list[float]:
-        return [float(v) for v in (self.x_train / 255.0).std(axis=(0, 2, 3)) + 1e-8]
+        return self._stats[1]
 
     def preprocessing(self) -> dict[str, Any]:
+        """Every step from an image file (or array) to the model's input, in order."""
+        c = self.input_shape[0]
+        steps = self.preprocess.steps() if self.preprocess is not None else []
         return {
             "input_dtype": "float32",
             "layout": "NCHW",
             "input_shape": [1, *self.input_shape],
+            "mode": "L" if c == 1 else "RGB",
+            "steps": [*steps, {"op": "normalize", "scale": 1 / 255, "mean": self.mean, "std": self.std}],
             "scale": 1 / 255,
             "mean": self.mean,
             "std": self.std,
@@ -133,6 +166,8 @@ def _finish(
     test_fraction: float = 0.2,
     hflip: bool = False,
     info: dict[str, Any] | None = None,
+    augmentation: str = "shift",
+    preprocess: Preprocess | None = None,
 ) -> Dataset:
     """Split what is missing (test, then validation) from the training data by seed."""
     if len(x) != len(y):
@@ -140,21 +175,24 @@ def _finish(
     splits: dict[str, Any] = {"seed": seed}
     if x_test is None:
         keep, held = stratified_split(y, test_fraction, seed)
-        x_test, y_test = x[held], y[held]
-        x, y = x[keep], y[keep]
+        x_test, y_test = take_rows(x, held), y[held]
+        x, y = take_rows(x, keep), y[keep]
         splits["test"] = f"{test_fraction:.0%} of the given data, stratified"
     else:
         splits["test"] = "given"
     if x_val is None:
         keep, held = stratified_split(y, val_fraction, seed + 1)
-        x_val, y_val = x[held], y[held]
-        x, y = x[keep], y[keep]
+        x_val, y_val = take_rows(x, held), y[held]
+        x, y = take_rows(x, keep), y[keep]
         splits["val"] = f"{val_fraction:.0%} of the training data, stratified"
     else:
         splits["val"] = "given"
     assert y_val is not None and y_test is not None
     splits["digest"] = _digest(y, y_val, y_test, x[:64])
-    data = Dataset(name, x, y, x_val, y_val, x_test, y_test, classes, hflip, {**(info or {}), "splits": splits})
+    info = {**(info or {}), "splits": splits}
+    if preprocess is not None:
+        info["image_size"] = preprocess.size
+    data = Dataset(name, x, y, x_val, y_val, x_test, y_test, classes, hflip, info, augmentation, preprocess)
     _check(data)
     return data
 
@@ -311,53 +349,45 @@ def load_npz(path: Path, seed: int) -> Dataset:
     return _finish(path.stem, x, y, seed, [str(c) for c in range(n_classes)], **extra, info={"source": str(path)})
 
 
-MAX_IMAGE_PIXELS = 4096 * 4096
+def load_image_folder(path: Path, seed: int, image_size: int = 0, progress: bool = False) -> Dataset:
+    """A folder of PNG/JPEG files of any size and mode: one subfolder per class,
+    or ``train/``, ``val/``, ``test/`` folders of class subfolders (given splits).
 
-
-def _read_image(f: Path) -> np.ndarray:
-    """One image as uint8 (H, W) grey or (H, W, 3) colour; 16-bit grey is scaled
-    to 8 bits (not clipped); images over :data:`MAX_IMAGE_PIXELS` are refused
-    before they are decompressed."""
-    import warnings
-
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(f) as im:
-                if im.width * im.height > MAX_IMAGE_PIXELS:
-                    raise LightnasError(f"{f}: {im.width}x{im.height} is larger than {MAX_IMAGE_PIXELS} pixels")
-                if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                    wide = np.asarray(im, dtype=np.int64)
-                    return np.clip(wide >> 8 if wide.max() > 255 else wide, 0, 255).astype(np.uint8)
-                return np.asarray(im.convert("L" if im.mode in ("L", "1", "LA") else "RGB"))
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise LightnasError(f"cannot read image {f}: {exc}") from None
-
-
-def load_image_folder(path: Path, seed: int) -> Dataset:
-    class_dirs = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if len(class_dirs) < 2:
-        raise LightnasError(f"{path}: an image folder needs one subfolder per class (found {len(class_dirs)})")
-    images, labels, shape, mode = [], [], None, None
-    for label, d in enumerate(class_dirs):
-        files = sorted(p for p in d.iterdir() if p.suffix.lower() in _IMAGE_EXT)
-        if not files:
-            raise LightnasError(f"{d}: no PNG or JPEG images")
-        for f in files:
-            arr = _read_image(f)
-            mode = mode or ("L" if arr.ndim == 2 else "RGB")
-            if (arr.ndim == 2) != (mode == "L"):
-                raise LightnasError(f"{f}: mixes grey and colour images with the first image")
-            if shape is None:
-                shape = arr.shape
-            if arr.shape != shape:
-                raise LightnasError(f"{f}: size {arr.shape} differs from the first image's {shape}")
-            images.append(arr)
-            labels.append(label)
-    x = as_nchw_uint8(np.stack(images), str(path))
-    return _finish(path.name, x, np.array(labels), seed, [d.name for d in class_dirs], info={"source": str(path)})
+    The mode is colour when any image is, grey otherwise; the size is
+    ``image_size``, or the median shorter side (:func:`~lightnas.data.images.choose_size`),
+    recorded in ``info["image_size_chosen"]``. Photo augmentation applies."""
+    folder = scan_folder(path)
+    every = [f for files in folder.files.values() for f in files]
+    sides, colour = survey(every)
+    chosen = not image_size
+    pre = Preprocess(image_size or choose_size(sides), "RGB" if colour else "L")
+    arrays: dict[str, Any] = {}
+    for split, files in folder.files.items():
+        arrays[split] = cached_images(files, pre, progress)
+    info = {
+        "source": str(path),
+        "image_sides": [int(min(sides)), int(max(sides))],
+        "image_size_chosen": "median shorter side" if chosen else "--image-size",
+    }
+    main = "all" if "all" in arrays else "train"
+    extra = {
+        f"{k}_{split}": v
+        for split in ("val", "test")
+        if split in arrays
+        for k, v in (("x", arrays[split]), ("y", folder.labels[split]))
+    }
+    return _finish(
+        path.name,
+        arrays[main],
+        folder.labels[main],
+        seed,
+        folder.classes,
+        **extra,
+        hflip=True,
+        info=info,
+        augmentation="photo",
+        preprocess=pre,
+    )
 
 
 def load_idx_folder(path: Path, seed: int) -> Dataset:
@@ -378,10 +408,34 @@ def load_idx_folder(path: Path, seed: int) -> Dataset:
     )
 
 
-def load_dataset(spec: str, seed: int = 0) -> Dataset:
+def load_dataset(spec: str, seed: int = 0, image_size: int = 0, progress: bool = False) -> Dataset:
     """``fashion-mnist`` (embedded), ``digits``, or a path: ``.npz`` file, a
     folder of IDX files (``train-images-idx3-ubyte[.gz]`` ...), or an image
-    folder with one subfolder per class."""
+    folder (one subfolder per class, or ``train/``, ``val/``, ``test/`` of
+    those). ``image_size`` (pixels, 0: the data's own) brings every image to
+    that square size (shorter side resized, centre crop); ``progress`` shows
+    the decoding of a folder met for the first time."""
+    if image_size and image_size < 8:
+        raise LightnasError(f"--image-size must be at least 8, not {image_size}")
+    path = Path(spec).expanduser()
+    if spec not in DATASETS and path.is_dir() and _find_idx(path, "train-images-idx3-ubyte") is None:
+        return load_image_folder(path, seed, image_size, progress)
+    data = _load_arrays(spec, seed)
+    return data if not image_size or data.input_shape[1:] == (image_size, image_size) else resized(data, image_size)
+
+
+def resized(data: Dataset, size: int) -> Dataset:
+    """``data`` with every split brought to ``size`` x ``size`` (shorter side, centre crop)."""
+    pre = Preprocess(size, "L" if data.input_shape[0] == 1 else "RGB")
+    splits = {s: resize_array(np.asarray(getattr(data, f"x_{s}")), pre) for s in SPLIT_DIRS}
+    info = {**data.info, "image_size": size, "image_size_chosen": "--image-size"}
+    info["splits"] = {**info["splits"], "digest": _digest(data.y_train, data.y_val, data.y_test, splits["train"][:64])}
+    return dataclasses.replace(
+        data, x_train=splits["train"], x_val=splits["val"], x_test=splits["test"], info=info, preprocess=pre
+    )
+
+
+def _load_arrays(spec: str, seed: int) -> Dataset:
     if spec in DATASETS:
         return DATASETS.get(spec)(seed)
     path = Path(spec).expanduser()
@@ -393,6 +447,4 @@ def load_dataset(spec: str, seed: int = 0) -> Dataset:
         if path.suffix != ".npz":
             raise LightnasError(f"{path}: data files must be .npz (arrays x, y[, x_val, y_val])")
         return load_npz(path, seed)
-    if _find_idx(path, "train-images-idx3-ubyte") is not None:
-        return load_idx_folder(path, seed)
-    return load_image_folder(path, seed)
+    return load_idx_folder(path, seed)

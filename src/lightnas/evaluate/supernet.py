@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from lightnas.data.sources import Dataset
@@ -120,7 +121,9 @@ class SupernetEvaluator(Evaluator):
         if getattr(self.net, "int8_modules", lambda a: ())(arch):
             deployed = self.net.extract(arch)  # calibrated and quantized once per sub-network
             sess = onnx_session(deployed_onnx(deployed, self.data.input_shape), self.threads)
-            logits = torch.from_numpy(onnx_logits(sess, self.x_val.cpu().numpy()))
+            logits = torch.from_numpy(
+                np.concatenate([onnx_logits(sess, b.cpu().numpy()) for b in self.x_val.batches()])
+            )
             return {self.task.metric_name: self.task.metric(logits, self.y_val.cpu())}
         self.net.set_active(arch)
         self.net.calibrate(self.x_calib)

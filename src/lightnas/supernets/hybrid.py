@@ -25,10 +25,16 @@ from lightnas.space import Arch, Choice, SearchSpace
 from lightnas.supernets.base import PrecisionGroup, Supernet, SupernetConfig, group_parts
 from lightnas.supernets.blocks import ElasticBlock as ConvBlock
 from lightnas.supernets.blocks import PlainBlock, receptive_field, stage_width
-from lightnas.supernets.mobilenet import StageSpec
+from lightnas.supernets.mobilenet import LARGE_FROM, StageSpec
 from lightnas.supernets.registry import register_supernet
 from lightnas.supernets.vit import Block, Head, _copy_ln, copy_head, head_forward
 from lightnas.supernets.vit import ElasticBlock as AttnBlock
+
+SMALL_STAGES = (StageSpec(32, (1, 2), 2), StageSpec(48, (1, 2), 1))
+"""Under :data:`LARGE_FROM` pixels: tokens at 1/4 of the input (7x7 at 28 px)."""
+LARGE_STAGES = (StageSpec(24, (1, 2), 2), StageSpec(40, (1, 2), 2), StageSpec(64, (1, 2), 2))
+"""From :data:`LARGE_FROM` pixels: tokens at 1/16 of the input, as MobileViT and EMO
+place attention (14x14 tokens at 224 px, 4x4 at 64)."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,7 @@ class HybridConfig(SupernetConfig):
     """Conv stages (as the MobileNet's), then up to ``max(attn_depths)`` attention blocks."""
 
     stem_channels: int = 16
-    stages: tuple[StageSpec, ...] = (StageSpec(32, (1, 2), 2), StageSpec(48, (1, 2), 1))
+    stages: tuple[StageSpec, ...] = ()  # (): SMALL_STAGES, or LARGE_STAGES from LARGE_FROM pixels
     kernels: tuple[int, ...] = (3, 5)
     expands: tuple[int, ...] = (3, 4)
     widths: tuple[float, ...] = (0.5, 0.75, 1.0)
@@ -49,9 +55,8 @@ class HybridConfig(SupernetConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        object.__setattr__(
-            self, "stages", tuple(s if isinstance(s, StageSpec) else StageSpec(**s) for s in self.stages)
-        )
+        stages = self.stages or (LARGE_STAGES if min(self.input_shape[1:]) >= LARGE_FROM else SMALL_STAGES)
+        object.__setattr__(self, "stages", tuple(s if isinstance(s, StageSpec) else StageSpec(**s) for s in stages))
         for name in ("kernels", "expands", "widths", "embed_dims", "attn_depths", "heads", "mlp_ratios"):
             object.__setattr__(self, name, tuple(sorted(getattr(self, name))))
         if not self.stages or min(self.attn_depths) < 0 or min(self.input_shape[1:]) < 8:
@@ -59,11 +64,13 @@ class HybridConfig(SupernetConfig):
 
     def sizes(self) -> list[tuple[int, int]]:
         """(h, w) entering the stem and each stage, then of the token map: a stride of 2
-        applies only while the map stays at least 7 pixels on its shorter side."""
+        applies only while the map stays at least 7 pixels on its shorter side (3 for
+        inputs of :data:`LARGE_FROM` pixels and more, whose tokens sit at 1/16 of the input)."""
         h, w = self.input_shape[1:]
         out = [(h, w)]
+        floor = 3 if min(h, w) >= LARGE_FROM else 7
         for stride in [2] + [s.stride for s in self.stages]:
-            s = stride if (min(h, w) - 1) // stride + 1 >= 7 else 1
+            s = stride if (min(h, w) - 1) // stride + 1 >= floor else 1
             h, w = (h - 1) // s + 1, (w - 1) // s + 1
             out.append((h, w))
         return out

@@ -35,31 +35,49 @@ class StageSpec:
     stride: int = 1
 
 
+SMALL_STAGES = (StageSpec(24, (1, 2), 2), StageSpec(32, (1, 2, 3), 1), StageSpec(48, (1, 2, 3), 1))
+"""Inputs under :data:`LARGE_FROM` pixels: the stem and the first stage each halve
+the resolution (28x28 -> 7x7) and the later stages keep it."""
+LARGE_STAGES = (
+    StageSpec(24, (2, 3, 4), 2),
+    StageSpec(40, (2, 3, 4), 2),
+    StageSpec(80, (2, 3, 4), 2),
+    StageSpec(112, (2, 3, 4), 1),
+    StageSpec(160, (2, 3, 4), 2),
+)
+"""Inputs of :data:`LARGE_FROM` pixels and more: MobileNetV3 / Once-for-All's
+schedule (a stride-2 stem, then the resolution halved by four stages: 224 ->
+7), with Once-for-All's widths and depths of 2-4."""
+LARGE_FROM = 64
+
+
 @dataclass(frozen=True)
 class MobileNetConfig(SupernetConfig):
     """Everything that defines the super-network (serialised into checkpoints).
 
-    The default suits small images on a CPU: the stem and the first stage
-    each halve the resolution (28x28 -> 7x7), and the later stages keep it,
-    because PyTorch's CPU backward of large depthwise kernels on maps of 4x4
-    and less is pathologically slow (measured: 4x the time per element of
-    7x7 maps); the head keeps the spatial layout (``pool="flatten"``),
-    which learned faster than global pooling on Fashion-MNIST.
+    The layout follows the input size (fields left at their zero defaults are
+    filled in from it; a config read back holds them all). Under
+    :data:`LARGE_FROM` pixels (28x28 digits and clothes, 32x32 CIFAR) the
+    stem and the first stage each halve the resolution and the later stages
+    keep it, because PyTorch's CPU backward of large depthwise kernels on
+    maps of 4x4 and less is pathologically slow (measured: 4x the time per
+    element of 7x7 maps), and the head keeps the spatial layout
+    (``pool="flatten"``), which learned faster than global pooling on
+    Fashion-MNIST. From :data:`LARGE_FROM` pixels up, the stride schedule of
+    MobileNetV2/V3 and Once-for-All (:data:`LARGE_STAGES`), a 1x1 head of
+    ``head_channels`` and global average pooling before a small classifier:
+    at 224 px the smallest sub-network has 44M MACs and the largest 554M.
     """
 
-    stem_channels: int = 16
-    stages: tuple[StageSpec, ...] = (
-        StageSpec(24, (1, 2), 2),
-        StageSpec(32, (1, 2, 3), 1),
-        StageSpec(48, (1, 2, 3), 1),
-    )
+    stem_channels: int = 0  # 0: 16
+    stages: tuple[StageSpec, ...] = ()  # (): SMALL_STAGES or LARGE_STAGES, by the input size
     kernels: tuple[int, ...] = (3, 5, 7)
     expands: tuple[int, ...] = (3, 4, 6)
     widths: tuple[float, ...] = (0.5, 0.75, 1.0)
-    head_channels: int = 32
+    head_channels: int = 0  # 0: 32 (small inputs) or 640
     dropout: float = 0.1
     stem_stride_: int = 0  # 0: 2 (subject to the rule of ``strides``)
-    pool: str = "flatten"  # "flatten" (keeps the spatial layout) or "avg" (global average)
+    pool: str = ""  # "flatten" (keeps the spatial layout) or "avg" (global average); "": by the input size
     kernel_transform: bool = True  # smaller kernels = transformed centres of larger ones (Once-for-All)
 
     def __post_init__(self) -> None:
@@ -67,6 +85,15 @@ class MobileNetConfig(SupernetConfig):
         _, h, w = self.input_shape
         if h < 8 or w < 8:
             raise LightnasError(f"input shape {self.input_shape} is too small (H, W >= 8)")
+        large = min(h, w) >= LARGE_FROM
+        for name, value in (
+            ("stem_channels", 16),
+            ("stages", LARGE_STAGES if large else SMALL_STAGES),
+            ("head_channels", 640 if large else 32),
+            ("pool", "avg" if large else "flatten"),
+        ):
+            if not getattr(self, name):
+                object.__setattr__(self, name, value)
         if self.pool not in ("avg", "flatten"):
             raise LightnasError(f"pool must be 'avg' or 'flatten', not {self.pool!r}")
         if not self.kernels or any(k % 2 == 0 or k < 1 for k in self.kernels):
@@ -82,14 +109,22 @@ class MobileNetConfig(SupernetConfig):
     def strides(self) -> list[int]:
         """Effective strides of the stem and of each stage's first block: a
         declared stride of 2 applies only while the map it makes stays at
-        least 7 pixels on its shorter side (8x8 digits are not shrunk to 2x2)."""
+        least :meth:`min_map` pixels on its shorter side (8x8 digits are not
+        shrunk to 2x2)."""
         size = min(self.input_shape[1:])
         out = []
+        floor = self.min_map()
         for declared in [self.stem_stride_ or 2] + [s.stride for s in self.stages]:
-            stride = declared if (size - 1) // declared + 1 >= 7 else 1
+            stride = declared if (size - 1) // declared + 1 >= floor else 1
             size = (size - 1) // stride + 1
             out.append(stride)
         return out
+
+    def min_map(self) -> int:
+        """The smallest feature map a stride may make: 7 pixels in the small
+        layout (global pooling is not used there), 3 with global pooling
+        (MobileNetV2 ends at 3x3 on 96-px inputs, 7x7 on 224)."""
+        return 3 if self.pool == "avg" else 7
 
     @property
     def stem_stride(self) -> int:

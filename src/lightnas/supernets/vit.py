@@ -1,7 +1,7 @@
 """Elastic Vision Transformer super-network (AutoFormer-style weight entanglement).
 
-Patch embedding sized from the input (a patch of ``min(H, W) // 7`` pixels
-by default, so a 28x28 image gives 7x7 tokens), pre-norm Transformer blocks,
+Patch embedding sized from the input (:meth:`ViTConfig.patch_size`: 7x7
+tokens at 28 px, 14x14 at 224 px), pre-norm Transformer blocks,
 mean pooling, a linear classifier. Elastic: depth (the first ``d`` blocks),
 embedding dimension (the leading ``e`` channels, shared by every layer: patch
 embedding, positional embedding, LayerNorms, attention and MLP projections,
@@ -33,7 +33,7 @@ from lightnas.supernets.registry import register_supernet
 class ViTConfig(SupernetConfig):
     """The elastic ViT's choices (serialised into checkpoints)."""
 
-    patch: int = 0  # pixels per patch side; 0: min(H, W) // 7 (at least 1)
+    patch: int = 0  # pixels per patch side; 0: from the input (see patch_size)
     embed_dims: tuple[int, ...] = (64, 96, 128)
     depths: tuple[int, ...] = (2, 3, 4)
     heads: tuple[int, ...] = (2, 4)
@@ -52,7 +52,11 @@ class ViTConfig(SupernetConfig):
             raise LightnasError("head_dim must be positive and the patch no larger than the image")
 
     def patch_size(self) -> int:
-        return self.patch or max(1, min(self.input_shape[1:]) // 7)
+        """``patch``, or the input's shorter side over ``t`` tokens a side, ``t`` =
+        ``side // 16`` kept within 7-14: 4-pixel patches (7x7 tokens) at 28 px,
+        16-pixel patches (14x14 tokens, as ViT-B/16) at 224 px."""
+        side = min(self.input_shape[1:])
+        return self.patch or max(1, side // min(14, max(7, side // 16)))
 
     def tokens(self) -> int:
         p = self.patch_size()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -18,8 +20,12 @@ class ClassificationTask(Task):
       teacher's outputs are logits and ``w = label_weight`` (0: pure in-place
       distillation; 0.5, the default, left the students 0.5 points from
       stand-alone training on 8 epochs against 3.6 for 0, ``bench/fidelity.py``);
-    - ``augment``: random translations by up to ``pad`` pixels (zero padding)
-      and, with ``hflip``, horizontal flips, per image; off unless ``augment``.
+    - ``augment``: per image, with ``policy="shift"`` random translations by
+      up to ``pad`` pixels (zero padding) and, with ``hflip``, horizontal
+      flips; with ``policy="photo"`` a random-resized crop (a box of
+      :data:`CROP_SCALE` of the area and :data:`CROP_RATIO` aspect, resized
+      back to the input's size, bilinear) and, with ``hflip``, horizontal
+      flips, as photos are trained; nothing unless ``augment``.
     """
 
     metric_name = "accuracy"
@@ -31,14 +37,18 @@ class ClassificationTask(Task):
         augment: bool = False,
         pad: int = 2,
         hflip: bool = False,
+        policy: str = "shift",
     ):
+        if policy not in ("shift", "photo"):
+            raise LightnasError(f"augmentation policy must be shift or photo, not {policy!r}")
         if not 0 <= label_smoothing < 1:
             raise LightnasError(f"label smoothing must be in [0, 1), not {label_smoothing}")
         if not 0 <= label_weight <= 1:
             raise LightnasError(f"the students' label weight must be in [0, 1], not {label_weight}")
         self.label_smoothing = label_smoothing
         self.label_weight = label_weight
-        self.pad = pad if augment else 0
+        self.pad = pad if augment and policy == "shift" else 0
+        self.crop = augment and policy == "photo"
         self.hflip = hflip and augment
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -53,6 +63,8 @@ class ClassificationTask(Task):
         return 100.0 * float((outputs.argmax(1) == targets).sum()) / max(len(targets), 1)
 
     def augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        if self.crop:
+            return random_resized_crop(x, gen, self.hflip)
         b, _, h, w = x.shape
         pad = self.pad
         if pad > 0:
@@ -67,3 +79,29 @@ class ClassificationTask(Task):
             flip = (torch.rand(b, generator=gen) < 0.5).to(x.device)
             x = torch.where(flip[:, None, None, None], x.flip(3), x)
         return x
+
+
+CROP_SCALE = (0.25, 1.0)
+"""Share of the image's area a random-resized crop keeps (Inception-style crops keep 0.08-1 on
+ImageNet's long schedules; the short budgets here keep more of each image)."""
+CROP_RATIO = (3 / 4, 4 / 3)
+
+
+def random_resized_crop(x: torch.Tensor, gen: torch.Generator, hflip: bool) -> torch.Tensor:
+    """A random box per image (area share in :data:`CROP_SCALE`, aspect in
+    :data:`CROP_RATIO`, inside the image), resized to the input's size with
+    bilinear sampling, mirrored with probability 1/2 when ``hflip``; one batched
+    ``grid_sample``. Draws come from the CPU generator ``gen`` (the same on every device)."""
+    b = x.shape[0]
+    area = CROP_SCALE[0] + (CROP_SCALE[1] - CROP_SCALE[0]) * torch.rand(b, generator=gen)
+    lo, hi = math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1])
+    ratio = torch.exp(lo + (hi - lo) * torch.rand(b, generator=gen))
+    w = torch.sqrt(area * ratio).clamp(max=1.0)  # box sides as fractions of the image's
+    h = torch.sqrt(area / ratio).clamp(max=1.0)
+    cx = (2 * torch.rand(b, generator=gen) - 1) * (1 - w)  # box centre, in [-1, 1] image coordinates
+    cy = (2 * torch.rand(b, generator=gen) - 1) * (1 - h)
+    sign = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0) if hflip else torch.ones(b)
+    zero = torch.zeros(b)
+    theta = torch.stack([torch.stack([w * sign, zero, cx], 1), torch.stack([zero, h, cy], 1)], 1)
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)

@@ -30,52 +30,120 @@ def setup_torch(threads: int | None = None) -> int:
     return n
 
 
-def to_tensor(x: np.ndarray, data: Dataset) -> torch.Tensor:
-    """uint8 NCHW images -> normalised float32 tensor (the card's preprocessing)."""
-    mean = torch.tensor(data.mean, dtype=torch.float32).view(1, -1, 1, 1)
-    std = torch.tensor(data.std, dtype=torch.float32).view(1, -1, 1, 1)
-    x = x if x.flags.writeable else x.copy()  # memory-mapped or read-only files: torch wants writable memory
-    return (torch.from_numpy(x).float() / 255.0 - mean) / std
+def to_tensor(x: Any, data: Dataset) -> torch.Tensor:
+    """uint8 NCHW images (an array or rows of the image cache) -> normalised
+    float32 tensor (the card's preprocessing)."""
+    return normalise(torch.from_numpy(_writable(x)), data.mean, data.std)
+
+
+def _writable(x: Any) -> np.ndarray:
+    x = np.asarray(x)
+    return x if x.flags.writeable else x.copy()  # memory-mapped or read-only files: torch wants writable memory
+
+
+def normalise(u8: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
+    """uint8 images ``(N, C, H, W)`` -> float32 ``(x / 255 - mean[c]) / std[c]``, where ``u8`` lives."""
+    m = torch.tensor(mean, dtype=torch.float32, device=u8.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32, device=u8.device).view(1, -1, 1, 1)
+    return (u8.float() / 255.0 - m) / s
+
+
+class Images:
+    """One split's images as training and evaluation index them: ``x[idx]``
+    (an int range, a slice, an index tensor or array) is the normalised float32
+    batch on ``device``, in ``memory_format``.
+
+    The pixels stay uint8 (4x less memory than floats): on ``device`` when the
+    split is an array in memory, on disk when it comes from the image cache
+    (rows read per batch, so memory does not grow with the data set). A batch
+    is normalised exactly as :func:`to_tensor` normalises the whole split."""
+
+    def __init__(
+        self,
+        x: Any,
+        data: Dataset,
+        device: torch.device | str = "cpu",
+        memory_format: torch.memory_format = torch.contiguous_format,
+    ):
+        self.device = torch.device(device)
+        self.mean, self.std = data.mean, data.std
+        self.memory_format = memory_format
+        self.on_disk = not isinstance(x, np.ndarray)
+        self.source = x if self.on_disk else torch.from_numpy(_writable(x)).to(self.device)
+        self.shape = tuple(int(s) for s in x.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def contiguous(self, memory_format: torch.memory_format = torch.contiguous_format) -> Images:
+        """The same images, batches handed out in ``memory_format``."""
+        out = object.__new__(Images)
+        out.__dict__.update(self.__dict__, memory_format=memory_format)
+        return out
+
+    def uint8(self, idx: Any) -> torch.Tensor:
+        """The raw uint8 pixels of ``idx`` on the device."""
+        if not self.on_disk:
+            return self.source[idx]
+        if isinstance(idx, torch.Tensor):
+            idx = idx.cpu().numpy()
+        return torch.from_numpy(_writable(self.source[idx])).to(self.device)
+
+    def __getitem__(self, idx: Any) -> torch.Tensor:
+        return normalise(self.uint8(idx), self.mean, self.std).contiguous(memory_format=self.memory_format)
+
+    def batches(self, batch_size: int = 0) -> Any:
+        """The whole split in order, ``batch_size`` images at a time (default :data:`EVAL_BATCH`)."""
+        b = batch_size or EVAL_BATCH
+        for i in range(0, len(self), b):
+            yield self[i : i + b]
 
 
 def split_tensors(
     data: Dataset, split: str, device: torch.device | str = "cpu", n: int | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[Images, torch.Tensor]:
     """The first ``n`` (default: all) images of ``data``'s ``split`` ("train",
-    "val" or "test") as a normalised tensor, and their labels, on ``device``."""
-    x, y = getattr(data, f"x_{split}")[:n], getattr(data, f"y_{split}")[:n]
-    return to_tensor(x, data).to(device), torch.from_numpy(y).to(device)
+    "val" or "test") as :class:`Images` (normalised per batch), and their
+    labels, on ``device``."""
+    x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")[:n]
+    if n is not None:
+        x = x[:n] if isinstance(x, np.ndarray) else x.take(np.arange(min(n, len(x))))
+    return Images(x, data, device), torch.from_numpy(y).to(device)
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = EVAL_BATCH) -> torch.Tensor:
+def predict(model: nn.Module, x: torch.Tensor | Images, batch_size: int = EVAL_BATCH) -> torch.Tensor:
     """Logits of ``model`` in eval mode over ``x``, computed ``batch_size`` images at a time."""
     model.eval()
     return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = EVAL_BATCH) -> float:
+def accuracy(model: nn.Module, x: torch.Tensor | Images, y: torch.Tensor, batch_size: int = EVAL_BATCH) -> float:
     """Top-1 accuracy in percent, model in eval mode."""
     correct = int((predict(model, x, batch_size).argmax(1) == y).sum()) if len(x) else 0
     return 100.0 * correct / max(len(x), 1)
 
 
-def evaluate_metric(model: nn.Module, task: Any, x: torch.Tensor, y: torch.Tensor) -> float:
+def evaluate_metric(model: nn.Module, task: Any, x: torch.Tensor | Images, y: torch.Tensor) -> float:
     """The task's metric of ``model`` (eval mode) over a whole split."""
     return task.metric(predict(model, x), y) if len(x) else 0.0
 
 
 def task_for(data: Dataset, cfg: Any) -> Any:
     """The classification task of ``data`` with ``cfg``'s (a TrainConfig)
-    label smoothing, students' label weight and augmentation."""
+    label smoothing, students' label weight and augmentation: the data's
+    policy (``data.augmentation``), on where ``cfg.augment`` says so, else
+    where the policy is ``photo``."""
     from lightnas.tasks.classification import ClassificationTask
 
+    augment = cfg.augment if cfg.augment is not None else data.augmentation == "photo"
     return ClassificationTask(
         label_smoothing=cfg.label_smoothing,
         label_weight=cfg.student_label_weight,
-        augment=cfg.augment,
+        augment=augment,
         pad=max(1, data.input_shape[1] // 14),
         hflip=data.hflip,
+        policy=data.augmentation,
     )
 
 

@@ -47,7 +47,7 @@ def _worker(rank: int, world: int, port: int, job: dict[str, Any]) -> None:
         trainer = SupernetTrainer(
             job["supernet"],
             job["supernet_config"],
-            load_dataset(job["data"], job["seed"]),
+            load_dataset(job["data"], job["seed"], job.get("image_size", 0)),
             job["cfg"],
             job["seed"],
             threads,

@@ -168,7 +168,8 @@ def standalone_train_seconds(
     opt = make_optimizer(model.parameters(), cfg)
     task = task_for(data, cfg)
     n = min(cfg.batch_size, len(data.x_train))
-    xb, yb = split_tensors(data, "train", dev, n)
+    images, yb = split_tensors(data, "train", dev, n)
+    xb = images[:n]
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
