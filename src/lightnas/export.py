@@ -47,7 +47,8 @@ from lightnas.io import write_bytes, write_json
 from lightnas.quantization.policy import split_policy
 from lightnas.space import Arch
 from lightnas.supernets import supernet_from_config
-from lightnas.train.common import CALIB_IMAGES, EVAL_BATCH, atomic_save, predict, safe_load, to_tensor
+from lightnas.supernets.base import resize_input
+from lightnas.train.common import CALIB_IMAGES, EVAL_BATCH, atomic_save, predict, safe_load, split_tensors, to_tensor
 
 EXTRACT_TOL = 1e-5
 ONNX_TOL = 1e-4
@@ -99,10 +100,18 @@ def export_subnet(
     net.set_active(arch)
     net.calibrate(x_calib)
     plain = net.extract(arch).eval()
-    diff = float((net(x_val) - plain(x_val)).abs().max()) if len(x_val) else 0.0
+    shape = net.input_shape_for(arch)
+    diff = float((net(x_val) - plain(resize_input(x_val, shape))).abs().max()) if len(x_val) else 0.0
     if diff > EXTRACT_TOL:
         raise LightnasError(f"extracted {arch.key} differs from the super-network by {diff:.2e}")
-    return export_plain(plain, arch, out_dir / model_id(arch), ctx, search_metrics, {"extract_max_abs_diff": diff})
+    check = {"extract_max_abs_diff": diff}
+    return export_plain(plain, arch, out_dir / model_id(arch), ctx, search_metrics, check, input_shape=shape)
+
+
+def test_inputs(data: Dataset, shape: tuple[int, ...]) -> torch.Tensor:
+    """The whole test split, normalised and brought to ``shape`` (C, H, W)."""
+    parts = [resize_input(b, shape) for b in split_tensors(data, "test")[0].batches()]
+    return torch.cat(parts) if parts else torch.zeros(0, *shape)
 
 
 def verify_onnx(plain: torch.nn.Module, onnx_bytes: bytes, x: torch.Tensor, key: str) -> tuple[np.ndarray, dict]:
@@ -123,10 +132,12 @@ def verify_onnx(plain: torch.nn.Module, onnx_bytes: bytes, x: torch.Tensor, key:
     return ort_logits, {"onnx_max_abs_diff": diff, "onnx_checked_images": n, "onnx_torch_prediction_agreement": agree}
 
 
-def latencies(plain: torch.nn.Module, ctx: ExportContext, search_metrics: dict[str, float]) -> dict[str, Any]:
+def latencies(
+    plain: torch.nn.Module, ctx: ExportContext, search_metrics: dict[str, float], input_shape: tuple[int, ...]
+) -> dict[str, Any]:
     """The card's latency: the target runtime's figures on the target device
-    first, every backend's on the CPU beside them (ms, batch 1, ``ctx.threads`` threads)."""
-    input_shape = ctx.data.input_shape
+    first, every backend's on the CPU beside them (ms, batch 1, ``ctx.threads``
+    threads, inputs of ``input_shape``)."""
     names = [b for b in LATENCY_BACKENDS.names() if b == ctx.backend or not getattr(plain, "int8_modules", ())]
     runs = {b: measure_latency(plain, input_shape, b, ctx.threads, repeats=100) for b in names}
     lat = runs[ctx.backend]
@@ -146,15 +157,13 @@ def latencies(plain: torch.nn.Module, ctx: ExportContext, search_metrics: dict[s
         "device": lat["device"],
         "input_shape": [1, *input_shape],
         "by_backend": {b: {k: r[k] for k in keep} for b, r in runs.items()},
-        **({"at_batch": at_batch(plain, ctx)} if ctx.batch != 1 else {}),
+        **({"at_batch": at_batch(plain, ctx, input_shape)} if ctx.batch != 1 else {}),
     }
 
 
-def at_batch(plain: torch.nn.Module, ctx: ExportContext) -> dict[str, Any]:
+def at_batch(plain: torch.nn.Module, ctx: ExportContext, input_shape: tuple[int, ...]) -> dict[str, Any]:
     """Latency (ms per batch) at the run's ``--batch`` in the target runtime."""
-    lat = measure_latency(
-        plain, ctx.data.input_shape, ctx.backend, ctx.threads, ctx.batch, repeats=30, device=ctx.target
-    )
+    lat = measure_latency(plain, input_shape, ctx.backend, ctx.threads, ctx.batch, repeats=30, device=ctx.target)
     return {"batch": ctx.batch, **{k: lat[k] for k in ("latency_ms", "latency_median_ms", "latency_iqr_ms")}}
 
 
@@ -167,18 +176,23 @@ def export_plain(
     search_metrics: dict[str, float],
     verification: dict[str, float] | None = None,
     extra: dict[str, Any] | None = None,
+    input_shape: tuple[int, int, int] | None = None,
 ) -> dict[str, Any]:
     """Write a plain module (state dict, arch, ONNX verified against PyTorch
-    within 1e-4, card with test accuracy, cost and latency) into ``folder``."""
+    within 1e-4, card with test accuracy, cost and latency) into ``folder``.
+    ``input_shape``: the (C, H, W) the module takes (default: the data's;
+    smaller for a sub-network of lower resolution, whose test images are
+    brought to it by :func:`~lightnas.supernets.base.resize_input`, as the card says)."""
     data = ctx.data
+    shape = tuple(input_shape or data.input_shape)
     deployed = plain.eval()
     fp32 = getattr(deployed, "plain", deployed)  # the float32 network of an INT8 policy
-    onnx_bytes = to_onnx_bytes(fp32, data.input_shape)
-    x_test = to_tensor(data.x_test, data)
+    onnx_bytes = to_onnx_bytes(fp32, shape)
+    x_test = test_inputs(data, shape)
     logits, check = verify_onnx(fp32, onnx_bytes, x_test, arch.key)
     base, policy = split_policy(arch)
     int8 = quantized_card(deployed, logits, x_test, data.y_test) if getattr(deployed, "int8_modules", ()) else None
-    cost = count_cost(deployed, data.input_shape)
+    cost = count_cost(deployed, shape)
     files = {"state_dict": "model.pt", "arch": "arch.json", "onnx": "model.onnx"}
     card = {
         "id": folder.name,
@@ -190,8 +204,8 @@ def export_plain(
         "test_accuracy": int8["test_accuracy"] if int8 else _top1(logits, data.y_test),
         **{k: cost[k] for k in ("params", "macs", "bytes", "peak_act_bytes")},
         "onnx_bytes": len(onnx_bytes),
-        "latency": latencies(deployed, ctx, search_metrics),
-        "preprocessing": data.preprocessing(),
+        "latency": latencies(deployed, ctx, search_metrics, shape),
+        "preprocessing": data.preprocessing(shape),
         "verification": {**(verification or {}), **check},
         "files": {**files, "onnx_int8": "model.int8.onnx"} if int8 else files,
         "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

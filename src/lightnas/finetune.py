@@ -62,7 +62,7 @@ def stage_finetune(
     teacher = net.extract(net.space.largest()).eval()
     net.set_active(arch)
     net.calibrate(x_cal)
-    student, history = _tune(net, net.extract(arch), teacher, data, epochs, cfg, quiet, x_cal[:8] if qat else None)
+    student, history = _tune(net, arch, teacher, data, epochs, cfg, quiet, x_cal[:8] if qat else None)
     lat = cfg.latency  # the fine-tuned card gives the run's target and batch too
     ctx = ExportContext(
         state["supernet"], state["config"], data, lat.backend, lat.threads, target=lat.target, batch=lat.batch
@@ -76,7 +76,7 @@ def stage_finetune(
         "val_accuracy_before": history[0]["val_metric"],
         **({"qat": True} if qat else {}),
     }
-    new = export_plain(student, arch, folder, ctx, search, extra=extra)
+    new = export_plain(student, arch, folder, ctx, search, extra=extra, input_shape=net.input_shape_for(arch))
     new["test_accuracy_gain"] = new["test_accuracy"] - card["test_accuracy"]
     write_json(new, folder / "card.json")
     say(
@@ -88,19 +88,23 @@ def stage_finetune(
 
 
 def _tune(
-    net: Any, student: Any, teacher: Any, data: Any, epochs: int, cfg: RunConfig, quiet: bool, qat_x: Any
+    net: Any, arch: Any, teacher: Any, data: Any, epochs: int, cfg: RunConfig, quiet: bool, qat_x: Any
 ) -> tuple[Any, list[dict[str, Any]]]:
-    """Fine-tune ``student`` (distillation); with ``qat_x`` (a few training
-    images) quantization-aware, its INT8 groups fake-quantized, and the result
-    deployed afresh. Returns the model and the fine-tuning's history."""
+    """Fine-tune the sub-network ``arch`` (distillation, at its own input
+    resolution); with ``qat_x`` (a few training images) quantization-aware,
+    its INT8 groups fake-quantized, and the result deployed afresh. Returns
+    the model and the fine-tuning's history."""
     from lightnas.quantization.qat import QatModel
+    from lightnas.supernets.base import AtResolution, resize_input
     from lightnas.train.plain import finetune
 
+    student, shape = net.extract(arch), net.input_shape_for(arch)
+    run = {"seed": cfg.seed, "progress": not quiet, "device": cfg.device}
     if qat_x is None:
-        return student, finetune(student, teacher, data, epochs, seed=cfg.seed, progress=not quiet, device=cfg.device)
+        return student, finetune(AtResolution(student, shape), teacher, data, epochs, **run)
     modules = getattr(student, "int8_modules", ())
     if not modules:
         raise LightnasError("--qat fine-tunes a model with INT8 groups; this model is float32 throughout")
-    model = QatModel(student.plain, modules, qat_x)
-    history = finetune(model, teacher, data, epochs, seed=cfg.seed, progress=not quiet, device=cfg.device)
-    return net.requantize(model.cpu().finish(), modules), history
+    model = QatModel(student.plain, modules, resize_input(qat_x, shape))
+    history = finetune(AtResolution(model, shape), teacher, data, epochs, **run)
+    return net.requantize(model.cpu().finish(), modules, arch), history

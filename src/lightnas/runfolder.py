@@ -192,10 +192,10 @@ def preflight(cfg: RunConfig, data: Any, out: Path | None = None) -> dict[str, d
         for arch in _precision_variants(net, getattr(net.space, which)()):
             got: dict[str, float] = {}
             if any(c.metric not in ("latency_ms", "accuracy", *tables) for c in mine):
-                got = count_cost(net.extract(arch).eval(), data.input_shape)
+                got = count_cost(net.extract(arch).eval(), net.input_shape_for(arch))
             if any(c.metric == "latency_ms" for c in mine):
                 lat = measure_latency(
-                    net.extract(arch).eval(), data.input_shape, cfg.latency.backend, cfg.latency.threads,
+                    net.extract(arch).eval(), net.input_shape_for(arch), cfg.latency.backend, cfg.latency.threads,
                     batch=cfg.latency.batch, device=cfg.latency.target,
                 )  # fmt: skip
                 got["latency_ms"] = lat["latency_ms"]

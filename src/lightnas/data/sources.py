@@ -102,16 +102,25 @@ class Dataset:
     def std(self) -> list[float]:
         return self._stats[1]
 
-    def preprocessing(self) -> dict[str, Any]:
-        """Every step from an image file (or array) to the model's input, in order."""
+    def preprocessing(self, input_shape: tuple[int, ...] | None = None) -> dict[str, Any]:
+        """Every step from an image file (or array) to the input of a model
+        taking ``input_shape`` (default: the data's), in order: a model of
+        lower resolution ends with a bilinear, antialiased resize of the
+        normalised image (:func:`lightnas.supernets.base.resize_input`)."""
         c = self.input_shape[0]
+        shape = tuple(input_shape or self.input_shape)
         steps = self.preprocess.steps() if self.preprocess is not None else []
+        steps = [*steps, {"op": "normalize", "scale": 1 / 255, "mean": self.mean, "std": self.std}]
+        if shape[1:] != self.input_shape[1:]:
+            steps.append(
+                {"op": "resize", "height": shape[1], "width": shape[2], "interpolation": "bilinear", "antialias": True}
+            )
         return {
             "input_dtype": "float32",
             "layout": "NCHW",
-            "input_shape": [1, *self.input_shape],
+            "input_shape": [1, *shape],
             "mode": "L" if c == 1 else "RGB",
-            "steps": [*steps, {"op": "normalize", "scale": 1 / 255, "mean": self.mean, "std": self.std}],
+            "steps": steps,
             "scale": 1 / 255,
             "mean": self.mean,
             "std": self.std,

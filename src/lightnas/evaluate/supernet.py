@@ -13,6 +13,7 @@ from lightnas.hardware.cost import count_cost, count_macs
 from lightnas.hardware.latency import deployed_onnx, measure_latency, onnx_logits, onnx_session
 from lightnas.objectives import TABLE_LATENCY
 from lightnas.space import Arch
+from lightnas.supernets.base import resize_input
 from lightnas.train.common import CALIB_IMAGES, evaluate_metric, split_tensors, task_for
 from lightnas.train.device import resolve_device
 
@@ -78,13 +79,12 @@ class SupernetEvaluator(Evaluator):
     def cheap_metrics(self, arch: Arch) -> dict[str, float]:
         if arch not in self._cheap:
             plain = self.net.extract(arch).eval().cpu()  # costs and latency of the deployed (CPU) module
-            metrics = count_cost(plain, self.data.input_shape)
+            shape = self.net.input_shape_for(arch)
+            metrics = count_cost(plain, shape)
             if self.lut is not None:
                 metrics["latency_ms"] = float(self.lut.predict(arch))
             else:
-                lat = measure_latency(
-                    plain, self.data.input_shape, self.backend, self.threads, self.batch, device=self.target
-                )
+                lat = measure_latency(plain, shape, self.backend, self.threads, self.batch, device=self.target)
                 metrics["latency_ms"] = lat["latency_ms"]
                 metrics["latency_iqr_ms"] = lat["latency_iqr_ms"]
             metrics.update(self._table_latencies(arch))
@@ -120,10 +120,10 @@ class SupernetEvaluator(Evaluator):
     def evaluate(self, arch: Arch) -> dict[str, float]:
         if getattr(self.net, "int8_modules", lambda a: ())(arch):
             deployed = self.net.extract(arch)  # calibrated and quantized once per sub-network
-            sess = onnx_session(deployed_onnx(deployed, self.data.input_shape), self.threads)
-            logits = torch.from_numpy(
-                np.concatenate([onnx_logits(sess, b.cpu().numpy()) for b in self.x_val.batches()])
-            )
+            shape = self.net.input_shape_for(arch)
+            sess = onnx_session(deployed_onnx(deployed, shape), self.threads)
+            batches = (resize_input(b, shape).cpu().numpy() for b in self.x_val.batches())
+            logits = torch.from_numpy(np.concatenate([onnx_logits(sess, b) for b in batches]))
             return {self.task.metric_name: self.task.metric(logits, self.y_val.cpu())}
         self.net.set_active(arch)
         self.net.calibrate(self.x_calib)

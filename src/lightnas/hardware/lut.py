@@ -104,8 +104,7 @@ class LatencyTable:
             print(f"measuring {len(specs)} parts and {len(archs)} whole sub-networks ...", file=sys.stderr)
         # parts and whole sub-networks in one interleaved measurement, so that
         # the calibration compares them at the same machine speed
-        shape = tuple(net.config.input_shape)
-        items = [net.build_part(spec) for spec in specs] + [(net.extract(a), shape) for a in archs]
+        items = [net.build_part(spec) for spec in specs] + [(net.extract(a), net.input_shape_for(a)) for a in archs]
         values = measure_many(items, backend, threads, seed=seed, min_seconds=window_s, batch=batch)
         parts = {_key(spec): v for spec, v in zip(specs, values, strict=False)}
         measured = values[len(specs) :]
@@ -220,8 +219,7 @@ def measure_whole(
     """Latency (ms) of whole sub-networks, measured as robustly as the parts."""
     from lightnas.hardware.latency import measure_many
 
-    shape = tuple(net.config.input_shape)
-    items = [(net.extract(a), shape) for a in archs]
+    items = [(net.extract(a), net.input_shape_for(a)) for a in archs]
     return measure_many(items, backend, threads, seed=seed, min_seconds=window_s, batch=batch)
 
 

@@ -25,7 +25,7 @@ from lightnas.hardware.latency import to_onnx_bytes
 from lightnas.quantization.onnx_int8 import Int8Graph, in_modules, int8_settings
 from lightnas.quantization.policy import PRECISIONS, precision_space, split_policy
 from lightnas.space import Arch
-from lightnas.supernets.base import PrecisionGroup, trained_like
+from lightnas.supernets.base import PrecisionGroup, resize_input, trained_like
 
 PART_CALIB_IMAGES = 16  # random inputs calibrating a latency part (its timing does not depend on them)
 CACHED_GRAPHS = 16
@@ -130,8 +130,9 @@ class PrecisionSupernet:
             plain = self.net.extract(base).eval().cpu()
             if saved is not None:
                 self.net.set_active(saved)
-            shape = tuple(self.net.config.input_shape)
-            graph = Int8Graph(to_onnx_bytes(plain, shape), self.calib.cpu().numpy(), self.method)
+            shape = self.net.input_shape_for(base)
+            calib = resize_input(self.calib.cpu(), shape).numpy()
+            graph = Int8Graph(to_onnx_bytes(plain, shape), calib, self.method)
             self._graphs[base] = (plain, graph)
             while len(self._graphs) > CACHED_GRAPHS:
                 self._graphs.popitem(last=False)
@@ -141,13 +142,18 @@ class PrecisionSupernet:
         plain = copy.deepcopy(plain)  # a module of its own; the cached graph is of these weights
         return QuantizedModule(plain, modules, graph) if modules else plain
 
-    def requantize(self, plain: nn.Module, int8_modules: Sequence[str]) -> QuantizedModule:
-        """``plain`` (changed weights, e.g. fine-tuned) deployed with ``int8_modules`` in INT8, calibrated afresh."""
-        shape = tuple(self.net.config.input_shape)
+    def requantize(self, plain: nn.Module, int8_modules: Sequence[str], arch: Arch | None = None) -> QuantizedModule:
+        """``plain`` (changed weights, e.g. fine-tuned: the sub-network ``arch``,
+        default the largest) deployed with ``int8_modules`` in INT8, calibrated afresh."""
+        shape = self.input_shape_for(arch if arch is not None else self.space.largest())
         if self.calib is None:
             raise LightnasError("quantizing a sub-network needs calibration images")
-        graph = Int8Graph(lambda: to_onnx_bytes(plain, shape), self.calib.cpu().numpy(), self.method)
+        calib = resize_input(self.calib.cpu(), shape).numpy()
+        graph = Int8Graph(lambda: to_onnx_bytes(plain, shape), calib, self.method)
         return QuantizedModule(plain.eval(), int8_modules, graph)
+
+    def input_shape_for(self, arch: Arch) -> tuple[int, int, int]:
+        return self.net.input_shape_for(self.base(arch))
 
     def latency_parts(self, arch: Arch) -> list[Hashable]:
         """The wrapped network's parts, each with its group's precision last."""

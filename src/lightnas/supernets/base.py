@@ -28,6 +28,14 @@ Invariants:
   computes what the super-network computes in eval mode after
   ``set_active(arch)`` (max abs difference <= 1e-5 on logits), and that
   exports to ONNX.
+- **Input resolution.** ``input_shape_for(arch)`` is the (C, H, W) input the
+  extracted module of ``arch`` takes (default: the config's ``input_shape``).
+  A super-network whose space chooses the resolution (a dimension of kind
+  ``resolution``) is given inputs at the full ``input_shape`` and brings them
+  to the active sub-network's with :func:`resize_input` first, so that
+  training, calibration and evaluation see each sub-network at its own
+  resolution; its extracted module takes ``input_shape_for(arch)`` and is
+  equal to the super-network on ``resize_input(x, input_shape_for(arch))``.
 - **Calibration.** ``calibrate(x)`` prepares the active sub-network's
   normalisation statistics for evaluation from training images ``x``
   (BatchNorm: re-estimated exactly over ``x``; LayerNorm: nothing to do) and
@@ -72,12 +80,24 @@ from collections.abc import Hashable
 from typing import Any, ClassVar, TypeVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lightnas.errors import LightnasError
 from lightnas.space import Arch, SearchSpace, Value
 
-ELASTIC_KINDS = ("depth", "width", "kernel", "expand", "heads", "mlp_ratio", "embed", "precision", "other")
+ELASTIC_KINDS = (
+    "depth",
+    "width",
+    "kernel",
+    "expand",
+    "heads",
+    "mlp_ratio",
+    "embed",
+    "precision",
+    "resolution",
+    "other",
+)
 """What an elastic dimension changes; recipes pin or free dimensions by these."""
 
 C = TypeVar("C", bound="SupernetConfig")
@@ -240,6 +260,10 @@ class Supernet(nn.Module, ABC):
                 m.momentum = mom
         self.eval()
 
+    def input_shape_for(self, arch: Arch) -> tuple[int, int, int]:
+        """The (C, H, W) input of ``extract(arch)``; default: the config's ``input_shape``."""
+        return self.config.input_shape
+
     def arch_features(self, arch: Arch) -> dict[str, float]:
         """Structural numbers of ``arch`` known without training (predictor
         inputs), the same names for every arch; default: none."""
@@ -270,6 +294,31 @@ class Supernet(nn.Module, ABC):
         """The dimension names whose elastic kind is one of ``kinds``."""
         groups = self.elastic_groups()
         return [n for n in groups if groups[n] in kinds]
+
+
+def resize_input(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """Images ``(N, C, H, W)`` brought to ``shape``'s (H, W): bilinear,
+    antialiased (as Pillow's bilinear resize), ``x`` itself when the size is
+    already right. What a sub-network of lower resolution sees, and what its
+    model card tells a user to do."""
+    hw = tuple(int(v) for v in shape[-2:])
+    if tuple(x.shape[-2:]) == hw:
+        return x
+    return F.interpolate(x, size=hw, mode="bilinear", align_corners=False, antialias=True)
+
+
+class AtResolution(nn.Module):
+    """``module`` (a sub-network that takes inputs of ``shape``) fed full-size
+    images through :func:`resize_input`: how a sub-network of lower resolution
+    is trained or fine-tuned alone on the data set's images."""
+
+    def __init__(self, module: nn.Module, shape: tuple[int, ...]):
+        super().__init__()
+        self.module = module
+        self.shape = tuple(shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(resize_input(x, self.shape))
 
 
 @torch.no_grad()

@@ -21,7 +21,7 @@ from torch import nn
 
 from lightnas.errors import LightnasError
 from lightnas.space import Arch, Choice, SearchSpace
-from lightnas.supernets.base import PrecisionGroup, Supernet, SupernetConfig, group_parts
+from lightnas.supernets.base import PrecisionGroup, Supernet, SupernetConfig, group_parts, resize_input
 from lightnas.supernets.blocks import ElasticBlock, PlainBlock, copy_bn, receptive_field, stage_width
 from lightnas.supernets.registry import register_supernet
 
@@ -79,6 +79,7 @@ class MobileNetConfig(SupernetConfig):
     stem_stride_: int = 0  # 0: 2 (subject to the rule of ``strides``)
     pool: str = ""  # "flatten" (keeps the spatial layout) or "avg" (global average); "": by the input size
     kernel_transform: bool = True  # smaller kernels = transformed centres of larger ones (Once-for-All)
+    resolutions: tuple[int, ...] | None = None  # input heights searched; None: default_resolutions, (): fixed
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -105,6 +106,18 @@ class MobileNetConfig(SupernetConfig):
         )
         for name in ("kernels", "expands", "widths"):
             object.__setattr__(self, name, tuple(sorted(getattr(self, name))))
+        res = default_resolutions(h) if self.pool == "avg" else () if self.resolutions is None else self.resolutions
+        res = tuple(sorted({int(r) for r in res}))
+        if res and (res[0] < 8 or res[-1] > h):
+            raise LightnasError(f"resolutions must lie in 8..{h} (the input's height), not {list(res)}")
+        if len(res) > 1 and self.pool != "avg":
+            raise LightnasError("elastic resolution needs global pooling (pool='avg'): a flattened head fixes the size")
+        object.__setattr__(self, "resolutions", res if len(res) > 1 else ())
+
+    def input_hw(self, resolution: int) -> tuple[int, int]:
+        """(H, W) of an input of height ``resolution`` (the width scaled alike)."""
+        h, w = self.input_shape[1:]
+        return resolution, max(1, round(w * resolution / h))
 
     def strides(self) -> list[int]:
         """Effective strides of the stem and of each stage's first block: a
@@ -142,8 +155,15 @@ class MobileNetConfig(SupernetConfig):
         return h * w
 
 
+def default_resolutions(side: int) -> tuple[int, ...]:
+    """Four input sizes from 4/7 of ``side`` to ``side``, multiples of 8 where
+    that keeps them apart (Once-for-All's 128-224 at 224 px; 40-64 at 64 px)."""
+    steps = [side * k / 7 for k in (4, 5, 6)]
+    return (*sorted({int(round(v / 8) * 8) if side >= 56 else int(round(v)) for v in steps}), side)
+
+
 def build_space(cfg: MobileNetConfig) -> SearchSpace:
-    dims: list[Choice] = []
+    dims: list[Choice] = [Choice("r", cfg.resolutions, ordinal=True)] if cfg.resolutions else []
     for s, st in enumerate(cfg.stages, start=1):
         dims.append(Choice(f"s{s}d", tuple(sorted(st.depths)), ordinal=True))
         dims.append(Choice(f"s{s}w", cfg.widths, ordinal=True))
@@ -208,8 +228,11 @@ class ElasticMobileNet(Supernet):
                 blk.bn3.weight.zero_()
 
     def elastic_groups(self) -> dict[str, str]:
-        kinds = {"d": "depth", "w": "width", "k": "kernel", "e": "expand"}
+        kinds = {"d": "depth", "w": "width", "k": "kernel", "e": "expand", "r": "resolution"}
         return {d.name: kinds[d.name[-1]] for d in self.space.dims}
+
+    def input_shape_for(self, arch: Arch) -> tuple[int, int, int]:
+        return input_shape_for(self.config, arch)
 
     def latency_parts(self, arch: Arch) -> list[Hashable]:
         return latency_parts(self.config, self.space.make(dict(arch)))
@@ -244,9 +267,10 @@ class ElasticMobileNet(Supernet):
             blk.active = (int(arch[f"s{s}b{b}k"]), out, int(arch[f"s{s}b{b}e"]))
         self._depths = {s: int(arch[f"s{s}d"]) for s in range(1, len(self.config.stages) + 1)}
         self.active_arch = arch
+        self._input = input_shape_for(self.config, arch)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.stem_bn(self.stem(x)))
+        x = F.relu(self.stem_bn(self.stem(resize_input(x, self._input))))
         for blk, (s, b) in zip(self.blocks, self.stage_of, strict=True):
             if b <= self._depths[s]:
                 x = blk(x)
@@ -340,9 +364,18 @@ class _Head(nn.Module):
         return self.classifier(self.dropout(_pool(x, self.pool)))
 
 
-def _spatial(cfg: MobileNetConfig) -> list[tuple[int, int]]:
-    """Input (h, w) of the stem and of each stage's first block, then of the head."""
-    h, w = cfg.input_shape[1:]
+def input_shape_for(cfg: MobileNetConfig, arch: Arch) -> tuple[int, int, int]:
+    """(C, H, W) of ``arch``'s input: the config's, or its resolution's when that is searched."""
+    if not cfg.resolutions:
+        return cfg.input_shape
+    return (cfg.input_shape[0], *cfg.input_hw(int(arch["r"])))
+
+
+def _spatial(cfg: MobileNetConfig, hw: tuple[int, int] | None = None) -> list[tuple[int, int]]:
+    """Input (h, w) of the stem and of each stage's first block, then of the
+    head, for an input of ``hw`` (default: the config's); the strides are the
+    config's at its full size."""
+    h, w = hw or cfg.input_shape[1:]
     sizes = [(h, w)]
     for stride in cfg.strides():
         h, w = (h - 1) // stride + 1, (w - 1) // stride + 1
@@ -350,11 +383,20 @@ def _spatial(cfg: MobileNetConfig) -> list[tuple[int, int]]:
     return sizes
 
 
+def _ends(cfg: MobileNetConfig, sizes: list[tuple[int, int]], c_in: int) -> tuple[tuple, tuple]:
+    """The stem's and the head's specs: with the input and head sizes when the resolution is searched."""
+    if not cfg.resolutions:
+        return ("stem",), ("head", c_in)
+    return ("stem", *sizes[0]), ("head", c_in, *sizes[-1])
+
+
 def latency_parts(cfg: MobileNetConfig, arch: Arch) -> list[tuple]:
     """The parts whose latencies add up to the sub-network's: hashable specs
-    ``("stem",)``, ``("block", c_in, c_out, expand, kernel, stride, h, w)``, ``("head", c_in)``."""
-    sizes = _spatial(cfg)
-    parts: list[tuple] = [("stem",)]
+    ``("stem",)``, ``("block", c_in, c_out, expand, kernel, stride, h, w)``,
+    ``("head", c_in)`` (``("stem", h, w)`` and ``("head", c_in, h, w)`` when
+    the resolution is searched)."""
+    sizes = _spatial(cfg, input_shape_for(cfg, arch)[1:])
+    parts: list[tuple] = [_ends(cfg, sizes, 0)[0]]
     c_in = cfg.stem_channels
     for s, st in enumerate(cfg.stages, start=1):
         out = stage_width(st.channels, float(arch[f"s{s}w"]))
@@ -365,14 +407,20 @@ def latency_parts(cfg: MobileNetConfig, arch: Arch) -> list[tuple]:
             if b == 1:
                 h, w = sizes[s + 1]
             c_in = out
-    parts.append(("head", c_in))
+    parts.append(_ends(cfg, sizes, c_in)[1])
     return parts
 
 
 def all_latency_parts(cfg: MobileNetConfig) -> list[tuple]:
     """Every distinct part of every sub-network of the space."""
-    sizes = _spatial(cfg)
-    parts: set[tuple] = {("stem",)}
+    parts: set[tuple] = set()
+    for r in cfg.resolutions or (cfg.input_shape[1],):
+        parts |= _parts_at(cfg, _spatial(cfg, cfg.input_hw(r)))
+    return sorted(parts, key=str)
+
+
+def _parts_at(cfg: MobileNetConfig, sizes: list[tuple[int, int]]) -> set[tuple]:
+    parts: set[tuple] = {_ends(cfg, sizes, 0)[0]}
     ins = {cfg.stem_channels}
     for s, st in enumerate(cfg.stages, start=1):
         outs = {stage_width(st.channels, w) for w in cfg.widths}
@@ -388,18 +436,16 @@ def all_latency_parts(cfg: MobileNetConfig) -> list[tuple]:
             if b == 1:
                 h, w = sizes[s + 1]
         ins = outs
-    parts |= {("head", c) for c in ins}
-    return sorted(parts, key=str)
+    return parts | {_ends(cfg, sizes, c)[1] for c in ins}
 
 
 def build_part(cfg: MobileNetConfig, part: tuple) -> tuple[nn.Module, tuple[int, int, int]]:
     """A module computing ``part`` (random weights, eval mode) and its input shape."""
-    sizes = _spatial(cfg)
     if part[0] == "stem":
         plain = PlainNet(cfg, build_space(cfg).smallest())
-        return _Stem(plain).eval(), tuple(cfg.input_shape)  # type: ignore[return-value]
+        return _Stem(plain).eval(), (cfg.input_shape[0], *(part[1:] or cfg.input_shape[1:]))  # type: ignore[return-value]
     if part[0] == "head":
-        h, w = sizes[-1]
+        h, w = part[2:] or _spatial(cfg)[-1]
         return _Head(cfg, part[1]).eval(), (part[1], h, w)
     _, c_in, out, e, k, stride, h, w = part
     return PlainBlock(c_in, out, e, k, stride).eval(), (c_in, h, w)

@@ -11,7 +11,7 @@ import torch
 
 from lightnas.data.sources import Dataset
 from lightnas.space import Arch
-from lightnas.supernets.base import trained_like
+from lightnas.supernets.base import resize_input, trained_like
 
 
 def random_dataset(input_shape: tuple[int, int, int], n_classes: int, n: int = 64, seed: int = 0) -> Dataset:
@@ -94,7 +94,9 @@ class SupernetTests:
             ref = net(x)
             plain = net.extract(arch).eval()
             assert ref.shape == (4, self.n_classes)
-            assert float((plain(x) - ref).abs().max()) <= 1e-5, arch.key
+            shape = net.input_shape_for(arch)
+            assert shape[0] == self.input_shape[0] and max(shape[1:]) <= max(self.input_shape[1:])
+            assert float((plain(resize_input(x, shape)) - ref).abs().max()) <= 1e-5, arch.key
             shared = {p.data_ptr() for p in net.parameters()}
             assert not shared & {p.data_ptr() for p in plain.parameters()}, "extract must copy the weights"
 
@@ -103,17 +105,18 @@ class SupernetTests:
         from lightnas.hardware.latency import onnx_session, to_onnx_bytes
 
         net = trained_like(self.make())
-        x = torch.randn(3, *self.input_shape)
         for arch in self.archs(net, 2):
+            shape = net.input_shape_for(arch)
+            x = torch.randn(3, *shape)
             plain = net.extract(arch).eval()
-            out = onnx_session(to_onnx_bytes(plain, self.input_shape), 1).run(None, {"input": x.numpy()})[0]
+            out = onnx_session(to_onnx_bytes(plain, shape), 1).run(None, {"input": x.numpy()})[0]
             assert np.abs(out - plain(x).numpy()).max() <= 1e-4, arch.key
 
     def test_smallest_and_largest_bound_the_cost(self) -> None:
         from lightnas.hardware.cost import count_cost
 
         net = self.make()
-        cost = {a: count_cost(net.extract(a), self.input_shape) for a in self.archs(net)}
+        cost = {a: count_cost(net.extract(a), net.input_shape_for(a)) for a in self.archs(net)}
         small, large = net.space.smallest(), net.space.largest()
         for c in cost.values():
             for metric in ("params", "macs"):
@@ -133,7 +136,8 @@ class SupernetTests:
                 hash(part)
                 module, shape = net.build_part(part)
                 macs += count_cost(module, tuple(shape))["macs"]
-            assert macs == pytest.approx(count_cost(net.extract(arch), self.input_shape)["macs"], rel=1e-6)
+            whole = count_cost(net.extract(arch), net.input_shape_for(arch))["macs"]
+            assert macs == pytest.approx(whole, rel=1e-6)
 
     def test_precision_groups_cover_parts_and_weights(self) -> None:
         """Every latency part and every weight-bearing ONNX node lies in exactly
@@ -153,7 +157,7 @@ class SupernetTests:
             plain = net.extract(arch).eval()
             names = dict(plain.named_modules())
             assert all(m in names for g in plan for m in g.modules), arch.key
-            graph = onnx.load_from_string(to_onnx_bytes(plain, self.input_shape)).graph
+            graph = onnx.load_from_string(to_onnx_bytes(plain, net.input_shape_for(arch))).graph
             weights = {i.name for i in graph.initializer if len(i.dims) > 1}
             for node in graph.node:
                 if set(node.input) & weights and node.op_type in ("Conv", "Gemm", "MatMul"):

@@ -13,6 +13,7 @@ import torch
 from lightnas.config import TrainConfig
 from lightnas.data.sources import Dataset
 from lightnas.errors import LightnasError
+from lightnas.supernets.base import AtResolution
 from lightnas.tasks import Task
 from lightnas.train.common import evaluate_metric, setup_torch, split_tensors, task_for
 from lightnas.train.device import resolve_device
@@ -164,7 +165,8 @@ def standalone_train_seconds(
 
     setup_torch(threads)
     dev = resolve_device(device)
-    model = copy.deepcopy(net.extract(arch)).train().to(dev, memory_format=torch.channels_last)
+    plain = copy.deepcopy(net.extract(arch)).train().to(dev, memory_format=torch.channels_last)
+    model = AtResolution(plain, net.input_shape_for(arch))  # trained at its own resolution
     opt = make_optimizer(model.parameters(), cfg)
     task = task_for(data, cfg)
     n = min(cfg.batch_size, len(data.x_train))

@@ -48,7 +48,8 @@ from lightnas.space import Arch, SearchSpace
 RECIPES: Registry[Any] = Registry("recipe", group="lightnas.recipes")
 
 ALL = None  # every dimension elastic
-LOCAL_KINDS = frozenset({"kernel", "expand", "heads", "mlp_ratio", "precision"})  # within a block
+# within a block, and the input resolution (Once-for-All samples it from its first elastic phase)
+LOCAL_KINDS = frozenset({"kernel", "expand", "heads", "mlp_ratio", "precision", "resolution"})
 
 
 class Recipe:

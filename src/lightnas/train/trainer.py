@@ -199,6 +199,8 @@ class SupernetTrainer:
         """Continue from ``checkpoint`` (the same super-network, data and settings)."""
         old = safe_load(checkpoint)
         same = ("format", "supernet", "config", "train_config", "seed", "only")
+        if isinstance(old.get("config"), dict):  # fields added since it was written take their defaults
+            old["config"] = type(self.net.config).from_dict(old["config"]).to_dict()
         for key in same:
             if old.get(key) != self.state[key]:
                 raise LightnasError(f"{checkpoint} was trained with a different {key.replace('_', ' ')}")
