@@ -90,3 +90,32 @@ class TestMobileNetOnDigits(SupernetTests):
     supernet = "mobilenet"
     input_shape = (1, 8, 8)
     n_classes = 7
+
+
+def test_the_layout_scales_with_the_input():
+    """At 224 px MobileNetV3's strides: a small smallest, a classifier of a few
+    percent of it, a largest between MobileNetV3-Small's and MobileNetV2's MACs."""
+    from lightnas.hardware.cost import count_cost
+
+    net = create_supernet("mobilenet", (3, 224, 224), 10)
+    assert net.config.pool == "avg" and net.config.strides() == [2, 2, 2, 2, 1, 2]
+    assert net.config.resolutions == (128, 160, 192, 224)
+    small, large = net.space.smallest(), net.space.largest()
+    plain = net.extract(small)
+    cost = count_cost(plain, net.input_shape_for(small))
+    assert cost["macs"] <= 60e6 and net.input_shape_for(small) == (3, 128, 128)
+    assert sum(p.numel() for p in plain.classifier.parameters()) <= 0.2 * cost["params"]
+    full = net.space.make({**dict(small), "r": 224})
+    assert count_cost(net.extract(full), (3, 224, 224))["macs"] <= 60e6
+    assert 300e6 <= count_cost(net.extract(large), (3, 224, 224))["macs"] <= 600e6
+    tiny = create_supernet("mobilenet", (1, 28, 28))
+    assert tiny.config.pool == "flatten" and tiny.config.resolutions == () and tiny.config.strides() == [2, 2, 1, 1]
+
+
+def test_a_config_written_before_a_field_existed_still_opens():
+    from lightnas.context import same_config
+
+    net = create_supernet("mobilenet")
+    old = net.config.to_dict()
+    del old["resolutions"]
+    assert same_config(net, old) == net.config.to_dict()

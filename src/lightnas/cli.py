@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import os
+import signal
 import sqlite3
 import sys
+import threading
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -167,38 +170,56 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _stage(name: str) -> Callable[[argparse.Namespace], int]:
     def cmd(args: argparse.Namespace) -> int:
-        from lightnas import pipeline
-        from lightnas.context import load_data
-        from lightnas.runfolder import claim, open_folder, preflight
+        from lightnas.lock import writer_of, writing
 
         out = Path(args.dir)
-        force = getattr(args, "force", False)
-        resume = (out / "config.json").exists() and not force  # a stage continues the run it finds
-        cfg, new = open_folder(out, explicit_options(args), resume=resume, force=force, create=name == "train")
         if name == "report":  # reads what is there; its options are recorded once it has succeeded
-            pipeline.stage_report(out, cfg, args.quiet)
-            claim(out, cfg)
-            return 0
-        data = load_data(cfg, not args.quiet)
-        preflight(cfg, data, out)
-        if getattr(args, "salvage", False):
-            from lightnas.store import salvage
+            from lightnas import pipeline
+            from lightnas.runfolder import claim, open_folder
 
-            n = salvage(out / "lightnas.db")
-            print(f"moved the damaged {out / 'lightnas.db'} aside; {n} evaluations kept", file=sys.stderr)
-        claim(out, cfg, force=force)
-        getattr(pipeline, f"stage_{name}")(out, cfg, args.quiet, data)
-        return 0
+            busy = writer_of(out)
+            if busy:
+                print(f"lightnas: {out} is being written by {busy}; reporting what it holds now", file=sys.stderr)
+            cfg, _ = open_folder(out, explicit_options(args), resume=(out / "config.json").exists(), create=False)
+            pipeline.stage_report(out, cfg, args.quiet)
+            if not busy:
+                claim(out, cfg)
+            return 0
+        with writing(out):
+            return _write_stage(name, out, args)
 
     return cmd
 
 
+def _write_stage(name: str, out: Path, args: argparse.Namespace) -> int:
+    """A stage that writes the run folder (its lock held by the caller)."""
+    from lightnas import pipeline
+    from lightnas.context import load_data
+    from lightnas.runfolder import claim, open_folder, preflight
+
+    force = getattr(args, "force", False)
+    resume = (out / "config.json").exists() and not force  # a stage continues the run it finds
+    cfg, new = open_folder(out, explicit_options(args), resume=resume, force=force, create=name == "train")
+    data = load_data(cfg, not args.quiet)
+    preflight(cfg, data, out)
+    if getattr(args, "salvage", False):
+        from lightnas.store import salvage
+
+        n = salvage(out / "lightnas.db")
+        print(f"moved the damaged {out / 'lightnas.db'} aside; {n} evaluations kept", file=sys.stderr)
+    claim(out, cfg, force=force)
+    getattr(pipeline, f"stage_{name}")(out, cfg, args.quiet, data)
+    return 0
+
+
 def cmd_finetune(args: argparse.Namespace) -> int:
     from lightnas.finetune import stage_finetune
+    from lightnas.lock import writing
     from lightnas.runfolder import load_folder
 
     out = Path(args.dir)
-    stage_finetune(out, load_folder(out), args.arch, args.epochs, args.quiet, args.force, args.qat)
+    with writing(out):
+        stage_finetune(out, load_folder(out), args.arch, args.epochs, args.quiet, args.force, args.qat)
     return 0
 
 
@@ -289,9 +310,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def os_error(exc: BaseException) -> str:
+    """An operating-system, database or file-format error in one sentence, no class names."""
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"no space left on the disk{where}: free some space and continue with --resume"
+        return f"{(exc.strerror or str(exc)).lower()}{where}"
+    if isinstance(exc, sqlite3.DatabaseError):
+        if "full" in str(exc):
+            return "the disk holding the run's lightnas.db is full: free some space and continue with --resume"
+        return f"the run's database cannot be used: {exc}"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"malformed JSON in a file of the run: {exc}"
+    return "out of memory"
+
+
+def _interrupted(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _resume_hint(args: argparse.Namespace | None) -> str:
+    folder = getattr(args, "out", None) or getattr(args, "dir", None)
+    if folder and getattr(args, "command", "") in ("run", "train", "search", "export"):
+        return f"; 'lightnas run --out {folder} --resume' continues"
+    return ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("LIGHTNAS_DEBUG") == "1"
+    main_thread = threading.current_thread() is threading.main_thread()
+    # a polite kill stops as Ctrl-C does: every file consistent, the run resumable
+    before = signal.signal(signal.SIGTERM, _interrupted) if main_thread else None
+    try:
+        return _main(argv, debug)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, before)
+
+
+def _main(argv: list[str], debug: bool) -> int:
+    args = None
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -302,12 +362,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lightnas: error: {exc}".splitlines()[0], file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("lightnas: interrupted (finished work is saved; continue with --resume)", file=sys.stderr)
+        print(f"lightnas: interrupted (finished work is saved{_resume_hint(args)})", file=sys.stderr)
         return 130
     except (OSError, sqlite3.DatabaseError, json.JSONDecodeError, MemoryError) as exc:
         if debug:
             raise
-        print(f"lightnas: error: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
+        print(f"lightnas: error: {os_error(exc)}".splitlines()[0], file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - one line for users; the traceback with --debug
         if debug:

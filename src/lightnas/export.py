@@ -25,6 +25,7 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,28 +109,36 @@ def export_subnet(
     return export_plain(plain, arch, out_dir / model_id(arch), ctx, search_metrics, check, input_shape=shape)
 
 
-def test_inputs(data: Dataset, shape: tuple[int, ...]) -> torch.Tensor:
-    """The whole test split, normalised and brought to ``shape`` (C, H, W)."""
-    parts = [resize_input(b, shape) for b in split_tensors(data, "test")[0].batches()]
-    return torch.cat(parts) if parts else torch.zeros(0, *shape)
+def test_batches(data: Dataset, shape: tuple[int, ...]) -> Iterator[np.ndarray]:
+    """The test split in order, :data:`EVAL_BATCH` images at a time, normalised
+    and brought to ``shape`` (C, H, W), as float32 arrays (memory bounded by a batch)."""
+    for b in split_tensors(data, "test")[0].batches():
+        yield np.ascontiguousarray(resize_input(b, shape).numpy())
 
 
-def verify_onnx(plain: torch.nn.Module, onnx_bytes: bytes, x: torch.Tensor, key: str) -> tuple[np.ndarray, dict]:
-    """ONNX Runtime's logits over ``x`` (the deployed runtime: what the card's
-    accuracy counts; as many threads as PyTorch has) and the check that
-    PyTorch computes the same on the first :data:`ONNX_CHECK_IMAGES` images
-    (max abs difference <= :data:`ONNX_TOL`)."""
-    if not len(x):
-        empty = np.zeros((0, 0), dtype=np.float32)
-        return empty, {"onnx_max_abs_diff": 0.0, "onnx_checked_images": 0, "onnx_torch_prediction_agreement": 1.0}
-    ort_logits = onnx_logits(onnx_session(onnx_bytes, torch.get_num_threads()), x.numpy(), EVAL_BATCH)
-    n = min(ONNX_CHECK_IMAGES, len(x))  # PyTorch over the whole test set costs 2-6x ONNX Runtime, for nothing new
-    torch_logits = predict(plain, x[:n]).numpy()
-    diff = float(np.abs(ort_logits[:n] - torch_logits).max())
-    if diff > ONNX_TOL:
-        raise LightnasError(f"ONNX Runtime differs from PyTorch by {diff:.2e} for {key}")
-    agree = float((ort_logits[:n].argmax(1) == torch_logits.argmax(1)).mean())
-    return ort_logits, {"onnx_max_abs_diff": diff, "onnx_checked_images": n, "onnx_torch_prediction_agreement": agree}
+def verify_onnx(
+    plain: torch.nn.Module, onnx_bytes: bytes, batches: Iterable[np.ndarray], key: str
+) -> tuple[np.ndarray, dict]:
+    """ONNX Runtime's logits over the images of ``batches`` (the deployed
+    runtime: what the card's accuracy counts; as many threads as PyTorch has)
+    and the check that PyTorch computes the same on the first
+    :data:`ONNX_CHECK_IMAGES` images (max abs difference <= :data:`ONNX_TOL`)."""
+    sess = onnx_session(onnx_bytes, torch.get_num_threads())
+    ort, diffs, agree, n = [], [0.0], 0, 0
+    for x in batches:
+        out = onnx_logits(sess, x, EVAL_BATCH)
+        ort.append(out)
+        if n < ONNX_CHECK_IMAGES:  # PyTorch over the whole test set costs 2-6x ONNX Runtime, for nothing new
+            k = min(len(x), ONNX_CHECK_IMAGES - n)
+            ref = predict(plain, torch.from_numpy(x[:k])).numpy()
+            diffs.append(float(np.abs(out[:k] - ref).max()) if k else 0.0)
+            agree += int((out[:k].argmax(1) == ref.argmax(1)).sum())
+            n += k
+    if max(diffs) > ONNX_TOL:
+        raise LightnasError(f"ONNX Runtime differs from PyTorch by {max(diffs):.2e} for {key}")
+    logits = np.concatenate(ort) if ort else np.zeros((0, 0), dtype=np.float32)
+    check = {"onnx_max_abs_diff": max(diffs), "onnx_checked_images": n}
+    return logits, {**check, "onnx_torch_prediction_agreement": agree / n if n else 1.0}
 
 
 def latencies(
@@ -188,10 +197,11 @@ def export_plain(
     deployed = plain.eval()
     fp32 = getattr(deployed, "plain", deployed)  # the float32 network of an INT8 policy
     onnx_bytes = to_onnx_bytes(fp32, shape)
-    x_test = test_inputs(data, shape)
-    logits, check = verify_onnx(fp32, onnx_bytes, x_test, arch.key)
+    logits, check = verify_onnx(fp32, onnx_bytes, test_batches(data, shape), arch.key)
     base, policy = split_policy(arch)
-    int8 = quantized_card(deployed, logits, x_test, data.y_test) if getattr(deployed, "int8_modules", ()) else None
+    int8 = None
+    if getattr(deployed, "int8_modules", ()):
+        int8 = quantized_card(deployed, logits, test_batches(data, shape), data.y_test, shape)
     cost = count_cost(deployed, shape)
     files = {"state_dict": "model.pt", "arch": "arch.json", "onnx": "model.onnx"}
     card = {
@@ -227,11 +237,20 @@ def _top1(logits: np.ndarray, y: np.ndarray) -> float:
     return 100.0 * float((logits.argmax(1) == y).mean()) if len(logits) else 0.0
 
 
-def quantized_card(deployed: Any, fp32_logits: np.ndarray, x_test: torch.Tensor, y_test: np.ndarray) -> dict[str, Any]:
-    """The INT8 graph of ``deployed`` run by ONNX Runtime on the whole test
-    set: its accuracy beside the float32 one and their top-1 agreement."""
-    onnx = deployed.deployed_onnx(tuple(x_test.shape[1:]))
-    int8_logits = onnx_logits(onnx_session(onnx, torch.get_num_threads()), x_test.numpy(), EVAL_BATCH)
+def quantized_card(
+    deployed: Any,
+    fp32_logits: np.ndarray,
+    batches: Iterable[np.ndarray],
+    y_test: np.ndarray,
+    shape: tuple[int, ...],
+) -> dict[str, Any]:
+    """The INT8 graph of ``deployed`` (inputs of ``shape``) run by ONNX Runtime
+    on the whole test set (``batches``): its accuracy beside the float32 one
+    and their top-1 agreement."""
+    onnx = deployed.deployed_onnx(tuple(shape))
+    sess = onnx_session(onnx, torch.get_num_threads())
+    parts = [onnx_logits(sess, x, EVAL_BATCH) for x in batches]
+    int8_logits = np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
     summary = {
         "test_accuracy": _top1(int8_logits, y_test),
         "test_accuracy_fp32": _top1(fp32_logits, y_test),

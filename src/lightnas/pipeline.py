@@ -203,16 +203,20 @@ def run_all(
     out: Path, explicit: dict[str, Any] | None = None, resume: bool = False, force: bool = False, quiet: bool = False
 ) -> dict[str, Any]:
     """The main job. ``explicit`` holds the options given (dotted paths of
-    :class:`RunConfig`). Returns the summary (also in ``summary.json``)."""
-    cfg, new = open_folder(out, explicit or {}, resume, force)
-    data = load_data(cfg, not quiet)
-    preflight(cfg, data, out)
-    claim(out, cfg, force if new else False)
-    t0 = time.perf_counter()
-    times: dict[str, float] = {}
-    for name, stage in (("train", stage_train), ("search", stage_search), ("export", stage_export)):
-        t = time.perf_counter()
-        stage(out, cfg, quiet, data)
-        times[f"{name}_seconds"] = round(time.perf_counter() - t, 1)
-    times["total_seconds"] = round(time.perf_counter() - t0, 1)
-    return stage_report(out, cfg, quiet, extra=times)
+    :class:`RunConfig`). Returns the summary (also in ``summary.json``). The
+    folder's lock is held throughout (:mod:`lightnas.lock`): a second writer is refused."""
+    from lightnas.lock import writing
+
+    with writing(out):
+        cfg, new = open_folder(out, explicit or {}, resume, force)
+        data = load_data(cfg, not quiet)
+        preflight(cfg, data, out)
+        claim(out, cfg, force if new else False)
+        t0 = time.perf_counter()
+        times: dict[str, float] = {}
+        for name, stage in (("train", stage_train), ("search", stage_search), ("export", stage_export)):
+            t = time.perf_counter()
+            stage(out, cfg, quiet, data)
+            times[f"{name}_seconds"] = round(time.perf_counter() - t, 1)
+        times["total_seconds"] = round(time.perf_counter() - t0, 1)
+        return stage_report(out, cfg, quiet, extra=times)

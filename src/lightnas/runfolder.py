@@ -24,6 +24,7 @@ from typing import Any
 from lightnas.config import RunConfig
 from lightnas.errors import LightnasError
 from lightnas.io import write_json
+from lightnas.lock import LOCK_FILE
 
 RUN_FILES = (
     "config.json",
@@ -38,6 +39,7 @@ RUN_FILES = (
     "summary.json",
     "training_cost.json",
     "models",
+    LOCK_FILE,
 )
 FROZEN_ON_RESUME = ("seed", "data", "supernet", "train")
 MIN_FREE_BYTES = 50 * 2**20  # a run writes a few MB; refuse to start below this
@@ -94,7 +96,7 @@ def _entries(out: Path) -> list[Path]:
     if out.exists() and not out.is_dir():
         raise LightnasError(f"output path {out} exists and is not a folder")
     try:
-        return list(out.iterdir()) if out.exists() else []
+        return [p for p in out.iterdir() if p.name != LOCK_FILE] if out.exists() else []
     except OSError as exc:
         raise LightnasError(f"cannot read {out}: {exc.strerror}") from None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -62,6 +63,10 @@ class Store:
             self._con.execute("PRAGMA journal_mode=WAL")
             self._con.executescript(_SCHEMA)
             self._con.commit()
+        except sqlite3.OperationalError as exc:
+            if "malformed" in str(exc) or "not a database" in str(exc):
+                raise self._damaged(exc) from None
+            raise self._unwritable(exc) from None
         except sqlite3.DatabaseError as exc:
             raise self._damaged(exc) from None
 
@@ -90,8 +95,11 @@ class Store:
 
     # -- metadata ----------------------------------------------------------
     def set_meta(self, key: str, value: Any) -> None:
-        with self._con:
-            self._con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+        try:
+            with self._con:
+                self._con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+        except sqlite3.OperationalError as exc:
+            raise self._unwritable(exc) from None
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         row = self._con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -117,6 +125,20 @@ class Store:
                 )
         except sqlite3.IntegrityError:
             raise LightnasError(f"architecture {arch_key} is already stored in study {study!r}") from None
+        except sqlite3.OperationalError as exc:
+            raise self._unwritable(exc) from None
+
+    def _unwritable(self, exc: sqlite3.OperationalError) -> LightnasError:
+        """A failed write in one sentence: a full disk says where and how much is free."""
+        import shutil
+
+        if "full" in str(exc):
+            free = shutil.disk_usage(self.path.parent).free
+            return LightnasError(
+                f"the disk holding {self.path} is full ({free / 2**20:.1f} MB free; the search needs a few MB "
+                "more): free some space and continue with --resume; every evaluation already stored is kept"
+            )
+        return LightnasError(f"cannot write {self.path}: {exc}")
 
     def records(self, study: str, status: str | None = None) -> list[Record]:
         """Evaluations of ``study`` in the order they were written."""
@@ -146,13 +168,31 @@ _COLUMNS = "study, arch_key, arch, metrics, status, seconds, created"
 
 def read_only_connection(path: Path) -> sqlite3.Connection:
     """A connection that reads the file as it is and writes nothing, not even
-    the write-ahead log's side files (``immutable``)."""
+    the write-ahead log's side files (``immutable``: the log is not read)."""
     return sqlite3.connect(f"{Path(path).resolve().as_uri()}?immutable=1", uri=True)
 
 
+def reading_connection(path: Path) -> sqlite3.Connection:
+    """A connection that reads what SQLite itself would: the file with its
+    write-ahead log (``-wal``) when there is one. Where the folder is writable
+    that is an ordinary connection (which also recovers a log left by a killed
+    writer); elsewhere a read-only one, and the file alone when even that
+    cannot open (no ``-shm`` beside a log in a read-only folder)."""
+    path = Path(path)
+    if os.access(path.parent, os.W_OK):
+        return sqlite3.connect(str(path), timeout=30.0)
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        con.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return con
+    except sqlite3.DatabaseError:
+        return read_only_connection(path)
+
+
 def _quick_check(path: Path) -> None:
-    """SQLite's page-level consistency check; raises ``sqlite3.DatabaseError``."""
-    con = read_only_connection(path)
+    """SQLite's page-level consistency check on what SQLite reads (the log
+    included); raises ``sqlite3.DatabaseError``."""
+    con = reading_connection(path)
     try:
         problem = con.execute("PRAGMA quick_check").fetchone()[0]
     finally:
@@ -166,7 +206,7 @@ def readable_rows(path: Path) -> list[tuple[Any, ...]]:
     whole, with valid JSON, row by row (read-only; nothing is written)."""
     rows: list[tuple[Any, ...]] = []
     try:
-        con = read_only_connection(path)
+        con = reading_connection(path)
     except sqlite3.DatabaseError:
         return rows
     try:

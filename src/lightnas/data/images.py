@@ -229,14 +229,16 @@ def cached_images(files: Sequence[Path], pre: Preprocess, progress: bool = False
         shape = (len(files), pre.channels, pre.size, pre.size)
 
         def write(tmp: Path) -> None:
-            arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+            # written row by row through the file, not a memory map: the pages
+            # written stay in the OS's cache, not in this process's resident memory
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False}
             bar = _bar(len(files), progress)
-            for i, f in enumerate(files):
-                arr[i] = decode(f, pre)
-                if bar is not None:
-                    bar.update(1)
-            arr.flush()
-            del arr
+            with open(tmp, "wb") as fh:
+                np.lib.format.write_array_header_1_0(fh, {**header, "shape": shape})
+                for f in files:
+                    fh.write(np.ascontiguousarray(decode(f, pre)).tobytes())
+                    if bar is not None:
+                        bar.update(1)
             if bar is not None:
                 bar.close()
 
@@ -324,11 +326,13 @@ def take_rows(x: Any, idx: np.ndarray) -> Any:
     return x.take(idx) if isinstance(x, DiskImages) else x[idx]
 
 
-def channel_stats(x: Any, chunk: int = 2048) -> tuple[list[float], list[float]]:
+def channel_stats(x: Any, chunk_values: int = 1 << 25) -> tuple[list[float], list[float]]:
     """Per-channel mean and standard deviation of uint8 images scaled to [0, 1],
-    accumulated over chunks (exact, float64; memory bounded by ``chunk``)."""
+    accumulated over chunks of about ``chunk_values`` pixel values (float64:
+    256 MB at the default, whatever the data set's size)."""
     n = len(x)
     c = x.shape[1]
+    chunk = max(1, chunk_values // max(1, int(np.prod(x.shape[1:]))))
     s, ss, count = np.zeros(c), np.zeros(c), 0
     for i in range(0, n, chunk):
         part = np.asarray(x[i : i + chunk], dtype=np.float64) / 255.0

@@ -113,7 +113,13 @@ class Dataset:
         steps = [*steps, {"op": "normalize", "scale": 1 / 255, "mean": self.mean, "std": self.std}]
         if shape[1:] != self.input_shape[1:]:
             steps.append(
-                {"op": "resize", "height": shape[1], "width": shape[2], "interpolation": "bilinear", "antialias": True}
+                {
+                    "op": "resize_input",
+                    "height": shape[1],
+                    "width": shape[2],
+                    "interpolation": "bilinear",
+                    "antialias": True,
+                }
             )
         return {
             "input_dtype": "float32",

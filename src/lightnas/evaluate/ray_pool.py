@@ -12,7 +12,12 @@ worker's evaluation.
 
 A worker that dies (killed, out of memory, node lost) is replaced and its
 candidate evaluated again by another worker; a candidate whose evaluation
-kills three workers stops the search with a one-line error. With the
+kills three workers stops the search with a one-line error. No wait is
+unbounded: every :data:`POLL_S` seconds a waiting driver checks that the
+cluster still has a live node (none left, or the cluster unreachable, stops
+the search in one line, resumable), and an evaluation that runs past
+:meth:`RayPool.patience` (derived from the evaluation times measured so far)
+counts as a dead worker. With the
 runner's ``batch`` schedule results do not depend on the number of workers
 (the strategy's batches, told in the order asked, whatever order they
 finish in); with ``async`` a worker that finishes gets the next candidate at
@@ -31,6 +36,10 @@ from lightnas.evaluate.base import Evaluator
 from lightnas.space import Arch
 
 MAX_ATTEMPTS = 3
+POLL_S = 10.0  # how often a wait checks that the cluster's nodes are alive (a lost node is seen within this)
+FIRST_WAIT_S = 600.0  # the longest a first evaluation may take (a worker loads the super-network and the data)
+WAIT_FACTOR = 10.0  # later: this many times the slowest evaluation seen, and at least MIN_WAIT_S
+MIN_WAIT_S = 60.0
 
 
 def _ray() -> Any:
@@ -116,7 +125,8 @@ class RayPool(Evaluator):
         self.actors = [self._actor.remote(*self._args) for _ in range(workers)]
         self._idle = list(self.actors)
         self._queue: list[Arch] = []
-        self._running: dict[Any, tuple[Arch, Any]] = {}
+        self._running: dict[Any, tuple[Arch, Any, float]] = {}
+        self._seconds: list[float] = []
         self._attempts: dict[Arch, int] = {}
         self.latency = None
         if target_resource:
@@ -127,9 +137,12 @@ class RayPool(Evaluator):
         """The worker processes' ids (waits until every worker is ready)."""
         return self._get([a.pid.remote() for a in self.actors])
 
-    def _get(self, refs: Any) -> Any:
+    def _get(self, refs: Any, timeout: float | None = None) -> Any:
         try:
-            return self.ray.get(refs)
+            return self.ray.get(refs, timeout=timeout if timeout is not None else self.patience())
+        except self.ray.exceptions.GetTimeoutError:
+            self._check_nodes()
+            raise LightnasError(f"a Ray worker gave no answer within {self.patience():.0f} s; stopping") from None
         except self.ray.exceptions.RayTaskError as exc:
             raise LightnasError(f"a Ray worker failed: {str(exc.cause).splitlines()[0]}") from None
 
@@ -160,33 +173,66 @@ class RayPool(Evaluator):
         while self._queue and self._idle:
             arch, actor = self._queue.pop(0), self._idle.pop(0)
             self._attempts[arch] = self._attempts.get(arch, 0) + 1
-            self._running[actor.evaluate.remote(dict(arch))] = (arch, actor)
+            self._running[actor.evaluate.remote(dict(arch))] = (arch, actor, time.monotonic())
+
+    def patience(self) -> float:
+        """Seconds an evaluation may run before its worker counts as lost:
+        :data:`FIRST_WAIT_S` before any evaluation has finished, then
+        :data:`WAIT_FACTOR` times the slowest one (at least :data:`MIN_WAIT_S`)."""
+        if not self._seconds:
+            return FIRST_WAIT_S
+        return max(MIN_WAIT_S, WAIT_FACTOR * max(self._seconds))
+
+    def _check_nodes(self) -> None:
+        """A one-line error when the cluster has no live node left (or cannot be asked)."""
+        try:
+            alive = [n for n in self.ray.nodes() if n.get("Alive")]
+        except Exception:  # noqa: BLE001 - any failure to reach the cluster's control store
+            alive = []
+        if not alive:
+            raise LightnasError(
+                "the Ray cluster has no live node left; every evaluation already stored is kept "
+                "(resume the run with --resume once the cluster is back, or with --executor local)"
+            )
 
     def collect(self) -> tuple[Arch, dict[str, float], float]:
         ray = self.ray
         while self._running:
-            (ref,), _ = ray.wait(list(self._running), num_returns=1)
-            arch, actor = self._running.pop(ref)
+            ready, _ = ray.wait(list(self._running), num_returns=1, timeout=POLL_S)
+            if not ready:
+                self._check_nodes()
+                late = [r for r, (_, _, t0) in self._running.items() if time.monotonic() - t0 > self.patience()]
+                for ref in late:  # hung or on a lost node: counted as a dead worker
+                    arch, actor, _ = self._running.pop(ref)
+                    self.ray.kill(actor)
+                    self._replace(arch, actor, f"ran past {self.patience():.0f} s")
+                continue
+            (ref,) = ready
+            arch, actor, _ = self._running.pop(ref)
             try:
                 metrics, seconds = self._get(ref)
             except ray.exceptions.RayActorError:  # the worker died: replace it, evaluate again elsewhere
-                if self._attempts[arch] >= MAX_ATTEMPTS:
-                    raise LightnasError(
-                        f"{MAX_ATTEMPTS} Ray workers died evaluating {arch.key}; stopping the search"
-                    ) from None
-                self.retries += 1
-                self.actors.remove(actor)
-                replacement = self._actor.remote(*self._args)
-                self.actors.append(replacement)
-                self._idle.append(replacement)
-                self._queue.insert(0, arch)
-                self._dispatch()
+                self._replace(arch, actor, "died")
                 continue
+            self._seconds.append(float(seconds))
             self._idle.append(actor)
             del self._attempts[arch]
             self._dispatch()
             return arch, metrics, seconds
         raise RuntimeError("collect() without a submitted evaluation")
+
+    def _replace(self, arch: Arch, actor: Any, what: str) -> None:
+        """A new worker for ``actor``, and ``arch`` queued first again; a
+        one-line error once :data:`MAX_ATTEMPTS` workers have failed on it."""
+        if self._attempts[arch] >= MAX_ATTEMPTS:
+            raise LightnasError(f"{MAX_ATTEMPTS} Ray workers {what} evaluating {arch.key}; stopping the search")
+        self.retries += 1
+        self.actors.remove(actor)
+        replacement = self._actor.remote(*self._args)
+        self.actors.append(replacement)
+        self._idle.append(replacement)
+        self._queue.insert(0, arch)
+        self._dispatch()
 
     def close(self) -> None:
         """Stop the workers, and the local cluster if this pool started it."""

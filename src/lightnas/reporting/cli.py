@@ -12,9 +12,16 @@ from lightnas.errors import LightnasError
 def _views(dirs: list[str], with_parts: bool) -> list[Any]:
     """The finished runs in ``dirs``, each named by its folder (by its path
     where two folders share a name)."""
+    import sys
+
+    from lightnas.lock import writer_of
     from lightnas.reporting.run import load_run
     from lightnas.runfolder import load_folder
 
+    for d in dirs:
+        busy = writer_of(Path(d))
+        if busy:
+            print(f"lightnas: {d} is being written by {busy}; reading what it holds now", file=sys.stderr)
     views = [load_run(Path(d), load_folder(Path(d)), with_parts=with_parts) for d in dirs]
     names = [v.name for v in views]
     for v in views:

@@ -69,8 +69,11 @@ def _data_cases() -> Iterator[Case]:
     yield data_case("class without images", lambda s: _empty_class(s), "no PNG")
     yield data_case("corrupt png", lambda s: _corrupt_png(s), "cannot read image")
     yield data_case("png bomb", lambda s: _png_bomb(s), "cannot read image")
-    yield data_case("mixed sizes", lambda s: _mixed_sizes(s), "differs")
-    yield data_case("grey and colour", lambda s: _grey_and_colour(s), "mixes grey")
+    yield data_case("mixed sizes", lambda s: _mixed_sizes(s), expect="ok")  # brought to one size
+    yield data_case("grey and colour", lambda s: _grey_and_colour(s), expect="ok")  # converted to RGB
+    yield data_case("truncated jpeg", lambda s: _broken_file(s, "cut.jpg", "truncate"), "cut.jpg")
+    yield data_case("1-pixel image", lambda s: _broken_file(s, "dot.png", "pixel"), "dot.png: 1x1 pixels is too small")
+    yield data_case("text named .jpg", lambda s: _broken_file(s, "note.jpg", "text"), "cannot read image")
     yield data_case("idx truncated", lambda s: _idx_truncated(s), "")
     yield data_case("idx bad magic", lambda s: _idx_magic(s), "")
     yield data_case("idx labels missing", lambda s: _idx_without(s, "train-labels-idx1-ubyte"), "")
@@ -117,6 +120,24 @@ def _mixed_sizes(s: Path) -> Path:
     write_images(s / "imgs")
     write_images(s / "other", classes=1, per_class=1, size=12)
     shutil.move(s / "other" / "class0" / "0.png", s / "imgs" / "class1" / "big.png")
+    return s / "imgs"
+
+
+def _broken_file(s: Path, name: str, how: str) -> Path:
+    """An image folder with one file that cannot be read: a JPEG cut short, a
+    1x1 image, or text with an image's name."""
+    from PIL import Image
+
+    write_images(s / "imgs", size=16)
+    path = s / "imgs" / "class1" / name
+    if how == "truncate":
+        rng = np.random.default_rng(0)
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(path, "JPEG")
+        truncated(path, 0.4)
+    elif how == "pixel":
+        Image.new("L", (1, 1)).save(path)
+    else:
+        path.write_text("not an image")
     return s / "imgs"
 
 

@@ -78,16 +78,38 @@ class Images:
     def contiguous(self, memory_format: torch.memory_format = torch.contiguous_format) -> Images:
         """The same images, batches handed out in ``memory_format``."""
         out = object.__new__(Images)
-        out.__dict__.update(self.__dict__, memory_format=memory_format)
+        out.__dict__.update({k: v for k, v in self.__dict__.items() if k not in ("_pool", "_ahead")})
+        out.memory_format = memory_format
         return out
 
     def uint8(self, idx: Any) -> torch.Tensor:
-        """The raw uint8 pixels of ``idx`` on the device."""
+        """The raw uint8 pixels of ``idx`` on the device (the rows read ahead
+        by :meth:`prefetch`, when it was asked for these)."""
         if not self.on_disk:
             return self.source[idx]
-        if isinstance(idx, torch.Tensor):
-            idx = idx.cpu().numpy()
-        return torch.from_numpy(_writable(self.source[idx])).to(self.device)
+        rows = idx.cpu().numpy() if isinstance(idx, torch.Tensor) else idx
+        ahead = self.__dict__.pop("_ahead", None)
+        if ahead is not None and isinstance(rows, np.ndarray) and np.array_equal(ahead[0], rows):
+            return ahead[1].result()
+        return self._read(rows)
+
+    def _read(self, rows: Any) -> torch.Tensor:
+        batch = torch.from_numpy(_writable(self.source[rows]))
+        if self.device.type == "cuda":  # pinned, so that the copy overlaps the GPU's work
+            return batch.pin_memory().to(self.device, non_blocking=True)
+        return batch
+
+    def prefetch(self, idx: Any) -> None:
+        """Start reading the rows ``idx`` from disk in a background thread, for
+        the next ``x[idx]`` (images in memory: nothing to do)."""
+        if not self.on_disk:
+            return
+        if "_pool" not in self.__dict__:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="lightnas-read")
+        rows = idx.cpu().numpy() if isinstance(idx, torch.Tensor) else np.asarray(idx)
+        self._ahead = (rows, self._pool.submit(self._read, rows))
 
     def __getitem__(self, idx: Any) -> torch.Tensor:
         return normalise(self.uint8(idx), self.mean, self.std).contiguous(memory_format=self.memory_format)

@@ -282,6 +282,8 @@ class SupernetTrainer:
             if len(idx) < 2:
                 continue
             students = self.recipe.students(epoch, rng) if self.recipe is not None else []
+            if i + 1 < self.steps_per_epoch:  # images on disk: the next batch is read while this one trains
+                self.x_train.prefetch(order[(i + 1) * cfg.batch_size : (i + 2) * cfg.batch_size])
             xb = self.task.augment(self.x_train[idx], gen).contiguous(memory_format=self.memory_format)
             yb = self.y_train[idx]
             lo, hi = len(idx) * self.rank // self.world, len(idx) * (self.rank + 1) // self.world

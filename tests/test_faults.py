@@ -1,0 +1,153 @@
+"""Run folders under faults: one writer per folder, a store whose writer died
+before SQLite checkpointed its log, a full disk, interrupts."""
+
+import contextlib
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lightnas.cli import main, os_error
+from lightnas.errors import LightnasError
+from lightnas.lock import LOCK_FILE, writer_of, writing
+from lightnas.store import Store, _quick_check
+
+DIGITS = ["--data", "digits", "--epochs", "1", "--budget", "3", "--max-export", "1", "--quiet"]
+
+
+def test_a_second_writer_is_refused_in_one_line_naming_the_first(tmp_path, capsys):
+    out = tmp_path / "run"
+    with writing(out):
+        assert writer_of(out) is not None and str(os.getpid()) in writer_of(out)
+        assert main(["run", "--out", str(out), *DIGITS]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and f"is being written by process {os.getpid()}" in err
+        assert main(["train", str(out), "--data", "digits", "--quiet"]) == 2
+        assert "is being written by" in capsys.readouterr().err
+    assert writer_of(out) is None
+    assert not out.exists()  # refused before anything was written: nothing left behind
+
+
+def test_a_killed_writer_leaves_no_stale_lock(tmp_path):
+    out = tmp_path / "run"
+    code = f"from lightnas.lock import writing\nwith writing({str(out)!r}):\n    print('held', flush=True)\n"
+    code += "    import time; time.sleep(60)\n"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    assert f"process {proc.pid}" in (writer_of(out) or "")
+    with pytest.raises(LightnasError, match=f"process {proc.pid}"), writing(out):
+        pass
+    proc.kill()
+    proc.wait()
+    assert writer_of(out) is None
+    with writing(out):
+        assert (out / LOCK_FILE).exists()
+
+
+def test_readers_work_beside_a_writer_and_say_so(finished_run, capsys):
+    with writing(finished_run):
+        assert main(["report", str(finished_run), "--quiet"]) == 0
+        assert "is being written by" in capsys.readouterr().err
+    assert main(["report", str(finished_run), "--quiet"]) == 0
+    assert "is being written" not in capsys.readouterr().err
+
+
+def test_a_store_whose_writer_died_before_a_checkpoint_opens(tmp_path):
+    db = tmp_path / "lightnas.db"
+    code = (
+        "import os, signal\nfrom lightnas.store import Store\n"
+        f"s = Store({str(db)!r})\n"
+        "for i in range(40):\n    s.add('s', f'a{i}', {'x': i}, {'m': float(i)})\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=False)
+    wal = Path(str(db) + "-wal")
+    assert wal.exists() and wal.stat().st_size > 0  # the evaluations live in the log, not yet in the file
+    _quick_check(db)
+    with Store(db) as store:
+        assert len(store.records("s")) == 40
+
+
+def test_os_errors_are_one_sentence_without_class_names():
+    full = os_error(OSError(errno.ENOSPC, "No space left on device", "/data/run/supernet.pt"))
+    assert "no space left" in full and "/data/run/supernet.pt" in full and "OSError" not in full
+    assert os_error(PermissionError(errno.EACCES, "Permission denied", "/x")) == "permission denied (/x)"
+    import sqlite3
+
+    assert "Error" not in os_error(sqlite3.OperationalError("database or disk is full"))
+
+
+def test_a_failed_atomic_write_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    from lightnas import io
+
+    target = tmp_path / "summary.json"
+    target.write_text("old")
+
+    def full(tmp: str) -> None:
+        Path(tmp).write_text("partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(LightnasError, match="no space left to write .*summary.json"):
+        io.atomic_write(target, full)
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+
+
+@contextlib.contextmanager
+def _tmpfs(where: Path, size: str):
+    where.mkdir(parents=True)
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True
+        ).returncode
+    ):
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_a_full_disk_during_the_search_is_one_line_and_resumable(tmp_path, capsys):
+    """The store fills the disk: one sentence naming the file; with space freed
+    ``--resume`` reads the store (log included) and finishes the budget."""
+    with _tmpfs(tmp_path / "small", "4m") as disk:
+        out = disk / "run"
+        assert main(["train", str(out), "--data", "digits", "--epochs", "1", "--quiet"]) == 0
+        filler = disk / "filler"
+        free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+        filler.write_bytes(b"\0" * max(0, free - 40_000))
+        code = main(["run", "--out", str(out), "--resume", "--budget", "6", "--max-export", "1", "--quiet"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and "\n" not in err and "Error" not in err, err
+        assert "full" in err or "no space" in err
+        filler.unlink()
+        assert main(["run", "--out", str(out), "--resume", "--budget", "6", "--max-export", "1", "--quiet"]) == 0
+        with Store(out / "lightnas.db") as store:
+            (study,) = store.studies()
+            assert store.count(study) == 6
+
+
+def test_sigterm_stops_a_run_in_one_line_and_it_resumes(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "lightnas.cli", "run", "--out", str(out), "--data", "digits", "--epochs", "3"]
+    cmd += ["--budget", "4", "--max-export", "1"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "supernet.pt").exists() and time.time() < deadline:  # the first epoch is on disk
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    t0 = time.time()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and time.time() - t0 < 30
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("lightnas: interrupted") and f"--out {out} --resume" in last
+    assert writer_of(out) is None
+    assert main(["run", "--out", str(out), "--resume", "--quiet"]) == 0
+    assert json.loads((out / "summary.json").read_text())["n_exported"] >= 1
