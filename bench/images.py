@@ -114,6 +114,7 @@ def plain_baseline(folder: Path, size: int, epochs: int, seed: int) -> dict[str,
     x, y = split_tensors(data, "test")
     model = model.eval().to(memory_format=torch.channels_last)
     return {
+        "majority_class_test_share": round(100.0 * float(torch.bincount(y).max()) / max(len(y), 1), 2),
         "test_accuracy": accuracy(model, x, y),
         "val_accuracy": max(h["val_metric"] for h in history),
         "params": sum(p.numel() for p in model.parameters()),
