@@ -1,7 +1,6 @@
 """Run folders under faults: one writer per folder, a store whose writer died
 before SQLite checkpointed its log, a full disk, interrupts."""
 
-import contextlib
 import errno
 import json
 import os
@@ -96,42 +95,6 @@ def test_a_failed_atomic_write_names_the_file_and_keeps_the_old_one(tmp_path, mo
     with pytest.raises(LightnasError, match="no space left to write .*summary.json"):
         io.atomic_write(target, full)
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["summary.json"]
-
-
-@contextlib.contextmanager
-def _tmpfs(where: Path, size: str):
-    where.mkdir(parents=True)
-    if (
-        os.geteuid() != 0
-        or subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True
-        ).returncode
-    ):
-        pytest.skip("mounting a small tmpfs needs root")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-def test_a_full_disk_during_the_search_is_one_line_and_resumable(tmp_path, capsys):
-    """The store fills the disk: one sentence naming the file; with space freed
-    ``--resume`` reads the store (log included) and finishes the budget."""
-    with _tmpfs(tmp_path / "small", "4m") as disk:
-        out = disk / "run"
-        assert main(["train", str(out), "--data", "digits", "--epochs", "1", "--quiet"]) == 0
-        filler = disk / "filler"
-        free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
-        filler.write_bytes(b"\0" * max(0, free - 40_000))
-        code = main(["run", "--out", str(out), "--resume", "--budget", "6", "--max-export", "1", "--quiet"])
-        err = capsys.readouterr().err.strip()
-        assert code == 2 and "\n" not in err and "Error" not in err, err
-        assert "full" in err or "no space" in err
-        filler.unlink()
-        assert main(["run", "--out", str(out), "--resume", "--budget", "6", "--max-export", "1", "--quiet"]) == 0
-        with Store(out / "lightnas.db") as store:
-            (study,) = store.studies()
-            assert store.count(study) == 6
 
 
 def test_sigterm_stops_a_run_in_one_line_and_it_resumes(tmp_path):
