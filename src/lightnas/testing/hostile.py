@@ -64,9 +64,12 @@ class Outcome:
 
 
 def snapshot(folder: Path) -> dict[str, str]:
-    """Relative path -> sha1 of every file under ``folder`` (folders as ``dir``)."""
+    """Relative path -> sha1 of every file under ``folder`` (folders as ``dir``),
+    the run folders' lock files aside (held by any writer, successful or not)."""
     out = {}
     for p in sorted(folder.rglob("*")):
+        if p.name == "lightnas.lock":
+            continue
         rel = str(p.relative_to(folder))
         out[rel] = "dir" if p.is_dir() else hashlib.sha1(p.read_bytes()).hexdigest()
     return out
