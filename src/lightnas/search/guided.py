@@ -182,7 +182,7 @@ class GuidedSearch(Strategy):
             return start[:n]
         usable = [i for i, m in enumerate(self.metrics) if all(o.metric in m for o in self.objectives)]
         if len(usable) < 3 and not self.zero_cost:
-            return []
+            return self._likely_feasible(n)
         codes, X, known = self._candidates()
         if len(codes) == 0:
             return []
@@ -201,8 +201,10 @@ class GuidedSearch(Strategy):
         # Kriging believer across asks: pending evaluations count at their predicted means
         believed = mu[n_cand:][ok[n_cand:]]
         mu, sd, ok = mu[:n_cand], sd[:n_cand], ok[:n_cand]
-        if ok.any():
-            codes, mu, sd = codes[ok], mu[ok], sd[ok]
+        if not ok.any():  # every candidate predicted infeasible: the nearest misses teach the most
+            misses = self._nearest_misses(X[:n_cand], {k: v[:n_cand] for k, v in known.items()}, n)
+            return [self.space.decode(codes[i]) for i in misses]
+        codes, mu, sd = codes[ok], mu[ok], sd[ok]
         observed = self.feasible_data()[1]
         F = np.vstack([self._in_units(observed, warped=True), believed])
         plain = None
@@ -229,7 +231,11 @@ class GuidedSearch(Strategy):
                 picks = self._select(np.zeros((0, mu.shape[1])), mu[idx], sd[idx], self.n_init)
                 return list(dict.fromkeys(start + [self.space.decode(codes[idx[i]]) for i in picks]))
         design = balanced_design(self.space, self.n_init, self.rng)
-        return list(dict.fromkeys(start + [self.space.decode(c) for c in design]))
+        archs = list(dict.fromkeys(start + [self.space.decode(c) for c in design]))
+        if not self.constraints:
+            return archs
+        ok = self._known_ok(self._known(np.stack([self.space.encode(a) for a in archs])), len(archs))
+        return [a for a, keep in zip(archs, ok, strict=True) if keep]  # known to fail: not worth a measurement
 
     def _known_ok(self, known: dict[str, np.ndarray], n: int) -> np.ndarray:
         """Candidates whose known constrained metrics satisfy the constraints."""
@@ -284,16 +290,61 @@ class GuidedSearch(Strategy):
             self._warps[o.metric] = model
             means.append(mu)
             stds.append(sd)
-        ok = self._known_ok(known, len(X))
+        excess = self._excess(X, known, X_told, self.beta)
+        ok = np.ones(len(X), dtype=bool) if excess is None else excess <= 0
+        return np.stack(means, axis=1), np.stack(stds, axis=1), ok
+
+    def _excess(
+        self, X: np.ndarray, known: dict[str, np.ndarray], X_told: np.ndarray | None = None, beta: float = 0.0
+    ) -> np.ndarray | None:
+        """Each candidate's largest relative constraint violation (0 when it
+        satisfies every constraint): exact for known constrained metrics,
+        else predicted (optimistically, ``beta`` std) from every told
+        architecture that has the metric, rejected ones included (their
+        cheap metrics are told too). None when no constraint can be judged."""
+        worst, judged = np.zeros(len(X)), False
         for c in self.constraints:
             rows = [i for i, m in enumerate(self.metrics) if c.metric in m]
-            if c.metric in known or len(rows) < 3:
+            if c.metric in known:
+                value = known[c.metric]
+            elif len(rows) >= 3:
+                if X_told is None:
+                    X_told = self._inputs(np.stack([self.space.encode(a) for a in self.archs]))[0]
+                y = np.array([self.metrics[i][c.metric] for i in rows])
+                cm, cs = create_predictor(self.predictor, self.seed).fit(X_told[rows], y).predict(X)
+                value = cm - beta * cs if c.op == "<=" else cm + beta * cs
+            else:
                 continue
-            y = np.array([self.metrics[i][c.metric] for i in rows])
-            cm, cs = create_predictor(self.predictor, self.seed).fit(X_told[rows], y).predict(X)
-            optimistic = cm - self.beta * cs if c.op == "<=" else cm + self.beta * cs
-            ok &= optimistic <= c.bound if c.op == "<=" else optimistic >= c.bound
-        return np.stack(means, axis=1), np.stack(stds, axis=1), ok
+            judged = True
+            gap = value - c.bound if c.op == "<=" else c.bound - value
+            worst = np.maximum(worst, np.maximum(gap, 0.0) / max(abs(c.bound), 1e-12))
+        return worst if judged else None
+
+    def _nearest_misses(self, X: np.ndarray, known: dict[str, np.ndarray], n: int) -> list[int]:
+        """The ``n`` candidates predicted closest to feasible (mean predictions)."""
+        excess = self._excess(X, known)
+        order = np.argsort(excess if excess is not None else self.rng.random(len(X)), kind="stable")
+        return [int(i) for i in order[:n]]
+
+    def _likely_feasible(self, n: int) -> list[Arch]:
+        """Before three evaluations hold every objective, nothing can be
+        predicted but feasibility: up to ``n`` random candidates predicted
+        feasible (mean predictions), else the nearest misses. Nothing (the
+        base class samples uniformly) without constraints to judge, so a
+        rare feasible region is found by learning from rejected candidates
+        rather than by measuring uniform samples until one passes."""
+        if not self.constraints:
+            return []
+        codes, X, known = self._candidates()
+        excess = self._excess(X, known) if len(codes) else None
+        if excess is None:
+            return []
+        ok = np.flatnonzero(excess <= 0)
+        if len(ok):
+            picks = self.rng.permutation(ok)[:n]
+        else:
+            picks = np.argsort(excess, kind="stable")[:n]
+        return [self.space.decode(codes[i]) for i in picks]
 
     def _groups(self, F: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> list[list[np.ndarray]]:
         """Per searched front: (normalised observed front, candidates' means, stds)."""
