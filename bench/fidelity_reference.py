@@ -56,7 +56,7 @@ def job(args: tuple) -> dict[str, Any]:
     import torch
     import torch.nn.functional as F
 
-    from lightnas.data.sources import read_idx_pair
+    from lightnas.data.arrays import read_idx_pair
     from lightnas.supernets import create_supernet
 
     torch.backends.cudnn.benchmark = True

@@ -21,7 +21,7 @@ from scipy.stats import kendalltau
 
 from lightnas.bench import nb201
 from lightnas.predictors import create_predictor
-from lightnas.search.guided import input_columns
+from lightnas.search.inputs import input_columns
 
 
 def input_sets() -> dict[str, np.ndarray]:

@@ -172,3 +172,23 @@ def test_students_learn_from_the_largest_and_the_labels_as_weighted():
     torch.testing.assert_close(loss[0.5], 0.5 * kd + 0.5 * ce)
     with pytest.raises(LightnasError, match="student_label_weight"):
         TrainConfig(student_label_weight=1.5)
+
+
+def test_a_step_over_the_activation_budget_recomputes_to_the_same_weights(digits, tmp_path):
+    """Under a budget smaller than the largest's saved activations the blocks
+    are recomputed in the backward pass: the same trained weights (and
+    BatchNorm statistics) as keeping every activation."""
+    from lightnas.train.memory import saved_bytes, step_activation_bytes
+
+    net = create_supernet("mobilenet", digits.input_shape, digits.n_classes)
+    x = torch.randn(16, *digits.input_shape)
+    estimate, measured = step_activation_bytes(net, x[:4], 16), saved_bytes(net, x)
+    assert abs(estimate - measured) <= 0.02 * measured  # linear in the batch, from 2 and 4 images
+    states = {}
+    for budget in (1e6, 0.01):
+        cfg = TrainConfig(epochs=1, activation_budget_mb=budget)
+        path = tmp_path / f"{budget}.pt"
+        states[budget] = train_supernet("mobilenet", _config(digits), digits, cfg, path, progress=False, threads=1)
+    assert [s["history"][-1]["settings"]["recompute"] for s in states.values()] == [False, True]
+    for k, v in states[1e6]["state_dict"].items():
+        torch.testing.assert_close(states[0.01]["state_dict"][k], v, rtol=1e-4, atol=1e-5)

@@ -103,6 +103,7 @@ class TrainConfig:
     init_for_training: bool = opt(True, help="the super-network's training initialisation (zero residuals)")
     project_conflicts: bool = opt(True, help="students' gradient projected off the largest's where they conflict")
     student_label_weight: float = opt(0.5, help="students' loss: (1-w) KL to the largest + w labels")
+    activation_budget_mb: float = opt(0.0, "--activation-budget-mb", "MiB kept for backward (0: 1024; GPU: free/2)")
     augment: bool | None = opt(
         None,
         "--augment",
@@ -125,6 +126,8 @@ class TrainConfig:
             raise LightnasError("warmup_fraction must be in [0, 1)")
         if not 0 <= self.student_label_weight <= 1:
             raise LightnasError("student_label_weight must be in [0, 1]")
+        if not (self.activation_budget_mb >= 0 and math.isfinite(self.activation_budget_mb)):
+            raise LightnasError(f"activation budget must be >= 0 MiB, not {self.activation_budget_mb}")
         if not 0 <= self.ema_decay < 1:
             raise LightnasError("ema_decay must be in [0, 1)")
 

@@ -29,12 +29,6 @@ def supernet_config(cfg: RunConfig, data: Any) -> dict[str, Any]:
     return cls.config_class.from_dict({**spec, **cfg.supernet.options}).to_dict()
 
 
-def same_config(net: Any, config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` (from a checkpoint) as ``net``'s config class writes it today:
-    fields added since it was written take their defaults."""
-    return type(net.config).from_dict(config).to_dict()
-
-
 def trained(out: Path, cfg: RunConfig, data: Any = None) -> tuple[Any, dict[str, Any], Any]:
     """The trained super-network, its checkpoint and the data, checked against each other."""
     from lightnas.train.common import setup_torch
@@ -45,7 +39,8 @@ def trained(out: Path, cfg: RunConfig, data: Any = None) -> tuple[Any, dict[str,
     setup_torch(cfg.latency.threads)
     net, state = load_supernet(out / "supernet.pt")
     data = data or load_data(cfg)
-    if state["supernet"] != cfg.supernet.name or same_config(net, state["config"]) != supernet_config(cfg, data):
+    config = type(net.config).current(state["config"])
+    if state["supernet"] != cfg.supernet.name or config != supernet_config(cfg, data):
         raise LightnasError(f"{out / 'supernet.pt'} holds another super-network than {out}/config.json names")
     if state["data"].get("splits") != data.describe().get("splits"):
         raise LightnasError(f"{out / 'supernet.pt'} was trained on other data than {cfg.data.source}")

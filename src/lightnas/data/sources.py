@@ -11,7 +11,6 @@ resized the same way when ``image_size`` asks for another size.
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import hashlib
 import zipfile
 import zlib
@@ -23,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from lightnas.data.arrays import as_labels, as_nchw_uint8, find_idx, read_idx_pair
 from lightnas.data.images import (
     SPLIT_DIRS,
     Preprocess,
@@ -229,79 +229,6 @@ def _check(d: Dataset) -> None:
         raise LightnasError(f"{d.name}: images of {d.x_train.shape[2:]} are smaller than 8x8")
 
 
-# -- normalising arrays -------------------------------------------------------------
-def as_nchw_uint8(x: np.ndarray, what: str) -> np.ndarray:
-    """Accept (N,H,W), (N,H,W,C) or (N,C,H,W) with C in {1,3}; uint8 or floats in [0,1]."""
-    x = np.asarray(x)
-    if x.dtype == object or not (np.issubdtype(x.dtype, np.number)):
-        raise LightnasError(f"{what}: images must be numeric arrays, got dtype {x.dtype}")
-    if x.ndim == 3:
-        x = x[:, None]
-    elif x.ndim == 4:
-        if x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
-            x = x.transpose(0, 3, 1, 2)
-        elif x.shape[1] not in (1, 3):
-            raise LightnasError(f"{what}: cannot tell the channel axis of shape {x.shape} (1 or 3 channels)")
-    else:
-        raise LightnasError(f"{what}: images must have 3 or 4 dimensions, got shape {x.shape}")
-    if x.dtype != np.uint8:
-        x = x.astype(np.float64)
-        if not np.isfinite(x).all():
-            raise LightnasError(f"{what}: images contain NaN or infinite values")
-        hi = x.max() if x.size else 1.0
-        x = np.clip(np.round(x * 255.0 if hi <= 1.0 else x), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(x)
-
-
-MAX_CLASSES = 10_000  # the label count sizes the classifier: bounded, so a stray label cannot exhaust memory
-
-
-def _labels(y: np.ndarray, what: str) -> np.ndarray:
-    y = np.asarray(y)
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-        raise LightnasError(f"{what}: labels must be a 1-D integer array, got {y.dtype} of shape {y.shape}")
-    if y.size and (y.min() < 0 or y.max() >= MAX_CLASSES):
-        raise LightnasError(f"{what}: labels must lie in 0..{MAX_CLASSES - 1}, found {y.min()}..{y.max()}")
-    return y.astype(np.int64)
-
-
-# -- sources ----------------------------------------------------------------------
-def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (optionally gzipped), as in the MNIST distribution."""
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path) as fh:
-                raw = fh.read()
-        else:
-            raw = path.read_bytes()
-    except (OSError, EOFError, zlib.error) as exc:
-        raise LightnasError(f"cannot read IDX file {path}: {exc}") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 8:
-        raise LightnasError(f"{path} is not an unsigned-byte IDX file")
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    data = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
-        raise LightnasError(f"{path}: header says {dims} but holds {data.size} bytes")
-    return data.reshape(dims)
-
-
-def _find_idx(folder: Path, stem: str) -> Path | None:
-    for name in (stem, stem + ".gz"):
-        if (folder / name).is_file():
-            return folder / name
-    return None
-
-
-def read_idx_pair(folder: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
-    """``{prefix}-images-idx3-ubyte[.gz]`` and ``{prefix}-labels-idx1-ubyte[.gz]``."""
-    xi = _find_idx(folder, f"{prefix}-images-idx3-ubyte")
-    yi = _find_idx(folder, f"{prefix}-labels-idx1-ubyte")
-    if xi is None or yi is None:
-        raise LightnasError(f"{folder}: missing {prefix}-images/labels IDX files")
-    return read_idx(xi), read_idx(yi).astype(np.int64)
-
-
 @DATASETS.register("fashion-mnist")
 def load_fashion_embedded(seed: int) -> Dataset:
     """Embedded Fashion-MNIST subset: 15,000 training images, the official 10,000 test images."""
@@ -350,7 +277,7 @@ def load_npz(path: Path, seed: int) -> Dataset:
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise LightnasError(f"cannot read {path} as .npz: {exc}") from None
     x = as_nchw_uint8(arrays["x"], f"{path}:x")
-    y = _labels(arrays["y"], f"{path}:y")
+    y = as_labels(arrays["y"], f"{path}:y")
     extra: dict[str, np.ndarray] = {}
     for split in ("val", "test"):
         xs, ys = arrays.get(f"x_{split}"), arrays.get(f"y_{split}")
@@ -358,7 +285,7 @@ def load_npz(path: Path, seed: int) -> Dataset:
             raise LightnasError(f"{path}: 'x_{split}' and 'y_{split}' must come together")
         if xs is not None:
             extra[f"x_{split}"] = as_nchw_uint8(xs, f"{path}:x_{split}")
-            extra[f"y_{split}"] = _labels(ys, f"{path}:y_{split}")
+            extra[f"y_{split}"] = as_labels(ys, f"{path}:y_{split}")
     all_y = np.concatenate([y, *[v for k, v in extra.items() if k.startswith("y_")]])
     n_classes = int(all_y.max()) + 1 if all_y.size else 0
     return _finish(path.stem, x, y, seed, [str(c) for c in range(n_classes)], **extra, info={"source": str(path)})
@@ -433,7 +360,7 @@ def load_dataset(spec: str, seed: int = 0, image_size: int = 0, progress: bool =
     if image_size and image_size < 8:
         raise LightnasError(f"--image-size must be at least 8, not {image_size}")
     path = Path(spec).expanduser()
-    if spec not in DATASETS and path.is_dir() and _find_idx(path, "train-images-idx3-ubyte") is None:
+    if spec not in DATASETS and path.is_dir() and find_idx(path, "train-images-idx3-ubyte") is None:
         return load_image_folder(path, seed, image_size, progress)
     data = _load_arrays(spec, seed)
     return data if not image_size or data.input_shape[1:] == (image_size, image_size) else resized(data, image_size)

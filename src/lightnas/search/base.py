@@ -34,7 +34,7 @@ from lightnas.objectives import Constraint, Objective, feasible
 from lightnas.registry import Registry
 from lightnas.space import Arch, SearchSpace
 
-_SHARED = {"__init__", "base", "pareto", "runner"}
+_SHARED = {"__init__", "base", "inputs", "pareto", "runner"}
 STRATEGIES: Registry[Any] = Registry(  # every other module of this package is a built-in strategy
     "strategy",
     builtins=tuple(

@@ -50,6 +50,7 @@ from lightnas.errors import LightnasError
 from lightnas.objectives import Constraint, Objective
 from lightnas.predictors import WarpedPredictor, create_predictor
 from lightnas.search.base import Strategy, register_strategy
+from lightnas.search.inputs import PROXY_PREFIX, balanced_design, input_columns, proxy_score
 from lightnas.search.pareto import (
     additive_epsilon,
     expected_hv_improvement_2d,
@@ -57,37 +58,6 @@ from lightnas.search.pareto import (
     nondominated_mask,
 )
 from lightnas.space import Arch, SearchSpace
-
-PROXY_PREFIX = "zc_"
-
-
-def balanced_design(space: SearchSpace, n: int, rng: np.random.Generator) -> np.ndarray:
-    """(n, d) codes where each dimension's values appear about equally often
-    (a Latin-hypercube design for categorical dimensions)."""
-    cols = []
-    for k in space.cardinalities:
-        reps = np.resize(np.arange(k), n)
-        cols.append(rng.permutation(reps))
-    return np.stack(cols, axis=1)
-
-
-def proxy_score(known: dict[str, np.ndarray]) -> np.ndarray | None:
-    """Mean rank quantile (0 worst, 1 best) of the zero-cost proxies among
-    ``known`` (columns named ``zc_*``, higher is better); None without any."""
-    cols = [v for k, v in sorted(known.items()) if k.startswith(PROXY_PREFIX)]
-    if not cols:
-        return None
-    ranks = [np.argsort(np.argsort(c, kind="stable"), kind="stable") / max(len(c) - 1, 1) for c in cols]
-    return np.mean(ranks, axis=0)
-
-
-def input_columns(known: dict[str, np.ndarray], n: int) -> np.ndarray:
-    """Known metrics as predictor inputs, (n, k), sorted by name; counts
-    spanning orders of magnitude (parameters, MACs) enter as ``log1p``."""
-    cols = []
-    for _, v in sorted(known.items()):
-        cols.append(np.log1p(v) if v.min() >= 0 and v.max() >= 100 else v)
-    return np.stack(cols, axis=1) if cols else np.zeros((n, 0))
 
 
 @register_strategy("lightnas")
@@ -333,17 +303,12 @@ class GuidedSearch(Strategy):
         base class samples uniformly) without constraints to judge, so a
         rare feasible region is found by learning from rejected candidates
         rather than by measuring uniform samples until one passes."""
-        if not self.constraints:
-            return []
-        codes, X, known = self._candidates()
+        codes, X, known = self._candidates() if self.constraints else (np.zeros((0, 0)), None, {})
         excess = self._excess(X, known) if len(codes) else None
         if excess is None:
             return []
         ok = np.flatnonzero(excess <= 0)
-        if len(ok):
-            picks = self.rng.permutation(ok)[:n]
-        else:
-            picks = np.argsort(excess, kind="stable")[:n]
+        picks = self.rng.permutation(ok)[:n] if len(ok) else np.argsort(excess, kind="stable")[:n]
         return [self.space.decode(codes[i]) for i in picks]
 
     def _groups(self, F: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> list[list[np.ndarray]]:

@@ -60,6 +60,12 @@ Invariants:
   :class:`~lightnas.config.TrainConfig`) replace the general training
   defaults for this super-network where the user sets none (as timm's
   per-model default configurations do).
+- **Recomputation.** A super-network's forward runs its repeated blocks
+  through :meth:`Supernet.block`; while ``recompute`` is set (the trainer
+  sets it when a training step's saved activations would exceed its memory
+  budget) a training forward keeps only each block's input for the backward
+  pass and recomputes the rest there, with the same gradients and no second
+  update of any buffer.
 - **Precision groups.** ``precision_groups()`` names the block groups whose
   numeric precision is chosen together (stages of a CNN, blocks of a
   Transformer), each with the space's condition under which it exists (as
@@ -128,6 +134,12 @@ class SupernetConfig:
     def from_dict(cls: type[C], d: dict[str, Any]) -> C:
         """Inverse of :meth:`to_dict`; a one-line error for unknown or malformed fields."""
         return _build(cls, d)
+
+    @classmethod
+    def current(cls, d: dict[str, Any]) -> dict[str, Any]:
+        """``d`` (from a checkpoint or a card) as this class writes it today:
+        fields added since it was written take their defaults."""
+        return cls.from_dict(d).to_dict()
 
 
 def _plain(x: Any) -> Any:
@@ -203,6 +215,8 @@ class Supernet(nn.Module, ABC):
     """Per part kind, the names of the numbers after the kind in its spec (reports)."""
     space: SearchSpace
     active_arch: Arch
+    recompute: bool = False
+    """Recompute the blocks' activations in the backward pass (see :meth:`block`)."""
 
     def __init__(self, config: SupernetConfig):
         super().__init__()
@@ -217,6 +231,17 @@ class Supernet(nn.Module, ABC):
     @property
     def n_classes(self) -> int:
         return self.config.n_classes
+
+    def block(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """``module(x)``; with :attr:`recompute` set, in a training forward
+        that autograd records, through activation checkpointing: only ``x`` is
+        kept for the backward pass, which runs ``module`` again (its buffers,
+        such as BatchNorm statistics, left as the first run left them)."""
+        if not (self.recompute and self.training and torch.is_grad_enabled()):
+            return module(x)
+        from torch.utils.checkpoint import checkpoint
+
+        return checkpoint(_Replay(module), x, use_reentrant=False)
 
     @abstractmethod
     def set_active(self, arch: Arch) -> None:
@@ -305,6 +330,26 @@ def resize_input(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     if tuple(x.shape[-2:]) == hw:
         return x
     return F.interpolate(x, size=hw, mode="bilinear", align_corners=False, antialias=True)
+
+
+class _Replay:
+    """``module``'s forward for activation checkpointing: every call after
+    the first (the recomputation in the backward pass) restores the buffers."""
+
+    def __init__(self, module: nn.Module):
+        self.module, self.calls = module, 0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.calls == 1:
+            return self.module(x)
+        saved = [b.clone() for b in self.module.buffers()]
+        try:
+            return self.module(x)
+        finally:
+            with torch.no_grad():
+                for b, v in zip(self.module.buffers(), saved, strict=True):
+                    b.copy_(v)
 
 
 class AtResolution(nn.Module):

@@ -25,7 +25,7 @@ from lightnas.space import Arch, Choice, SearchSpace
 from lightnas.supernets.base import PrecisionGroup, Supernet, SupernetConfig, group_parts
 from lightnas.supernets.blocks import ElasticBlock as ConvBlock
 from lightnas.supernets.blocks import PlainBlock, receptive_field, stage_width
-from lightnas.supernets.mobilenet import LARGE_FROM, StageSpec
+from lightnas.supernets.layout import LARGE_FROM, StageSpec
 from lightnas.supernets.registry import register_supernet
 from lightnas.supernets.vit import Block, Head, _copy_ln, copy_head, head_forward
 from lightnas.supernets.vit import ElasticBlock as AttnBlock
@@ -201,12 +201,12 @@ class ElasticHybrid(Supernet):
         x = self.stem(x)
         for blk, (s, b) in zip(self.convs, self.conv_of, strict=True):
             if b <= int(arch[f"s{s}d"]):
-                x = blk(x)
+                x = self.block(blk, x)
         t = self.tokens
         x = F.conv2d(x, t.proj.weight[:e, : x.shape[1]], t.proj.bias[:e]).flatten(2).transpose(1, 2)
         x = F.layer_norm(x, (e,), t.ln.weight[:e], t.ln.bias[:e], t.ln.eps) + t.pos[:, :, :e]
         for blk in self.attn[: int(arch["a"])]:
-            x = blk(x)
+            x = self.block(blk, x)
         return head_forward(self.head, x)
 
     @torch.no_grad()

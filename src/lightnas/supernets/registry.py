@@ -14,7 +14,7 @@ from typing import Any
 from lightnas.errors import LightnasError
 from lightnas.registry import Registry
 
-_SHARED = {"__init__", "base", "blocks", "registry"}
+_SHARED = {"__init__", "base", "blocks", "layout", "registry"}
 SUPERNETS: Registry[Any] = Registry(
     "super-network",
     builtins=tuple(

@@ -235,7 +235,7 @@ class ElasticViT(Supernet):
         x = F.conv2d(x, pe.proj.weight[:e], pe.proj.bias[:e], pe.proj.stride).flatten(2).transpose(1, 2)
         x = x + pe.pos[:, :, :e]
         for blk in self.blocks[:d]:
-            x = blk(x)
+            x = self.block(blk, x)
         return head_forward(self.head, x)
 
     @torch.no_grad()

@@ -179,6 +179,21 @@ class SupernetTests:
         with torch.no_grad():
             assert torch.equal(net(x[:2]), net(x[:2]))
 
+    def test_recompute_gives_the_same_gradients_and_buffers(self) -> None:
+        x = torch.randn(4, *self.input_shape)
+        results = []
+        for recompute in (False, True):
+            net = self.make().train()
+            net.set_active(net.space.largest())
+            net.recompute = recompute
+            net(x).square().sum().backward()
+            grads = {n: p.grad for n, p in net.named_parameters() if p.grad is not None}
+            results.append((grads, {n: b.clone() for n, b in net.named_buffers()}))
+        (g0, b0), (g1, b1) = results
+        assert g0.keys() == g1.keys() and b0.keys() == b1.keys()
+        assert all(torch.allclose(g0[n], g1[n], rtol=1e-4, atol=1e-6) for n in g0)
+        assert all(torch.equal(b0[n], b1[n]) for n in b0)
+
     @pytest.mark.parametrize("recipe", ["spread", "sandwich", "warmup-sandwich", "progressive", "sorted"])
     def test_a_training_step_of_every_recipe_runs(self, recipe: str) -> None:
         from lightnas.config import TrainConfig

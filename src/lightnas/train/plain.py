@@ -17,7 +17,7 @@ from lightnas.supernets.base import AtResolution
 from lightnas.tasks import Task
 from lightnas.train.common import evaluate_metric, setup_torch, split_tensors, task_for
 from lightnas.train.device import resolve_device
-from lightnas.train.trainer import lr_at, make_optimizer
+from lightnas.train.optim import lr_at, make_optimizer
 
 
 def fit(

@@ -57,22 +57,11 @@ from lightnas.train.device import (
     training_settings,
 )
 from lightnas.train.gradients import add_projected, take_grads
+from lightnas.train.memory import choose_recompute, release_free_memory
+from lightnas.train.optim import lr_at, make_optimizer
 from lightnas.train.recipes import RECIPES
 
 CHECKPOINT_FORMAT = "lightnas-supernet-2"
-
-
-def lr_at(step: float, total: float, warmup: float, base: float) -> float:
-    """Linear warm-up then cosine decay to zero."""
-    if step < warmup:
-        return base * (step + 1) / warmup
-    return 0.5 * base * (1 + math.cos(math.pi * (step - warmup) / max(total - warmup, 1)))
-
-
-def make_optimizer(params: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 class SupernetTrainer:
@@ -117,9 +106,12 @@ class SupernetTrainer:
         self.x_val, self.y_val = split_tensors(data, "val", self.device)
         self.steps_per_epoch = math.ceil(len(self.x_train) / cfg.batch_size)
         self.params = dict(self.net.named_parameters())
-        # the layout is fixed before any weights are loaded, so that a resumed run
-        # computes in the same layout (and so the same floats) as an uninterrupted one
-        self.settings = self._choose_layout()
+        # activations bounded before any full-batch step; the layout fixed before any weights
+        # are loaded, so that a resumed run computes the same floats as an uninterrupted one
+        self.net.set_active(self.teacher)
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            recompute = choose_recompute(self.net, self.x_train[:4], cfg.batch_size, cfg.activation_budget_mb)
+        self.settings = {**self._choose_layout(), **recompute}
         self.opt = make_optimizer(self.net.parameters(), cfg)
         self.ema = {n: p.detach().clone() for n, p in self.params.items()}
         self.state: dict[str, Any] = {
@@ -194,14 +186,13 @@ class SupernetTrainer:
         cost = PartCost(self.net).macs if cls.sampler == "cost" else None
         return cls(self.cfg, self.net.space, self.net.elastic_groups(), cost)
 
-    # -- checkpoints ----------------------------------------------------------------------
     def resume(self, checkpoint: Path) -> None:
         """Continue from ``checkpoint`` (the same super-network, data and settings)."""
         old = safe_load(checkpoint)
-        same = ("format", "supernet", "config", "train_config", "seed", "only")
-        if isinstance(old.get("config"), dict):  # fields added since it was written take their defaults
-            old["config"] = type(self.net.config).from_dict(old["config"]).to_dict()
-        for key in same:
+        if isinstance(old.get("config"), dict) and isinstance(old.get("train_config"), dict):  # fields added since
+            old["config"] = type(self.net.config).current(old["config"])  # it was written take their defaults
+            old["train_config"] = {**dataclasses.asdict(TrainConfig()), **old["train_config"]}
+        for key in ("format", "supernet", "config", "train_config", "seed", "only"):
             if old.get(key) != self.state[key]:
                 raise LightnasError(f"{checkpoint} was trained with a different {key.replace('_', ' ')}")
         if old.get("data", {}).get("splits") != self.state["data"].get("splits"):
@@ -237,6 +228,7 @@ class SupernetTrainer:
         logits = self._forward(xb)
         loss = self.task.loss(logits.float(), yb)
         (loss * share).backward()
+        self._release()
         soft = logits.detach().float()
         teacher_grads = None
         if students and self.cfg.project_conflicts:
@@ -247,6 +239,7 @@ class SupernetTrainer:
         for arch in students:
             net.set_active(arch)
             (self.task.distill_loss(self._forward(xb).float(), soft, yb) * share).backward()
+            self._release()
         for m in self.dropouts:
             m.train(True)
         sum_over_processes([p.grad for p in plist], self.world)
@@ -255,6 +248,11 @@ class SupernetTrainer:
         torch.nn.utils.clip_grad_norm_(plist, 5.0)
         self.opt.step()
         return loss.detach()
+
+    def _release(self) -> None:
+        """Under an activation budget, the last sub-network's freed activations go back to the OS."""
+        if self.net.recompute and self.device.type == "cpu":
+            release_free_memory()
 
     @torch.no_grad()
     def _average(self, step: int) -> None:
@@ -341,6 +339,13 @@ class SupernetTrainer:
         if resume and checkpoint.exists():
             self.resume(checkpoint)
         bar = None
+        if progress and self.rank == 0 and self.settings["recompute"]:
+            print(
+                f"a training step of the largest sub-network keeps {self.settings['activation_mib']:.0f} MiB of "
+                f"activations (budget {self.settings['budget_mib']:.0f} MiB, --activation-budget-mb): "
+                "recomputed in the backward pass",
+                file=sys.stderr,
+            )
         if progress:
             from tqdm.auto import tqdm
 
