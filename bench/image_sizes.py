@@ -4,8 +4,10 @@ For each input shape, prints the smallest and largest sub-networks' MACs,
 parameters and the classifier's share of them, then times one training step
 (forward, backward, AdamW update, batch ``--batch``) of the largest
 sub-network through the super-network and through its extracted plain module
-in the same process, alternating the two, and prints the median of each and
-their ratio (``--threads`` threads, channels-last, float32).
+in the same process, alternating them, and prints the median of each and
+their ratio (``--threads`` threads, channels-last, float32); the same for the
+super-network recomputing its blocks in the backward pass (what a step over
+the activation budget does, ``recompute_ratio``).
 
     python bench/image_sizes.py --shapes 3x96x96 3x224x224 --json bench/results/image-sizes.json
 """
@@ -51,7 +53,7 @@ def one_shape(shape: tuple[int, int, int], batch: int, repeats: int, classes: in
     largest = net.space.largest()
     net.set_active(largest)
     plain = net.extract(largest)
-    models = {"supernet": net.train(), "plain": plain.train()}
+    models = {"supernet": net.train(), "plain": plain.train(), "recomputed": net}
     opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-3) for k, m in models.items()}
     for m in models.values():
         m.to(memory_format=torch.channels_last)
@@ -60,6 +62,7 @@ def one_shape(shape: tuple[int, int, int], batch: int, repeats: int, classes: in
     times: dict[str, list[float]] = {k: [] for k in models}
     for i in range(repeats + 1):  # the first round warms up
         for k in models if i % 2 == 0 else reversed(list(models)):
+            net.recompute = k == "recomputed"
             t = step_seconds(models[k], x, y, opts[k])
             if i:
                 times[k].append(t)
@@ -69,6 +72,7 @@ def one_shape(shape: tuple[int, int, int], batch: int, repeats: int, classes: in
         **ends,
         "step_seconds": med,
         "step_ratio": med["supernet"] / med["plain"],
+        "recompute_ratio": med["recomputed"] / med["supernet"],
         "batch": batch,
         "repeats": repeats,
     }
@@ -95,7 +99,8 @@ def main() -> int:
             f"{text}: smallest {s['macs'] / 1e6:.1f}M MACs at {s['input'][1]} px ({s['classifier_share']:.1%} of "
             f"{s['params']:,.0f} params in the classifier), largest {l_['macs'] / 1e6:.1f}M MACs; step of the "
             f"largest (batch {args.batch}): super-network {row['step_seconds']['supernet']:.3f} s, plain "
-            f"{row['step_seconds']['plain']:.3f} s, ratio {row['step_ratio']:.3f}"
+            f"{row['step_seconds']['plain']:.3f} s, ratio {row['step_ratio']:.3f}; recomputed "
+            f"{row['step_seconds']['recomputed']:.3f} s ({row['recompute_ratio']:.2f}x)"
         )
     if args.json:
         Path(args.json).write_text(json.dumps({"threads": args.threads, "rows": rows}, indent=2) + "\n")

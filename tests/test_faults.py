@@ -113,3 +113,17 @@ def test_sigterm_stops_a_run_in_one_line_and_it_resumes(tmp_path):
     assert writer_of(out) is None
     assert main(["run", "--out", str(out), "--resume", "--quiet"]) == 0
     assert json.loads((out / "summary.json").read_text())["n_exported"] >= 1
+
+
+@pytest.mark.slow
+def test_kill_points_and_a_full_disk_resume_to_the_uninterrupted_run(tmp_path):
+    """``bench/faults.py`` at a few points of each kind: every resumed folder
+    equals the reference run's (weights, evaluations, exported cards)."""
+    bench = Path(__file__).resolve().parents[1] / "bench" / "faults.py"
+    report = tmp_path / "faults.json"
+    cmd = [sys.executable, str(bench), "--kills", "4", "--full-disk", "2", "--writers", "2", "--ray", "0"]
+    subprocess.run([*cmd, "--json", str(report)], check=True, timeout=3600)
+    results = json.loads(report.read_text())
+    for kind in ("kill", "full_disk", "two_writers"):
+        if kind in results:  # the full-disk trials need root to mount a tmpfs
+            assert results[kind]["passed"] == results[kind]["of"], results[kind]["trials"]
