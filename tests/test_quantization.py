@@ -12,6 +12,7 @@ import torch
 from lightnas.errors import LightnasError
 from lightnas.hardware.cost import count_cost
 from lightnas.hardware.latency import deployed_onnx, measure_latency, onnx_logits, onnx_session
+from lightnas.quantization import onnx_int8
 from lightnas.quantization.onnx_int8 import node_module
 from lightnas.quantization.policy import check_precision, precision_space, split_policy
 from lightnas.quantization.wrapper import PrecisionSupernet
@@ -42,6 +43,36 @@ def test_onnx_nodes_map_to_their_modules(name: str, module: str) -> None:
     assert node_module(name) == module
 
 
+@pytest.fixture(params=["host", "7-bit"])
+def weight_bits(request, monkeypatch) -> int:
+    """The weights' bits this machine's kernels need, and 7 bits (exact on every x86 CPU)."""
+    if request.param == "7-bit":
+        monkeypatch.setattr(onnx_int8, "reduced_weights", lambda: True)
+    return 7 if onnx_int8.reduced_weights() else 8
+
+
+@pytest.mark.parametrize(
+    ("machine", "flags", "reduced"),
+    [
+        ("x86_64", {"avx2", "fma"}, True),  # u8s8 through VPMADDUBSW saturates int16
+        ("x86_64", {"avx2", "avx512_vnni"}, False),
+        ("x86_64", {"avx2", "avx_vnni"}, False),
+        ("x86_64", None, True),  # flags unknown: the choice exact everywhere
+        ("aarch64", None, False),
+    ],
+)
+def test_int8_weights_take_7_bits_where_the_kernels_would_saturate(monkeypatch, machine, flags, reduced) -> None:
+    monkeypatch.setattr(onnx_int8.platform, "machine", lambda: machine)
+    monkeypatch.setattr(onnx_int8, "_cpu_flags", lambda: flags)
+    onnx_int8.reduced_weights.cache_clear()
+    try:
+        assert onnx_int8.reduced_weights() is reduced
+        assert onnx_int8.weight_qmax() == (64 if reduced else 127)
+        assert onnx_int8.int8_settings(8, "minmax")["weight_bits"] == (7 if reduced else 8)
+    finally:
+        onnx_int8.reduced_weights.cache_clear()
+
+
 def _wrapped(name: str = "mobilenet") -> PrecisionSupernet:
     torch.manual_seed(0)
     net = trained_like(create_supernet(name))
@@ -59,7 +90,7 @@ def _ops(onnx_bytes: bytes) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize("supernet", ["mobilenet", "vit"])
-def test_int8_groups_are_quantized_and_the_rest_stays_float(supernet: str) -> None:
+def test_int8_groups_are_quantized_and_the_rest_stays_float(supernet: str, weight_bits: int) -> None:
     net = _wrapped(supernet)
     groups = list(net.net.precision_groups())
     base = dict(net.net.space.largest())
@@ -82,6 +113,10 @@ def test_int8_groups_are_quantized_and_the_rest_stays_float(supernet: str) -> No
     ref = fp32(torch.from_numpy(x)).detach().numpy()
     out = onnx_logits(onnx_session(graph, 1), x)
     assert np.corrcoef(ref.ravel(), out.ravel())[0, 1] > 0.98
+    assert deployed.graph.settings()["weight_bits"] == weight_bits
+    weights = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load_from_string(graph).graph.initializer}
+    levels = max(int(np.abs(w.astype(np.int32)).max()) for w in weights.values() if w.dtype == np.int8)
+    assert levels == 2 ** (weight_bits - 1) - (0 if weight_bits == 7 else 1)  # 64 or 127
 
 
 def test_cost_counts_int8_weights_and_activations_in_one_byte() -> None:
@@ -178,7 +213,7 @@ def test_a_latency_table_must_price_the_runs_batch_and_precision(tmp_path) -> No
         load_lut(tmp_path / "lut.json", quantized.replace({"quantize.precision": ""}))
 
 
-def test_qat_leaves_the_folded_weights_on_the_int8_grid_and_mirrors_onnx_runtime() -> None:
+def test_qat_leaves_the_folded_weights_on_the_int8_grid_and_mirrors_onnx_runtime(weight_bits: int) -> None:
     from lightnas.quantization.qat import QatModel
 
     net = _wrapped()
@@ -195,7 +230,7 @@ def test_qat_leaves_the_folded_weights_on_the_int8_grid_and_mirrors_onnx_runtime
     graph = onnx.load_from_string(again.graph.fp32).graph
     weights = [onnx.numpy_helper.to_array(i) for i in graph.initializer if len(i.dims) == 4]
     for w in weights:  # every folded convolution weight is a multiple of its channel's scale
-        scale = np.abs(w).reshape(len(w), -1).max(1) / 127
+        scale = np.abs(w).reshape(len(w), -1).max(1) / onnx_int8.weight_qmax()
         steps = w.reshape(len(w), -1) / np.maximum(scale[:, None], 1e-12)
         assert np.abs(steps - np.round(steps)).max() < 1e-3
     ref = plain(x).detach().numpy()

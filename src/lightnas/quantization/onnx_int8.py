@@ -2,16 +2,22 @@
 modules a precision policy names.
 
 The scheme (recorded on every card): QDQ format, weights INT8 symmetric per
-output channel, activations UINT8 (asymmetric, the u8s8 form x86 VNNI kernels
+output channel, activations UINT8 (asymmetric, the u8s8 form x86 kernels
 run), ranges calibrated on training images with MinMax (or percentile /
-entropy). Nodes outside the policy's INT8 modules stay float32. The ranges of
+entropy). On an x86 CPU without VNNI the weights take 7 bits (levels -64..64,
+ONNX Runtime's ``reduce_range``): there the u8s8 kernels (VPMADDUBSW) add
+pairs of uint8 x int8 products in int16, and 8-bit weights saturate it
+(2 x 255 x 127 > 32767), which costs whole points of accuracy; with 7 bits
+the sum stays exact (2 x 255 x 64 < 32767). Nodes outside the policy's INT8 modules stay float32. The ranges of
 one float32 graph are computed once and cached: every policy of the same
 sub-network reuses them.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import platform
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,6 +29,35 @@ from lightnas.errors import LightnasError
 CALIB_METHODS = ("minmax", "percentile", "entropy")
 CALIB_BATCH = 64
 SCHEME = "static QDQ: int8 weights (symmetric, per channel), uint8 activations (calibrated ranges)"
+X86 = ("x86_64", "amd64", "i386", "i686", "x86")
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni")
+
+
+def _cpu_flags() -> set[str] | None:
+    """The CPU's feature flags (Linux ``/proc/cpuinfo``), None where they cannot be read."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return None
+
+
+@functools.cache
+def reduced_weights() -> bool:
+    """Whether this machine's INT8 kernels need 7-bit weights: an x86 CPU
+    without VNNI, or one whose flags cannot be read (the safe choice)."""
+    if platform.machine().lower() not in X86:
+        return False  # Arm's int8 dot products accumulate in 32 bits
+    flags = _cpu_flags()
+    return flags is None or not any(f in flags for f in VNNI_FLAGS)
+
+
+def weight_qmax() -> int:
+    """The largest INT8 weight level on this machine: 127, or 64 with 7-bit weights."""
+    return 64 if reduced_weights() else 127
 
 
 def node_module(node_name: str) -> str:
@@ -83,6 +118,7 @@ class Int8Graph:
         self._fp32 = fp32
         self.calib = np.ascontiguousarray(calib, dtype=np.float32)
         self.method = method
+        self.reduced = reduced_weights()
         self._dir = tempfile.TemporaryDirectory(prefix="lightnas-int8-")
         self._built: dict[tuple[str, ...], bytes] = {}
 
@@ -104,7 +140,7 @@ class Int8Graph:
 
     def settings(self) -> dict[str, object]:
         """How this graph's INT8 versions are made (cards)."""
-        return int8_settings(len(self.calib), self.method)
+        return int8_settings(len(self.calib), self.method, self.reduced)
 
     def _quantize(self, nodes: list[str]) -> bytes:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -128,6 +164,7 @@ class Int8Graph:
                 _Reader(self.calib),
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
+                reduce_range=self.reduced,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 nodes_to_quantize=nodes,
@@ -144,6 +181,8 @@ class Int8Graph:
         return data
 
 
-def int8_settings(images: int, method: str) -> dict[str, object]:
-    """How INT8 graphs are made (cards, the store): the scheme and the calibration."""
-    return {"scheme": SCHEME, "calibration_images": int(images), "calibration_method": method}
+def int8_settings(images: int, method: str, reduced: bool | None = None) -> dict[str, object]:
+    """How INT8 graphs are made (cards, the store): the scheme, the weights'
+    bits (``reduced``: 7-bit weights; default this machine's) and the calibration."""
+    bits = 7 if (reduced_weights() if reduced is None else reduced) else 8
+    return {"scheme": SCHEME, "weight_bits": bits, "calibration_images": int(images), "calibration_method": method}

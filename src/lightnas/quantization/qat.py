@@ -4,7 +4,8 @@ The scheme mirrors what ONNX Runtime's static quantization does to the
 deployed graph, so the weights learn to live with it:
 
 - **weights**: each convolution and linear layer of the INT8 modules is
-  fake-quantized per output channel, symmetric INT8, *as ONNX folds it*: a
+  fake-quantized per output channel, symmetric INT8 on the levels this
+  machine's kernels use (:func:`~lightnas.quantization.onnx_int8.weight_qmax`), *as ONNX folds it*: a
   convolution followed by a BatchNorm is quantized in its folded form
   ``w * gamma / sqrt(var + eps)`` (the BatchNorms are frozen at their
   calibrated statistics during fine-tuning, so the fold is constant);
@@ -26,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from lightnas.quantization import onnx_int8
 from lightnas.quantization.onnx_int8 import in_modules
 
 QUANTIZED = (nn.Conv2d, nn.Linear)
@@ -41,14 +43,15 @@ class FoldedWeightQuant(nn.Module):
 
     def __init__(self, fold: torch.Tensor):
         super().__init__()
+        self.qmax = float(onnx_int8.weight_qmax())
         fold = fold.detach().clone()
         self.register_buffer("fold", torch.where(fold.abs() < 1e-12, torch.ones_like(fold), fold))
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         shape = (-1,) + (1,) * (w.dim() - 1)
         folded = w * self.fold.view(shape)
-        scale = folded.detach().abs().flatten(1).amax(1).clamp_min(1e-12).view(shape) / 127.0
-        q = torch.clamp(_ste_round(folded / scale), -127, 127) * scale
+        scale = folded.detach().abs().flatten(1).amax(1).clamp_min(1e-12).view(shape) / self.qmax
+        q = torch.clamp(_ste_round(folded / scale), -self.qmax, self.qmax) * scale
         return q / self.fold.view(shape)
 
 

@@ -64,7 +64,8 @@ def model_section(card: dict[str, Any], view: RunView) -> str:
     quant = card.get("quantization")
     if quant and "test_accuracy_fp32" in quant:
         rows.append(
-            f"<tr><th>Precision</th><td colspan=2>{esc(precision(card))} ({esc(quant['scheme'])}; "
+            f"<tr><th>Precision</th><td colspan=2>{esc(precision(card))} ({esc(quant['scheme'])}, "
+            f"{esc(quant.get('weight_bits', 8))}-bit weights; "
             f"{esc(quant['calibration_images'])} calibration images, {esc(quant['calibration_method'])}): test "
             f"{esc(number(quant['test_accuracy']))} % in INT8 against {esc(number(quant['test_accuracy_fp32']))} % "
             f"in float32, top-1 agreement {esc(number(100 * quant['top1_agreement_fp32']))} %</td></tr>"
