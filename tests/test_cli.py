@@ -1,6 +1,9 @@
+import contextlib
+import io
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -8,10 +11,26 @@ import pytest
 from lightnas.cli import main
 
 
-def run_cli(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "lightnas.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=600
+def run_cli(*args):
+    """``lightnas ARGS`` in this process, the whole CLI (parsing, error handling) included."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = main([str(a) for a in args])
+        except SystemExit as exc:  # --help and argparse's own exits
+            rc = exc.code if isinstance(exc.code, int) else 1
+    return SimpleNamespace(returncode=rc, stdout=out.getvalue(), stderr=err.getvalue())
+
+
+def test_the_installed_command_runs_in_its_own_process(tmp_path):
+    """One real process: the module entry point, exit status and stderr as a shell sees them."""
+    res = subprocess.run(
+        [sys.executable, "-m", "lightnas.cli", "run", "--data", "/nonexistent/data.npz", "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
+    one_line_error(res, "does not exist")
 
 
 def one_line_error(res, needle):
@@ -78,20 +97,25 @@ def test_later_stages_refuse_force(tmp_path, capsys):
     assert (out / "supernet.pt").read_bytes() == b"precious"
 
 
-def test_corrupt_checkpoint_is_a_one_line_error(tmp_path):
+def test_corrupt_checkpoint_is_a_one_line_error(finished_run, tmp_path):
+    import shutil
+
     out = tmp_path / "run"
-    assert main(["train", str(out), "--data", "digits", "--epochs", "1", "--quiet"]) == 0
+    shutil.copytree(finished_run, out, ignore=shutil.ignore_patterns("lightnas.db*", "models"))
     (out / "supernet.pt").write_bytes(b"garbage")
     one_line_error(run_cli("search", str(out), "--quiet"), "cannot load")
 
 
-def test_end_to_end_digits(tmp_path):
+def test_end_to_end_digits(finished_run, tmp_path):
+    """The session's finished run (``lightnas run --data digits --epochs 1 --budget 4
+    --max-export 2 --max-params 150000``), then its later commands on a copy."""
+    import shutil
+
     import onnxruntime as ort
 
     out = tmp_path / "run"
-    res = run_cli(
-        "run", "--data", "digits", "--out", str(out), "--epochs", "2", "--budget", "8", "--max-params", "150000"
-    )
+    shutil.copytree(finished_run, out)
+    res = run_cli("report", str(out))
     assert res.returncode == 0, res.stderr
     for name in ("lightnas.db", "supernet.pt", "pareto.csv", "report.html", "config.json"):
         assert (out / name).is_file(), name
@@ -131,27 +155,14 @@ def test_end_to_end_digits(tmp_path):
     assert rows[0].startswith("id,key,val_accuracy") and len(rows) == len(ids) + 1
     # a second run into the same folder is refused; --resume finishes instantly from what is on disk
     one_line_error(run_cli("run", "--data", "digits", "--out", str(out)), "already holds a run")
-    res = run_cli(
-        "run",
-        "--data",
-        "digits",
-        "--out",
-        str(out),
-        "--epochs",
-        "2",
-        "--budget",
-        "8",
-        "--max-params",
-        "150000",
-        "--resume",
-        "--quiet",
-    )
+    res = run_cli("run", "--data", "digits", "--out", str(out), "--budget", "6", "--resume", "--quiet")
     assert res.returncode == 0, res.stderr
     import sqlite3
 
     con = sqlite3.connect(out / "lightnas.db")
     n = con.execute("SELECT COUNT(*) FROM evaluations WHERE status='ok'").fetchone()[0]
-    assert n == 8
+    con.close()
+    assert n == 6  # the budget raised on resume: two more, none repeated
     # fine-tune one exported model with distillation: a new folder, card and ONNX; the original stays
     before = (out / "models" / ids[0] / "card.json").read_text()
     res = run_cli("finetune", str(out), "--arch", ids[0], "--epochs", "1", "--quiet")
@@ -182,10 +193,11 @@ def test_run_with_latency_lookup_table(tmp_path):
     out = tmp_path / "lut-run"
     # the ViT: 18 parts to time (the MobileNet has hundreds), the table path end to end, sooner
     args = ["run", "--data", "digits", "--out", str(out), "--epochs", "1", "--budget", "4", "--quiet"]
-    res = run_cli(*args, "--latency", "lut", "--supernet", "vit")
+    res = run_cli(*args, "--latency", "lut", "--lut-seconds", "3", "--supernet", "vit")
     assert res.returncode == 0, res.stderr
     table = json.loads((out / "lut.json").read_text())
     assert table["backend"] == "onnxruntime" and table["threads"] == 1 and table["meta"]["n_parts"] > 0
+    assert table["meta"]["window_s"] == 3.0
     ids = json.loads((out / "models" / "index.json").read_text())["models"]
     card = json.loads((out / "models" / ids[0] / "card.json").read_text())
     assert card["latency"]["search_latency_source"] == "lookup table"

@@ -193,6 +193,9 @@ class LatencyConfig:
     mode: str = opt("measure", "--latency", "'measure' each sub-network, or 'lut' (a calibrated lookup table)")
     target: str = opt("cpu", "--target", "device whose latency is searched: cpu, cuda or cuda:N (not --device)")
     batch: int = opt(1, "--batch", "batch size the latency is searched at (the batch you deploy at)")
+    lut_seconds: float = opt(
+        30.0, "--lut-seconds", "least seconds the lookup table's interleaved timing spans (--latency lut)"
+    )
     tables: dict[str, str] = opt(
         {},
         "--target-table",
@@ -202,6 +205,8 @@ class LatencyConfig:
 
     def __post_init__(self) -> None:
         _positive(self, "threads", "batch")
+        if not self.lut_seconds > 0:
+            raise LightnasError(f"--lut-seconds must be positive, not {self.lut_seconds}")
         for name in self.tables:
             if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
                 raise LightnasError(f"--target-table name {name!r} must be letters, digits, '.', '_' or '-'")

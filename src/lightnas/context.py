@@ -103,7 +103,11 @@ def run_evaluator(out: Path, cfg: RunConfig, net: Any, data: Any) -> Any:
             lut = load_lut(lut_path, cfg)
         else:
             lut = LatencyTable.build(
-                net, backend=cfg.latency.backend, threads=cfg.latency.threads, batch=cfg.latency.batch
+                net,
+                backend=cfg.latency.backend,
+                threads=cfg.latency.threads,
+                batch=cfg.latency.batch,
+                window_s=cfg.latency.lut_seconds,
             )
             lut.save(lut_path)
         lut.bind(net)

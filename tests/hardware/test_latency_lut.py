@@ -7,9 +7,11 @@ import torch
 
 from lightnas.errors import LightnasError
 from lightnas.hardware import count_cost, measure_latency
+from lightnas.hardware.latency import LATENCY_BACKENDS
 from lightnas.hardware.lut import LatencyTable, check_table
 from lightnas.supernets import create_supernet
 from lightnas.supernets.mobilenet import StageSpec
+from lightnas.testing import LatencyBackendTests
 
 
 def small_net():
@@ -129,3 +131,8 @@ def test_gauged_latency_waits_out_a_slow_spell(monkeypatch):
     long = measure_latency(model, (1, 4, 4), "fake", repeats=10, min_seconds=0.0, retries=1, pause_s=0.01)
     assert long["scaled_to_quiet"] and long["probe_slowdown"] > 1.7
     assert abs(long["latency_ms"] / quiet["latency_ms"] - 1) < 0.2
+
+
+# every registered latency backend passes the contract plug-in backends are held to
+for _name in LATENCY_BACKENDS.names():
+    globals()[f"TestBackend_{_name}"] = type(f"TestBackend_{_name}", (LatencyBackendTests,), {"backend": _name})

@@ -129,6 +129,7 @@ class LatencyTable:
             "machine": machine_info(),
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "build_seconds": round(time.perf_counter() - t0, 1),
+            "window_s": float(window_s),
             "n_parts": len(parts),
             "input_shape": list(net.config.input_shape),
             "batch": batch,

@@ -9,7 +9,8 @@ pytest then runs every contract test on it. The suites import pytest, torch
 only where the contract needs it; lightnas itself never imports this package.
 """
 
+from lightnas.testing.backends import LatencyBackendTests
 from lightnas.testing.strategies import StrategyTests
 from lightnas.testing.supernets import SupernetTests
 
-__all__ = ["StrategyTests", "SupernetTests"]
+__all__ = ["LatencyBackendTests", "StrategyTests", "SupernetTests"]
