@@ -54,3 +54,25 @@ def test_lightnas_run_with_a_plugin_supernet(tmp_path):
     index = json.loads((out / "models" / "index.json").read_text())
     card = json.loads((out / "models" / index["models"][0] / "card.json").read_text())
     assert card["supernet"] == "toy" and card["verification"]["onnx_max_abs_diff"] <= 1e-4
+
+
+def test_a_name_registered_twice_is_an_error_naming_both():
+    import pytest
+
+    from lightnas.errors import LightnasError
+    from lightnas.registry import Registry
+
+    reg: Registry = Registry("widget")
+
+    @reg.register("w")
+    class First:
+        pass
+
+    reg.register("w")(First)  # the same object again (a module imported twice) is no conflict
+    with pytest.raises(LightnasError, match=r"widget 'w' is registered twice: .*First and .*Second"):
+
+        @reg.register("w")
+        class Second:
+            pass
+
+    assert reg.get("w") is First

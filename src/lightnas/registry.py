@@ -42,11 +42,15 @@ class Registry(Generic[T]):
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator: make ``obj`` available as ``name`` (sets ``obj.registry_name``
-        where the object allows it). Registering a name twice replaces it."""
+        where the object allows it). A name already taken by another object is
+        an error naming both: a plug-in never silently replaces a built-in."""
 
         def deco(obj: T) -> T:
             if not name or any(c.isspace() for c in name):
                 raise LightnasError(f"invalid {self.kind} name {name!r}")
+            held = self._items.get(name)
+            if held is not None and held is not obj and _qualname(held) != _qualname(obj):
+                raise LightnasError(f"{self.kind} {name!r} is registered twice: {_qualname(held)} and {_qualname(obj)}")
             self._items[name] = obj
             with contextlib.suppress(AttributeError, TypeError):
                 obj.registry_name = name  # type: ignore[attr-defined]
@@ -104,3 +108,8 @@ class Registry(Generic[T]):
     def items(self) -> list[tuple[str, Any]]:
         self._load()
         return sorted(self._items.items())
+
+
+def _qualname(obj: Any) -> str:
+    """``module.Name`` of a registered object (the same after a module is imported again)."""
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', type(obj).__name__)}"

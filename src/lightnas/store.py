@@ -95,15 +95,14 @@ class Store:
 
     # -- metadata ----------------------------------------------------------
     def set_meta(self, key: str, value: Any) -> None:
+        """Record ``value`` (JSON) under ``key`` in the ``meta`` table: what the
+        run searched (space, data, quantization), for tools reading the
+        database on its own; lightnas itself reads the run folder's files."""
         try:
             with self._con:
                 self._con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
         except sqlite3.OperationalError as exc:
             raise self._unwritable(exc) from None
-
-    def get_meta(self, key: str, default: Any = None) -> Any:
-        row = self._con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return default if row is None else json.loads(row[0])
 
     # -- evaluations ---------------------------------------------------------
     def add(

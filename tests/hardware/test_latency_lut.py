@@ -46,6 +46,10 @@ def test_measure_latency_cuda_synchronises():
     net = small_net().extract(small_net().space.largest())
     r = measure_latency(net, (1, 16, 16), device="cuda", repeats=10)
     assert r["device"] == "cuda" and r["latency_ms"] > 0
+    # ONNX Runtime's CUDA provider returns its outputs to the host: a pass of
+    # batch 512 takes longer than one of batch 1 (an unsynchronised run would not)
+    big = measure_latency(net, (1, 16, 16), device="cuda", repeats=10, batch=512)
+    assert big["latency_ms"] > r["latency_ms"]
 
 
 def test_cost_matches_analytic_count():

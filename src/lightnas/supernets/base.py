@@ -315,11 +315,6 @@ class Supernet(nn.Module, ABC):
         """The groups present in ``arch`` with their modules and latency parts."""
         return [PrecisionGroup("all", ("",), tuple(range(len(self.latency_parts(arch)))))]
 
-    def dims_of(self, *kinds: str) -> list[str]:
-        """The dimension names whose elastic kind is one of ``kinds``."""
-        groups = self.elastic_groups()
-        return [n for n in groups if groups[n] in kinds]
-
 
 def resize_input(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     """Images ``(N, C, H, W)`` brought to ``shape``'s (H, W): bilinear,
