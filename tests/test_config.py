@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from lightnas.checks import check_names
 from lightnas.cli import cli_fields, parse_option, parse_targets
 from lightnas.config import RunConfig
 from lightnas.errors import LightnasError
@@ -52,7 +53,7 @@ def test_registry_names_are_checked_before_anything_runs():
         ("supernet.options", {"colour": 3}, "unknown MobileNetConfig field"),
     ):
         with pytest.raises(LightnasError, match=needle):
-            RunConfig().replace({path: value}).validate()
+            check_names(RunConfig().replace({path: value}))
 
 
 def test_resume_keeps_stored_settings_and_refuses_changes_to_what_was_done():

@@ -9,9 +9,10 @@ metadata names a ``flag`` is a command-line option with that field's type,
 default and help (:func:`cli_fields`).
 
 Checks happen in two places, both before anything is written: each section's
-``__post_init__`` checks types and ranges; :meth:`RunConfig.validate` checks
-names against the registries (super-network, recipe, strategy, latency
-backend) and the super-network's own options.
+``__post_init__`` checks types, ranges and values; :func:`lightnas.checks.check_names`,
+where plug-ins are loaded, checks names against the registries (super-network,
+recipe, strategy, latency backend) and the super-network's own options. This
+module imports no registry and nothing above it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,19 @@ from typing import Any
 
 from lightnas.errors import LightnasError
 from lightnas.objectives import TABLE_LATENCY, parse_constraint
+
+PRECISIONS = ("fp32", "int8")
+"""The precisions a block group can run in; ``fp32`` is the float32 graph as exported."""
+CALIB_METHODS = ("minmax", "percentile", "entropy")
+"""How INT8 activation ranges are calibrated (ONNX Runtime's calibrators)."""
+
+
+def check_precision(text: str) -> str:
+    """``text`` if it is a precision a run can search besides fp32, else a one-line error."""
+    if text not in PRECISIONS[1:]:
+        raise LightnasError(f"unknown precision {text!r} for --quantize (supported: {', '.join(PRECISIONS[1:])})")
+    return text
+
 
 CONSTRAINT_METRICS = ("latency_ms", "params", "macs", "bytes", "peak_act_bytes", "accuracy")
 COST_METRICS = ("latency_ms", "params", "macs", "bytes", "peak_act_bytes")
@@ -131,11 +145,6 @@ class TrainConfig:
         if not 0 <= self.ema_decay < 1:
             raise LightnasError("ema_decay must be in [0, 1)")
 
-    def validate(self) -> None:
-        from lightnas.train.recipes import RECIPES
-
-        RECIPES.check(self.recipe)
-
 
 @dataclass(frozen=True)
 class SearchConfig:
@@ -173,16 +182,6 @@ class SearchConfig:
             if c.metric == "accuracy" and ((c.op == ">=" and c.bound > 100) or (c.op == "<=" and c.bound < 0)):
                 raise LightnasError(f"impossible constraint {c}: accuracy is a percentage")
 
-    def validate(self) -> None:
-        from lightnas.search import STRATEGIES
-
-        STRATEGIES.check(self.strategy)
-        if self.strategy == "zero-cost":
-            raise LightnasError(
-                "--strategy zero-cost ranks by zero-cost proxies, which a super-network run's evaluator does not "
-                "provide (use it with 'lightnas bench nb201')"
-            )
-
 
 @dataclass(frozen=True)
 class LatencyConfig:
@@ -216,14 +215,6 @@ class LatencyConfig:
         if self.mode not in ("measure", "lut"):
             raise LightnasError(f"--latency must be 'measure' or 'lut', not {self.mode!r}")
 
-    def validate(self) -> None:
-        from lightnas.hardware.latency import LATENCY_BACKENDS
-
-        LATENCY_BACKENDS.check(self.backend)
-        for name, path in self.tables.items():
-            if not Path(path).is_file():
-                raise LightnasError(f"--target-table {name}: no latency table at {path}")
-
 
 @dataclass(frozen=True)
 class ExportConfig:
@@ -255,9 +246,6 @@ class QuantizeConfig:
     calib_method: str = opt("minmax", "--calib-method", "INT8 range calibration: minmax, percentile or entropy")
 
     def __post_init__(self) -> None:
-        from lightnas.quantization.onnx_int8 import CALIB_METHODS
-        from lightnas.quantization.policy import check_precision
-
         _positive(self, "calib_images")
         if self.precision:
             check_precision(self.precision)
@@ -291,30 +279,6 @@ class RunConfig:
         check_device_name(self.device)
         if isinstance(self.nproc, bool) or not isinstance(self.nproc, int) or self.nproc < 1:
             raise LightnasError(f"--nproc must be at least 1, not {self.nproc!r}")
-
-    def validate(self) -> RunConfig:
-        """Check every name against its registry and the super-network's
-        options against its config class; returns ``self``."""
-        for name in SECTIONS:
-            section = getattr(self, name)
-            if hasattr(section, "validate"):
-                section.validate()
-        from lightnas.supernets import SUPERNETS
-
-        cls = SUPERNETS.get(self.supernet.name)
-        reserved = {"input_shape", "n_classes"} & set(self.supernet.options)
-        if reserved:
-            raise LightnasError(f"--supernet-option cannot set {sorted(reserved)}: they come from the data")
-        cls.config_class.from_dict(dict(self.supernet.options))
-        for c in [*self.search.constraints, *self.export.targets]:
-            metric = parse_constraint(c).metric
-            if metric.startswith(TABLE_LATENCY) and metric[len(TABLE_LATENCY) :] not in self.latency.tables:
-                raise LightnasError(f"{c} names no --target-table (given: {', '.join(self.latency.tables) or 'none'})")
-        if self.quantize.precision and (self.latency.backend != "onnxruntime" or self.latency.target != "cpu"):
-            raise LightnasError(
-                "--quantize int8 is served by ONNX Runtime on the CPU: use --backend onnxruntime --target cpu"
-            )
-        return self
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))

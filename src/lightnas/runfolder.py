@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lightnas.checks import check_names
 from lightnas.config import RunConfig
 from lightnas.errors import LightnasError
 from lightnas.io import write_json
@@ -134,14 +135,14 @@ def open_folder(
     if force or not entries:
         if not create and not has_run:
             raise LightnasError(f"{out} holds no lightnas run (no config.json)")
-        return RunConfig().replace(with_supernet_defaults(explicit)).validate(), True
+        return check_names(RunConfig().replace(with_supernet_defaults(explicit))), True
     if not has_run:
         raise LightnasError(f"{out} holds parts of a run but no config.json (use --force to start again)")
     if not resume and create:
         raise LightnasError(
             f"output folder {out} already holds a run (use --resume to continue it or --force to replace it)"
         )
-    return merge(load_folder(out), explicit, f"resume {out}").validate(), False
+    return check_names(merge(load_folder(out), explicit, f"resume {out}")), False
 
 
 def claim(out: Path, cfg: RunConfig, force: bool = False) -> None:

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from lightnas.config import CALIB_METHODS
 from lightnas.errors import LightnasError
 
-CALIB_METHODS = ("minmax", "percentile", "entropy")
 CALIB_BATCH = 64
 SCHEME = "static QDQ: int8 weights (symmetric, per channel), uint8 activations (calibrated ranges)"
 X86 = ("x86_64", "amd64", "i386", "i686", "x86")

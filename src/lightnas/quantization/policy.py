@@ -12,20 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from lightnas.config import PRECISIONS, check_precision  # noqa: F401 - re-exported
 from lightnas.errors import LightnasError
 from lightnas.space import Choice, SearchSpace, Value
 
-PRECISIONS = ("fp32", "int8")
-"""The precisions a group can run in; ``fp32`` is the float32 graph as exported."""
 PREFIX = "q_"
 """Name prefix of the precision dimensions: ``q_s1`` is the precision of group ``s1``."""
-
-
-def check_precision(text: str) -> str:
-    """``text`` if it is a precision a run can search besides fp32, else a one-line error."""
-    if text not in PRECISIONS[1:]:
-        raise LightnasError(f"unknown precision {text!r} for --quantize (supported: {', '.join(PRECISIONS[1:])})")
-    return text
 
 
 def precision_space(space: SearchSpace, groups: Mapping[str, tuple[str, Value] | None]) -> SearchSpace:
