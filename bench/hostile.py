@@ -1,9 +1,9 @@
-"""The hostile-input battery: every case of ``lightnas.testing.hostile`` in a fresh process.
+"""The hostile-input battery: every case of ``lightnas_dev.hostile`` in a fresh process.
 
 Bad data, malformed options, a tampered copy of a finished run (config,
 checkpoint, database pages, cards, index) and seeded random corruptions of
 every file lightnas reads; each case in its own sandbox folder, judged by
-``lightnas.testing.hostile.check``: one line on stderr with exit 2 naming the
+``lightnas_dev.hostile.check``: one line on stderr with exit 2 naming the
 problem within 10 s and nothing on disk changed, or a success that touches
 nothing outside its run folder.
 
@@ -24,6 +24,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "devkit"))  # the project's test kit (not in the wheel)
+
 
 def invoke(args: list[str], cwd: Path) -> tuple[int, str]:
     res = subprocess.run(
@@ -33,8 +35,8 @@ def invoke(args: list[str], cwd: Path) -> tuple[int, str]:
 
 
 def main() -> int:
-    from lightnas.testing.hostile import check, malformed_files
-    from lightnas.testing.hostile_cases import battery
+    from lightnas_dev.hostile import check, malformed_files
+    from lightnas_dev.hostile_cases import battery
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--generated", type=int, default=6, help="random corruptions of each file kind")

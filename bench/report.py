@@ -21,11 +21,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "devkit"))  # the project's test kit (not in the wheel)
+
 
 def main() -> int:
     from lightnas.config import RunConfig
     from lightnas.store import OK, Store
-    from lightnas.testing.browser import chromium, render
+    from lightnas_dev.browser import chromium, render
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", nargs="?", default="lightnas-run", help="a finished run folder (default: lightnas-run)")

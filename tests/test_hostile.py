@@ -1,4 +1,4 @@
-"""Hostile inputs keep the promise (lightnas.testing.hostile): one line, exit 2,
+"""Hostile inputs keep the promise (lightnas_dev.hostile): one line, exit 2,
 nothing on disk changed; seeded random corruptions of every file lightnas reads."""
 
 import contextlib
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from lightnas.cli import main
-from lightnas.testing.hostile import check, malformed_files
-from lightnas.testing.hostile_cases import battery
+from lightnas_dev.hostile import check, malformed_files
+from lightnas_dev.hostile_cases import battery
 
 
 def invoke(args: list[str], cwd: Path) -> tuple[int, str]:
@@ -50,7 +50,7 @@ def test_generated_malformed_files(case, finished, tmp_path):
 
 def test_a_broken_promise_is_detected(tmp_path):
     """The judge itself can fail: a command that writes on failure, or prints a traceback."""
-    from lightnas.testing.hostile import Case
+    from lightnas_dev.hostile import Case
 
     def writes_then_fails(args, cwd):
         (cwd / "leftover").write_text("x")

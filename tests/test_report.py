@@ -18,7 +18,7 @@ from lightnas.reporting.compare import budget_table
 from lightnas.reporting.figures import front_figure
 from lightnas.reporting.run import RunView, hypervolume_progress
 from lightnas.store import OK, Store
-from lightnas.testing.browser import chromium, render
+from lightnas_dev.browser import chromium, render
 
 
 def stored(out: Path) -> dict[int, dict]:

@@ -12,7 +12,7 @@ finished run, a malformed option) and names the command to run there.
 - a command that succeeds touches nothing outside its run folder.
 
 ``bench/hostile.py`` runs every case of
-:func:`lightnas.testing.hostile_cases.battery` in fresh processes;
+:func:`lightnas_dev.hostile_cases.battery` in fresh processes;
 the tests run :func:`malformed_files`, seeded random corruptions of every file
 a user hands in or a run folder holds.
 """

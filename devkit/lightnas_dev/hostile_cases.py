@@ -1,5 +1,5 @@
 """The hand-written hostile cases (bad data, bad options, a tampered finished
-run), judged by :func:`lightnas.testing.hostile.check`."""
+run), judged by :func:`lightnas_dev.hostile.check`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lightnas.testing.hostile import (
+from lightnas_dev.hostile import (
     FAST,
     Case,
     bytes_file,
