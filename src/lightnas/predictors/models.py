@@ -14,6 +14,8 @@ import numpy as np
 
 from lightnas.registry import Registry
 
+PREDICTORS: Registry[Any] = Registry("predictor", group="lightnas.predictors")
+
 
 class Predictor:
     """``fit(X, y)`` then ``predict(X) -> (mean, std)`` (same units as ``y``)."""
@@ -46,6 +48,7 @@ class _Standardised(Predictor):
         raise NotImplementedError
 
 
+@PREDICTORS.register("ridge")
 class RidgePredictor(_Standardised):
     """Bayesian ridge regression: linear in the features, with posterior std."""
 
@@ -58,6 +61,7 @@ class RidgePredictor(_Standardised):
         return self.model.predict(X, return_std=True)
 
 
+@PREDICTORS.register("gp")
 class GPPredictor(_Standardised):
     """Gaussian process with a linear + RBF kernel on the features (for
     one-hot features the RBF is a Hamming-distance kernel); hyperparameters by
@@ -94,6 +98,7 @@ def top_weights(y: np.ndarray, strength: float) -> np.ndarray:
     return 1.0 + strength * q**2
 
 
+@PREDICTORS.register("trees")
 class TreesPredictor(_Standardised):
     """Extremely randomised trees, fitted with sample weights toward the
     best targets (:func:`top_weights`, ``top_weight=0`` for none); std is the
@@ -120,6 +125,7 @@ class TreesPredictor(_Standardised):
         return per_tree.mean(axis=0), per_tree.std(axis=0)
 
 
+@PREDICTORS.register("mlp")
 class MLPPredictor(_Standardised):
     """A small ensemble of MLPs (different seeds); std across members."""
 
@@ -144,6 +150,7 @@ class MLPPredictor(_Standardised):
         return preds.mean(axis=0), preds.std(axis=0)
 
 
+@PREDICTORS.register("svr")
 class SVRPredictor(_Standardised):
     """RBF support vector regression (LINAS's accuracy predictor); no std."""
 
@@ -156,6 +163,7 @@ class SVRPredictor(_Standardised):
         return self.model.predict(X), np.zeros(len(X))
 
 
+@PREDICTORS.register("pairwise")
 class PairwisePredictor(Predictor):
     """A pairwise ranking model (RankNet-style, linear): logistic regression
     on feature differences of every ordered pair of training points, each
@@ -189,6 +197,7 @@ class PairwisePredictor(Predictor):
         return self._iso.predict(score), np.zeros(len(score))
 
 
+@PREDICTORS.register("ensemble")
 class EnsemblePredictor(Predictor):
     """Average of a linear model (extrapolates additive effects) and tree
     ensembles (capture interactions); std combines each member's own std with
@@ -268,19 +277,6 @@ class WarpedPredictor(Predictor):
         mean, std = self.inner.predict(X)
         lo, mid, hi = self.unwarp(mean - std), self.unwarp(mean), self.unwarp(mean + std)
         return mid, np.maximum(hi - lo, 0.0) / 2.0
-
-
-PREDICTORS: Registry[Any] = Registry("predictor", group="lightnas.predictors")
-for _name, _cls in (
-    ("ensemble", EnsemblePredictor),
-    ("ridge", RidgePredictor),
-    ("gp", GPPredictor),
-    ("trees", TreesPredictor),
-    ("mlp", MLPPredictor),
-    ("svr", SVRPredictor),
-    ("pairwise", PairwisePredictor),
-):
-    PREDICTORS.add(_name, _cls)
 
 
 def create_predictor(name: str, seed: int = 0) -> Predictor:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,11 +33,10 @@ from lightnas.objectives import Constraint, Objective, feasible
 from lightnas.registry import Registry
 from lightnas.space import Arch, SearchSpace
 
-_SHARED = {"__init__", "base", "inputs", "pareto", "runner"}
-STRATEGIES: Registry[Any] = Registry(  # every other module of this package is a built-in strategy
+STRATEGIES: Registry[Any] = Registry(
     "strategy",
     builtins=tuple(
-        f"lightnas.search.{p.stem}" for p in sorted(Path(__file__).parent.glob("*.py")) if p.stem not in _SHARED
+        f"lightnas.search.{m}" for m in ("guided", "random_search", "evolution", "linas", "pymoo_strategies")
     ),
     group="lightnas.strategies",
 )

@@ -1,25 +1,20 @@
 """Registry of super-networks: ``@register_supernet(name)`` and one factory.
 
-Every module of this package other than the contract and shared building
-blocks is a built-in super-network, imported on the first look-up (so a new
-built-in is one new file); other packages register through the
-``lightnas.supernets`` entry-point group (see :mod:`lightnas.registry`).
+The built-in super-networks are the modules listed in :data:`SUPERNETS`'s
+``builtins``, imported on the first look-up; other packages register through
+the ``lightnas.supernets`` entry-point group (see :mod:`lightnas.registry`).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from lightnas.errors import LightnasError
 from lightnas.registry import Registry
 
-_SHARED = {"__init__", "base", "blocks", "layout", "registry"}
 SUPERNETS: Registry[Any] = Registry(
     "super-network",
-    builtins=tuple(
-        f"lightnas.supernets.{p.stem}" for p in sorted(Path(__file__).parent.glob("*.py")) if p.stem not in _SHARED
-    ),
+    builtins=("lightnas.supernets.mobilenet", "lightnas.supernets.vit", "lightnas.supernets.hybrid"),
     group="lightnas.supernets",
 )
 register_supernet = SUPERNETS.register
