@@ -1,10 +1,10 @@
 """Inverted-residual blocks (MobileNetV2/V3): elastic, plain, and the copy between them.
 
-An :class:`ElasticBlock` holds the weights of the largest block (1x1 expand,
+An :class:`ElasticConvBlock` holds the weights of the largest block (1x1 expand,
 k x k depthwise, 1x1 project, residual when shapes allow) and computes any
 smaller one: leading input, hidden and output channels, and kernel sizes that
 are the transformed centres of the next larger kernel (Once-for-All's kernel
-transformation). :meth:`ElasticBlock.copy_to` fills a :class:`PlainBlock`
+transformation). :meth:`ElasticConvBlock.copy_to` fills a :class:`PlainBlock`
 with the slices. Shared by the CNN super-networks.
 """
 
@@ -91,7 +91,7 @@ def _synced_batch_norm(bn: nn.BatchNorm2d, x: torch.Tensor, momentum: float) -> 
     return centred * scale[None, :, None, None] + bn.bias[:c][None, :, None, None]
 
 
-class ElasticBlock(nn.Module):
+class ElasticConvBlock(nn.Module):
     """Inverted residual block with elastic kernel, expansion and channels."""
 
     def __init__(

@@ -23,12 +23,10 @@ from torch import nn
 from lightnas.errors import LightnasError
 from lightnas.space import Arch, Choice, SearchSpace
 from lightnas.supernets.base import PrecisionGroup, Supernet, SupernetConfig, group_parts
-from lightnas.supernets.blocks import ElasticBlock as ConvBlock
-from lightnas.supernets.blocks import PlainBlock, receptive_field, stage_width
+from lightnas.supernets.blocks import ElasticConvBlock, PlainBlock, receptive_field, stage_width
 from lightnas.supernets.layout import LARGE_FROM, StageSpec
 from lightnas.supernets.registry import register_supernet
-from lightnas.supernets.vit import Block, Head, _copy_ln, copy_head, head_forward
-from lightnas.supernets.vit import ElasticBlock as AttnBlock
+from lightnas.supernets.vit import Block, ElasticAttentionBlock, Head, _copy_ln, copy_head, head_forward
 
 SMALL_STAGES = (StageSpec(32, (1, 2), 2), StageSpec(48, (1, 2), 1))
 """Under :data:`LARGE_FROM` pixels: tokens at 1/4 of the input (7x7 at 28 px)."""
@@ -176,14 +174,15 @@ class ElasticHybrid(Supernet):
         for s, st in enumerate(cfg.stages, start=1):
             for b in range(1, max(st.depths) + 1):
                 stride = strides[s] if b == 1 else 1
-                self.convs.append(ConvBlock(prev, st.channels, max(cfg.expands), cfg.kernels, stride, True))
+                self.convs.append(ElasticConvBlock(prev, st.channels, max(cfg.expands), cfg.kernels, stride, True))
                 self.conv_of.append((s, b))
                 prev = st.channels
         e_max = max(cfg.embed_dims)
         self.tokens = Tokens(prev, e_max, cfg.tokens())
         nn.init.trunc_normal_(self.tokens.pos, std=0.02)
         r_max, h_max = max(cfg.mlp_ratios), max(cfg.heads)
-        self.attn = nn.ModuleList(AttnBlock(e_max, h_max, cfg.head_dim, r_max) for _ in range(max(cfg.attn_depths)))
+        depth = max(cfg.attn_depths)
+        self.attn = nn.ModuleList(ElasticAttentionBlock(e_max, h_max, cfg.head_dim, r_max) for _ in range(depth))
         self.head = Head(e_max, cfg.n_classes, cfg.dropout)
         self.set_active(self.space.largest())
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from lightnas.space import Arch
 from lightnas.supernets.base import PrecisionGroup, Supernet, group_parts, resize_input
-from lightnas.supernets.blocks import ElasticBlock, PlainBlock, copy_bn, receptive_field, stage_width
+from lightnas.supernets.blocks import ElasticConvBlock, PlainBlock, copy_bn, receptive_field, stage_width
 from lightnas.supernets.layout import (  # noqa: F401  (MobileNetConfig, StageSpec: importable from here too)
     LARGE_FROM,
     MobileNetConfig,
@@ -56,14 +56,14 @@ class ElasticMobileNet(Supernet):
         c_in = cfg.input_shape[0]
         self.stem = nn.Conv2d(c_in, cfg.stem_channels, 3, cfg.stem_stride, 1, bias=False)
         self.stem_bn = nn.BatchNorm2d(cfg.stem_channels)
-        blocks: list[ElasticBlock] = []
+        blocks: list[ElasticConvBlock] = []
         self.stage_of: list[tuple[int, int]] = []  # (stage, block) of each block, 1-based
         prev = cfg.stem_channels
         for s, st in enumerate(cfg.stages, start=1):
             for b in range(1, max(st.depths) + 1):
                 stride = cfg.stage_stride(s) if b == 1 else 1
                 blocks.append(
-                    ElasticBlock(prev, st.channels, max(cfg.expands), cfg.kernels, stride, cfg.kernel_transform)
+                    ElasticConvBlock(prev, st.channels, max(cfg.expands), cfg.kernels, stride, cfg.kernel_transform)
                 )
                 self.stage_of.append((s, b))
                 prev = st.channels

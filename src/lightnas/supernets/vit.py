@@ -148,7 +148,7 @@ def _ln(x: torch.Tensor, ln: nn.LayerNorm) -> torch.Tensor:
     return F.layer_norm(x, (e,), ln.weight[:e], ln.bias[:e], ln.eps)
 
 
-class ElasticBlock(nn.Module):
+class ElasticAttentionBlock(nn.Module):
     """A block at the largest sizes; ``active = (heads, ratio)`` selects a slice."""
 
     def __init__(self, max_embed: int, max_heads: int, head_dim: int, max_ratio: int):
@@ -217,7 +217,7 @@ class ElasticViT(Supernet):
         self.embed = PatchEmbed(cfg.input_shape[0], max(cfg.embed_dims), cfg.patch_size(), cfg.tokens())
         nn.init.trunc_normal_(self.embed.pos, std=0.02)
         self.blocks = nn.ModuleList(
-            ElasticBlock(max(cfg.embed_dims), max(cfg.heads), cfg.head_dim, max(cfg.mlp_ratios))
+            ElasticAttentionBlock(max(cfg.embed_dims), max(cfg.heads), cfg.head_dim, max(cfg.mlp_ratios))
             for _ in range(max(cfg.depths))
         )
         self.head = Head(max(cfg.embed_dims), cfg.n_classes, cfg.dropout)
