@@ -135,8 +135,8 @@ def checkpoint_accuracies(checkpoint: Path, data: Any, picks: list) -> dict[str,
     for arch in picks:
         net.set_active(arch)
         accs.append(test_accuracy(net, data, calibrate=True))
-    last = state["history"][-1] if state["history"] else {}
-    return {"inherited": accs, "trained_on": last.get("settings"), "train_config": state["train_config"]}
+    last = state.history[-1] if state.history else {}
+    return {"inherited": accs, "trained_on": last.get("settings"), "train_config": state.train_config}
 
 
 def alone_accuracy(net: Any, arch: Any, data: Any, epochs: int, seed: int, threads: int | None) -> dict:

@@ -243,7 +243,7 @@ def main() -> int:
             if "int8" in net.policy(t.arch).values():
                 exported.setdefault(t.arch.key, (t.arch, t.metrics))
         # INT8 accuracy of exported models: float32 vs INT8 on the whole test set
-        ctx = ExportContext(state["supernet"], state["config"], data)
+        ctx = ExportContext(state.supernet, state.config, data)
         gaps = []
         picks = sorted(exported.values(), key=lambda p: p[1]["accuracy"])
         step = max(1, len(picks) // args.max_export)

@@ -32,9 +32,8 @@ def main() -> int:
     from lightnas.config import TrainConfig
     from lightnas.data import load_dataset
     from lightnas.supernets import create_supernet
-    from lightnas.train.common import safe_load
     from lightnas.train.distributed import train_distributed
-    from lightnas.train.trainer import train_supernet
+    from lightnas.train.trainer import read_checkpoint, train_supernet
 
     data = load_dataset(args.data, 0)
     netcfg = create_supernet("mobilenet", data.input_shape, data.n_classes).config.to_dict()
@@ -52,16 +51,16 @@ def main() -> int:
         t0 = time.perf_counter()
         train_distributed(args.nproc, job)
         t2 = time.perf_counter() - t0
-        many = safe_load(Path(tmp) / "many.pt")
-    keys = [k for k, v in one["state_dict"].items() if v.is_floating_point()]
-    diff = sum(float((one["state_dict"][k] - many["state_dict"][k]).double().norm() ** 2) for k in keys) ** 0.5
-    norm = sum(float(one["state_dict"][k].double().norm() ** 2) for k in keys) ** 0.5
+        many = read_checkpoint(Path(tmp) / "many.pt")
+    keys = [k for k, v in one.state_dict.items() if v.is_floating_point()]
+    diff = sum(float((one.state_dict[k] - many.state_dict[k]).double().norm() ** 2) for k in keys) ** 0.5
+    norm = sum(float(one.state_dict[k].double().norm() ** 2) for k in keys) ** 0.5
     result = {
         "epochs": args.epochs,
         "nproc": args.nproc,
-        "val_largest_one": one["history"][-1]["val_largest"],
-        "val_largest_many": many["history"][-1]["val_largest"],
-        "val_difference": many["history"][-1]["val_largest"] - one["history"][-1]["val_largest"],
+        "val_largest_one": one.history[-1]["val_largest"],
+        "val_largest_many": many.history[-1]["val_largest"],
+        "val_difference": many.history[-1]["val_largest"] - one.history[-1]["val_largest"],
         "weights_relative_l2": diff / norm,
         "wall_one_s": round(t1, 1),
         "wall_many_s": round(t2, 1),

@@ -68,7 +68,7 @@ def test_checkpoint_records_where_it_trained(tmp_path):
         tmp_path / "s.pt",
         progress=False,
     )
-    settings = state["history"][0]["settings"]
+    settings = state.history[0]["settings"]
     assert settings["device"] == "cpu" and settings["memory_format"] == "channels_last"
 
 
@@ -98,7 +98,7 @@ def test_settings_trial_keeps_the_fastest_leaves_no_trace_and_resumes_alike(tmp_
     monkeypatch.setattr(tr, "training_settings", lambda dev: [bf16])
     first = tr.SupernetTrainer("mobilenet", _config(data), data, cfg)
     first.end_epoch(0, first.train_epoch(0))  # trains under bfloat16 autocast
-    assert math.isfinite(first.state["history"][0]["loss"])
+    assert math.isfinite(first.ckpt.history[0]["loss"])
     first.save(tmp_path / "s.pt")
     monkeypatch.setattr(tr, "training_settings", lambda dev: [fp32])
     again = tr.SupernetTrainer("mobilenet", _config(data), data, cfg)
@@ -125,8 +125,8 @@ def test_training_on_a_gpu_matches_the_cpu_and_loads_anywhere(tmp_path):
         state = train_supernet(
             "mobilenet", _config(data), data, cfg, tmp_path / f"{dev}.pt", progress=False, device=dev
         )
-        accs[dev] = state["history"][-1]["val_largest"]
-        settings = state["history"][-1]["settings"]
+        accs[dev] = state.history[-1]["val_largest"]
+        settings = state.history[-1]["settings"]
         assert settings["device"].startswith(dev)
         assert settings["memory_format"] in ("channels_last", "contiguous")
         assert settings["precision"] in ("float32", "bfloat16")
@@ -151,8 +151,8 @@ def test_gpu_checkpoint_resumes_on_the_gpu_and_on_the_cpu(tmp_path):
     first.save(ck)
     for dev in ("cuda", "cpu"):
         state = SupernetTrainer("mobilenet", _config(data), data, cfg, device=dev).run(ck, progress=False)
-        assert state["epoch"] == 2 and len(state["history"]) == 2
-        assert state["history"][1]["settings"]["device"].startswith(dev)
+        assert state.epoch == 2 and len(state.history) == 2
+        assert state.history[1]["settings"]["device"].startswith(dev)
         ck.unlink()
         first.save(ck)
 

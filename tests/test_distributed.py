@@ -17,7 +17,7 @@ from lightnas.errors import LightnasError
 from lightnas.supernets import create_supernet
 from lightnas.train.common import safe_load
 from lightnas.train.distributed import train_distributed
-from lightnas.train.trainer import train_supernet
+from lightnas.train.trainer import read_checkpoint, train_supernet
 
 
 def _job(tmp_path: Path, cfg: TrainConfig, netcfg: dict, name: str, data: str = "digits") -> dict:
@@ -36,17 +36,17 @@ def test_two_processes_take_the_steps_of_one(tmp_path):
     cfg = TrainConfig(epochs=1, batch_size=96, optimizer="sgd", lr=0.05, ema_decay=0.0, recipe="sandwich")
     one = train_supernet("mobilenet", netcfg, data, cfg, tmp_path / "one.pt", progress=False, threads=1)
     train_distributed(2, _job(tmp_path, cfg, netcfg, "two.pt", data=str(tmp_path / "d.npz")))
-    two = safe_load(tmp_path / "two.pt")
-    assert two["history"][0]["settings"]["processes"] == 2 and two["epoch"] == 1
-    keys = [k for k, v in one["state_dict"].items() if v.is_floating_point()]
-    diff = sum(float((one["state_dict"][k] - two["state_dict"][k]).double().norm() ** 2) for k in keys) ** 0.5
-    norm = sum(float(one["state_dict"][k].double().norm() ** 2) for k in keys) ** 0.5
+    two = read_checkpoint(tmp_path / "two.pt")
+    assert two.history[0]["settings"]["processes"] == 2 and two.epoch == 1
+    keys = [k for k, v in one.state_dict.items() if v.is_floating_point()]
+    diff = sum(float((one.state_dict[k] - two.state_dict[k]).double().norm() ** 2) for k in keys) ** 0.5
+    norm = sum(float(one.state_dict[k].double().norm() ** 2) for k in keys) ** 0.5
     assert diff / norm < 1e-3, diff / norm
     # and not trivially: training moved the weights far more than the two runs differ
     from lightnas.train.trainer import SupernetTrainer
 
     start = SupernetTrainer("mobilenet", netcfg, data, cfg, threads=1).net.state_dict()
-    moved = sum(float((one["state_dict"][k] - start[k]).double().norm() ** 2) for k in keys) ** 0.5
+    moved = sum(float((one.state_dict[k] - start[k]).double().norm() ** 2) for k in keys) ** 0.5
     assert moved > 100 * diff, (moved, diff)
 
 
@@ -88,6 +88,6 @@ def test_killed_process_stops_the_run_and_it_resumes(tmp_path):
     assert safe_load(out / "supernet.pt")["epoch"] >= 1
     res = subprocess.run([*cmd, "--quiet"], capture_output=True, text=True, timeout=600)  # one process resumes it
     assert res.returncode == 0, res.stderr
-    state = safe_load(out / "supernet.pt")
-    assert state["epoch"] == 3 and len(state["history"]) == 3
-    assert torch.isfinite(next(iter(state["state_dict"].values()))).all()
+    state = read_checkpoint(out / "supernet.pt")
+    assert state.epoch == 3 and len(state.history) == 3
+    assert torch.isfinite(next(iter(state.state_dict.values()))).all()

@@ -33,14 +33,14 @@ def _config(data):
 def test_every_recipe_trains_and_loads(recipe, digits, tmp_path):
     cfg = TrainConfig(epochs=2, recipe=recipe, warmup_fraction=0.0 if recipe == "sandwich" else 0.5)
     state = train_supernet("mobilenet", _config(digits), digits, cfg, tmp_path / "s.pt", progress=False, threads=1)
-    assert [h["epoch"] for h in state["history"]] == [1, 2]
+    assert [h["epoch"] for h in state.history] == [1, 2]
     net, ckpt = load_supernet(tmp_path / "s.pt")
-    assert ckpt["train_config"]["recipe"] == recipe
+    assert ckpt.train_config["recipe"] == recipe
     assert all(torch.isfinite(p).all() for p in net.parameters())
     # the weights searched and exported are the moving average, every one of them (BatchNorm's too)
-    for k, v in ckpt["train_state_dict"].items():
+    for k, v in ckpt.train_state_dict.items():
         if k.endswith(("weight", "bias")):
-            assert not torch.equal(ckpt["state_dict"][k], v), k
+            assert not torch.equal(ckpt.state_dict[k], v), k
 
 
 def _recipe(name, **kw):
@@ -131,9 +131,9 @@ def test_resumed_training_equals_uninterrupted(digits, tmp_path, monkeypatch):
     monkeypatch.setattr(trainer, "atomic_save", save)
     assert torch.load(tmp_path / "b.pt", weights_only=True)["epoch"] == 1
     resumed = train_supernet("mobilenet", conf, digits, cfg, tmp_path / "b.pt", progress=False, threads=1)
-    assert resumed["epoch"] == 2 and len(resumed["history"]) == 2
-    for k, v in whole["state_dict"].items():
-        torch.testing.assert_close(resumed["state_dict"][k], v, rtol=1e-4, atol=1e-5)
+    assert resumed.epoch == 2 and len(resumed.history) == 2
+    for k, v in whole.state_dict.items():
+        torch.testing.assert_close(resumed.state_dict[k], v, rtol=1e-4, atol=1e-5)
 
 
 def test_students_gradient_never_works_against_the_largest():
@@ -189,6 +189,6 @@ def test_a_step_over_the_activation_budget_recomputes_to_the_same_weights(digits
         cfg = TrainConfig(epochs=1, activation_budget_mb=budget)
         path = tmp_path / f"{budget}.pt"
         states[budget] = train_supernet("mobilenet", _config(digits), digits, cfg, path, progress=False, threads=1)
-    assert [s["history"][-1]["settings"]["recompute"] for s in states.values()] == [False, True]
-    for k, v in states[1e6]["state_dict"].items():
-        torch.testing.assert_close(states[0.01]["state_dict"][k], v, rtol=1e-4, atol=1e-5)
+    assert [s.history[-1]["settings"]["recompute"] for s in states.values()] == [False, True]
+    for k, v in states[1e6].state_dict.items():
+        torch.testing.assert_close(states[0.01].state_dict[k], v, rtol=1e-4, atol=1e-5)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lightnas.artefacts import Checkpoint
 from lightnas.config import RunConfig
 from lightnas.errors import LightnasError
 
@@ -29,7 +30,7 @@ def supernet_config(cfg: RunConfig, data: Any) -> dict[str, Any]:
     return cls.config_class.from_dict({**spec, **cfg.supernet.options}).to_dict()
 
 
-def trained(out: Path, cfg: RunConfig, data: Any = None) -> tuple[Any, dict[str, Any], Any]:
+def trained(out: Path, cfg: RunConfig, data: Any = None) -> tuple[Any, Checkpoint, Any]:
     """The trained super-network, its checkpoint and the data, checked against each other."""
     from lightnas.train.common import setup_torch
     from lightnas.train.trainer import load_supernet
@@ -37,19 +38,19 @@ def trained(out: Path, cfg: RunConfig, data: Any = None) -> tuple[Any, dict[str,
     # the whole process at the measurement thread count: a larger OpenMP pool
     # left from training slowed 1-thread latency by 30-60% here (measured)
     setup_torch(cfg.latency.threads)
-    net, state = load_supernet(out / "supernet.pt")
+    net, ckpt = load_supernet(out / "supernet.pt")
     data = data or load_data(cfg)
-    config = type(net.config).current(state["config"])
-    if state["supernet"] != cfg.supernet.name or config != supernet_config(cfg, data):
+    config = type(net.config).current(ckpt.config)
+    if ckpt.supernet != cfg.supernet.name or config != supernet_config(cfg, data):
         raise LightnasError(f"{out / 'supernet.pt'} holds another super-network than {out}/config.json names")
-    if state["data"].get("splits") != data.describe().get("splits"):
+    if ckpt.data.get("splits") != data.describe().get("splits"):
         raise LightnasError(f"{out / 'supernet.pt'} was trained on other data than {cfg.data.source}")
-    if state["epoch"] < cfg.train.epochs:
+    if ckpt.epoch < cfg.train.epochs:
         raise LightnasError(
-            f"{out / 'supernet.pt'} is trained for {state['epoch']} of {cfg.train.epochs} epochs "
+            f"{out / 'supernet.pt'} is trained for {ckpt.epoch} of {cfg.train.epochs} epochs "
             f"(run 'lightnas train {out} --resume' first)"
         )
-    return with_precision(net, cfg, data), state, data
+    return with_precision(net, cfg, data), ckpt, data
 
 
 def with_precision(net: Any, cfg: RunConfig, data: Any) -> Any:

@@ -50,7 +50,7 @@ def stage_finetune(
 
     if epochs < 1:
         raise LightnasError(f"epochs must be at least 1, not {epochs}")
-    net, state, data = trained(out, cfg)
+    net, ckpt, data = trained(out, cfg)
     card = _card(out, net, arch_ref)
     arch = card["arch"]
     folder = out / "models" / f"{card['id']}-ft{epochs}"
@@ -64,9 +64,7 @@ def stage_finetune(
     net.calibrate(x_cal)
     student, history = _tune(net, arch, teacher, data, epochs, cfg, quiet, x_cal[:8] if qat else None)
     lat = cfg.latency  # the fine-tuned card gives the run's target and batch too
-    ctx = ExportContext(
-        state["supernet"], state["config"], data, lat.backend, lat.threads, target=lat.target, batch=lat.batch
-    )
+    ctx = ExportContext(ckpt.supernet, ckpt.config, data, lat.backend, lat.threads, target=lat.target, batch=lat.batch)
     search = {"accuracy": max(h["val_metric"] for h in history), "latency_ms": card["latency"]["latency_ms"]}
     extra = {
         "finetuned_from": card["id"],

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lightnas.artefacts import Checkpoint
 from lightnas.config import RunConfig
 from lightnas.context import load_data, run_evaluator, supernet_config, trained
 from lightnas.objectives import RUN_OBJECTIVES, TABLE_LATENCY, parse_constraint, run_fronts, run_objectives
@@ -22,7 +23,7 @@ METRIC = RUN_OBJECTIVES[0].metric  # the task's metric (ClassificationTask.metri
 
 
 # -- stages ----------------------------------------------------------------------------
-def stage_train(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = None) -> dict[str, Any]:
+def stage_train(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = None) -> Checkpoint:
     from lightnas.train.trainer import train_supernet
 
     data = data or load_data(cfg, not quiet)
@@ -36,9 +37,9 @@ def stage_train(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = None
             quiet,
         )
     if cfg.nproc > 1:
-        from lightnas.train.common import safe_load
         from lightnas.train.device import resolve_device
         from lightnas.train.distributed import train_distributed
+        from lightnas.train.trainer import read_checkpoint
 
         job = {
             "supernet": cfg.supernet.name,
@@ -54,7 +55,7 @@ def stage_train(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = None
             "threads": None,
         }
         train_distributed(cfg.nproc, job)
-        return safe_load(out / "supernet.pt")
+        return read_checkpoint(out / "supernet.pt")
     return train_supernet(
         cfg.supernet.name,
         supernet_config(cfg, data),
@@ -114,14 +115,12 @@ def stage_export(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = Non
     from lightnas.io import write_json
     from lightnas.selection import read_front, select
 
-    net, state, data = trained(out, cfg, data)
+    net, ckpt, data = trained(out, cfg, data)
     front, records = read_front(out, cfg, run_objectives(cfg.latency.tables))
     chosen = select(front, records, cfg, METRIC)
     source = "lookup table" if cfg.latency.mode == "lut" else "measured"
     lat = cfg.latency
-    ctx = ExportContext(
-        state["supernet"], state["config"], data, lat.backend, lat.threads, source, lat.target, lat.batch
-    )
+    ctx = ExportContext(ckpt.supernet, ckpt.config, data, lat.backend, lat.threads, source, lat.target, lat.batch)
     cards = []
     for pick in chosen:
         card = export_subnet(net, net.space.make(pick.arch), out / "models", ctx, pick.metrics)
@@ -143,12 +142,12 @@ def stage_export(out: Path, cfg: RunConfig, quiet: bool = False, data: Any = Non
         say(f"kept {len(earlier)} earlier model(s) in models/ outside this family: {', '.join(earlier)}", quiet)
     index = {"study": cfg.study(), "models": ids, "unmet_targets": unmet, "earlier": earlier}
     write_json(index, out / "models" / "index.json")
-    cost = training_cost(net, state, data, [p.arch for p in chosen], cfg.device)
+    cost = training_cost(net, ckpt, data, [p.arch for p in chosen], cfg.device)
     write_json(cost, out / "training_cost.json")
     return cards
 
 
-def training_cost(net: Any, state: dict[str, Any], data: Any, archs: list[Any], device: str = "cpu") -> dict[str, Any]:
+def training_cost(net: Any, ckpt: Checkpoint, data: Any, archs: list[Any], device: str = "cpu") -> dict[str, Any]:
     """The Once-for-All argument, measured: the super-network's training time
     (from its checkpoint history) against training the exported sub-networks
     one by one with the same schedule (each estimated from timed stand-alone
@@ -160,9 +159,9 @@ def training_cost(net: Any, state: dict[str, Any], data: Any, archs: list[Any], 
     from lightnas.train.device import resolve_device
     from lightnas.train.plain import standalone_train_seconds
 
-    tc = TrainConfig(**state["train_config"])
-    supernet_s = float(sum(h["seconds"] for h in state["history"]))
-    trained_on = (state["history"][-1].get("settings") or {}).get("device", "cpu") if state["history"] else "cpu"
+    tc = TrainConfig(**ckpt.train_config)
+    supernet_s = ckpt.train_seconds
+    trained_on = ckpt.settings.get("device", "cpu")
     here = resolve_device(device)
     cost: dict[str, Any] = {"supernet_train_seconds": round(supernet_s, 1), "n_subnets": len(archs)}
     if here.type != trained_on.partition(":")[0]:

@@ -114,12 +114,12 @@ def _add_training(view: RunView) -> None:
     from lightnas.hardware.cost import count_cost
     from lightnas.train.trainer import load_supernet
 
-    net, state = load_supernet(view.out / "supernet.pt")
+    net, ckpt = load_supernet(view.out / "supernet.pt")
     if view.cfg.quantize.precision:
         from lightnas.quantization.wrapper import PrecisionSupernet
 
         net = PrecisionSupernet(net)  # the space and parts with precision; nothing is extracted here
-    view.history = list(state.get("history", []))
+    view.history = list(ckpt.history)
     view.space = net.space
     macs: dict[Any, float] = {}
     for card in view.cards:

@@ -210,4 +210,4 @@ class SupernetTests:
         assert np.isfinite(loss)
         assert any(not torch.equal(p, before[n]) for n, p in trainer.net.named_parameters())
         trainer.end_epoch(0, {"loss": loss, "seconds": 0.0})
-        assert dataclasses.asdict(cfg) == trainer.state["train_config"]
+        assert dataclasses.asdict(cfg) == trainer.ckpt.train_config

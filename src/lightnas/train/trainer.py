@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lightnas.artefacts import Checkpoint
 from lightnas.config import TrainConfig
 from lightnas.data.sources import Dataset
 from lightnas.errors import LightnasError
@@ -60,8 +61,6 @@ from lightnas.train.gradients import add_projected, take_grads
 from lightnas.train.memory import choose_recompute, release_free_memory
 from lightnas.train.optim import lr_at, make_optimizer
 from lightnas.train.recipes import RECIPES
-
-CHECKPOINT_FORMAT = "lightnas-supernet-2"
 
 
 class SupernetTrainer:
@@ -114,17 +113,9 @@ class SupernetTrainer:
         self.settings = {**self._choose_layout(), **recompute}
         self.opt = make_optimizer(self.net.parameters(), cfg)
         self.ema = {n: p.detach().clone() for n, p in self.params.items()}
-        self.state: dict[str, Any] = {
-            "format": CHECKPOINT_FORMAT,
-            "supernet": supernet_name,
-            "config": supernet_config,
-            "train_config": dataclasses.asdict(cfg),
-            "seed": seed,
-            "only": only,
-            "data": data.describe(),
-            "epoch": 0,
-            "history": [],
-        }
+        self.ckpt = Checkpoint(
+            supernet_name, supernet_config, dataclasses.asdict(cfg), seed, data.describe(), only=only
+        )
 
     def _choose_layout(self) -> dict[str, Any]:
         """The memory format and precision the super-network trains in, and why.
@@ -188,31 +179,32 @@ class SupernetTrainer:
 
     def resume(self, checkpoint: Path) -> None:
         """Continue from ``checkpoint`` (the same super-network, data and settings)."""
-        old = safe_load(checkpoint)
-        if isinstance(old.get("config"), dict) and isinstance(old.get("train_config"), dict):  # fields added since
-            old["config"] = type(self.net.config).current(old["config"])  # it was written take their defaults
-            old["train_config"] = {**dataclasses.asdict(TrainConfig()), **old["train_config"]}
-        for key in ("format", "supernet", "config", "train_config", "seed", "only"):
-            if old.get(key) != self.state[key]:
+        old = read_checkpoint(checkpoint)
+        old.config = type(self.net.config).current(old.config)  # fields added since it was written
+        old.train_config = {**dataclasses.asdict(TrainConfig()), **old.train_config}  # take their defaults
+        for key in ("supernet", "config", "train_config", "seed", "only"):
+            if getattr(old, key) != getattr(self.ckpt, key):
                 raise LightnasError(f"{checkpoint} was trained with a different {key.replace('_', ' ')}")
-        if old.get("data", {}).get("splits") != self.state["data"].get("splits"):
+        if old.data.get("splits") != self.ckpt.data.get("splits"):
             raise LightnasError(f"{checkpoint} was trained on different data")
-        recorded = old["history"][-1].get("settings", {}) if old.get("history") else {}
+        recorded = old.settings
         if "memory_format" in recorded and all(recorded.get(k) == self.settings.get(k) for k in ("device", "name")):
             self._apply(recorded)  # the same device again: the same layout and precision, so the same floats
             chosen = {k: recorded[k] for k in ("memory_format", "precision") if k in recorded}
             self.settings = {**self.settings, **chosen}
         try:
-            self.net.load_state_dict(old["train_state_dict"])
-            self.opt.load_state_dict(old["optimizer"])
-            for n, v in old["ema"].items():
+            if old.train_state_dict is None or old.optimizer is None or old.ema is None:
+                raise KeyError("no weights")
+            self.net.load_state_dict(old.train_state_dict)
+            self.opt.load_state_dict(old.optimizer)
+            for n, v in old.ema.items():
                 self.ema[n].copy_(v)
         except (KeyError, RuntimeError, ValueError) as exc:
             raise LightnasError(f"{checkpoint} does not fit this super-network: {str(exc).splitlines()[0]}") from None
-        self.state.update(epoch=int(old["epoch"]), history=list(old["history"]))
+        self.ckpt.epoch, self.ckpt.history = old.epoch, list(old.history)
 
     def save(self, checkpoint: Path) -> None:
-        atomic_save(self.state, checkpoint)
+        atomic_save(self.ckpt.to_dict(), checkpoint)
 
     # -- training -------------------------------------------------------------------------
     def step(self, xb: torch.Tensor, yb: torch.Tensor, students: list[Arch], share: float = 1.0) -> torch.Tensor:
@@ -305,7 +297,7 @@ class SupernetTrainer:
         """Swap in the averaged weights, check the teacher on the validation
         split, record the epoch in the state; returns that validation metric."""
         net = self.net
-        self.state["train_state_dict"] = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
+        raw = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
         if self.cfg.ema_decay > 0:  # the averaged weights are the ones searched and exported
             with torch.no_grad():
                 for n, p in self.params.items():
@@ -313,14 +305,15 @@ class SupernetTrainer:
         record = {"epoch": epoch + 1, "loss": result["loss"], "seconds": result["seconds"], "settings": self.settings}
         record["val_largest"], record["val_loss_largest"] = self._validate(self.teacher)
         # copies: the raw weights are loaded back into these very tensors below
-        self.state["state_dict"] = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
+        self.ckpt.state_dict = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
         if self.recipe is not None:  # the other end of the space, for the training curves of the report
             record["val_smallest"], record["val_loss_smallest"] = self._validate(net.space.smallest())
-        self.state["history"].append(record)
-        self.state["epoch"] = epoch + 1
-        self.state["ema"] = {n: v.contiguous() for n, v in self.ema.items()}
-        self.state["optimizer"] = self.opt.state_dict()
-        net.load_state_dict(self.state["train_state_dict"])  # training continues from the raw weights
+        self.ckpt.history.append(record)
+        self.ckpt.epoch = epoch + 1
+        self.ckpt.train_state_dict = raw
+        self.ckpt.ema = {n: v.contiguous() for n, v in self.ema.items()}
+        self.ckpt.optimizer = self.opt.state_dict()
+        net.load_state_dict(raw)  # training continues from the raw weights
         return record["val_largest"]
 
     def _validate(self, arch: Any) -> tuple[float, float]:
@@ -333,9 +326,9 @@ class SupernetTrainer:
         logits = predict(self.net, self.x_val)
         return self.task.metric(logits, self.y_val), float(self.task.loss(logits, self.y_val))
 
-    def run(self, checkpoint: Path, resume: bool = True, progress: bool = True) -> dict[str, Any]:
+    def run(self, checkpoint: Path, resume: bool = True, progress: bool = True) -> Checkpoint:
         """Train (or resume) to ``cfg.epochs``, writing ``checkpoint`` after every
-        epoch; returns the final checkpoint dictionary."""
+        epoch; returns the final checkpoint."""
         if resume and checkpoint.exists():
             self.resume(checkpoint)
         bar = None
@@ -349,8 +342,8 @@ class SupernetTrainer:
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=self.cfg.epochs, initial=self.state["epoch"], desc="train", unit="epoch", file=sys.stderr)
-        for epoch in range(self.state["epoch"], self.cfg.epochs):
+            bar = tqdm(total=self.cfg.epochs, initial=self.ckpt.epoch, desc="train", unit="epoch", file=sys.stderr)
+        for epoch in range(self.ckpt.epoch, self.cfg.epochs):
             with synced_batch_norm(self.world):
                 result = self.train_epoch(epoch, bar)
             val = self.end_epoch(epoch, result)
@@ -362,7 +355,7 @@ class SupernetTrainer:
                 bar.set_postfix(loss=f"{result['loss']:.3f}", val_largest=f"{val:.1f}")
         if bar is not None:
             bar.close()
-        return self.state if "state_dict" in self.state else safe_load(checkpoint)
+        return self.ckpt if self.ckpt.trained else read_checkpoint(checkpoint)
 
 
 def train_supernet(
@@ -377,23 +370,27 @@ def train_supernet(
     only: dict[str, Any] | None = None,
     seed: int = 0,
     device: str = "cpu",
-) -> dict[str, Any]:
-    """Train (or resume training) and return the final checkpoint dictionary
-    (``torch.load(weights_only=True)``-safe: state dict, moving average,
-    optimiser state, epoch, configs, data description and history)."""
+) -> Checkpoint:
+    """Train (or resume training) and return the final checkpoint (stored
+    ``torch.load(weights_only=True)``-safe: :class:`lightnas.artefacts.Checkpoint`)."""
     trainer = SupernetTrainer(supernet_name, supernet_config, data, cfg, seed, threads, only, device)
     return trainer.run(checkpoint, resume, progress)
 
 
-def load_supernet(checkpoint: Path) -> tuple[Any, dict[str, Any]]:
+def read_checkpoint(checkpoint: Path) -> Checkpoint:
+    """The checkpoint in ``checkpoint`` (read ``weights_only``), strictly typed."""
+    return Checkpoint.from_dict(safe_load(checkpoint), str(checkpoint))
+
+
+def load_supernet(checkpoint: Path) -> tuple[Any, Checkpoint]:
     """Rebuild the trained super-network (eval mode) from its checkpoint."""
-    state = safe_load(checkpoint)
-    if state.get("format") != CHECKPOINT_FORMAT:
-        raise LightnasError(f"{checkpoint} is not a lightnas super-network checkpoint")
+    ckpt = read_checkpoint(checkpoint)
     try:
-        net = supernet_from_config(state["supernet"], state["config"])
-        net.load_state_dict(state["state_dict"])
+        if ckpt.state_dict is None:
+            raise KeyError("no trained weights")
+        net = supernet_from_config(ckpt.supernet, ckpt.config)
+        net.load_state_dict(ckpt.state_dict)
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
         raise LightnasError(f"{checkpoint} is damaged or incomplete: {str(exc).splitlines()[0]}") from None
     net.eval()
-    return net, state
+    return net, ckpt
