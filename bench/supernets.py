@@ -26,7 +26,7 @@ def main() -> int:
     ap.add_argument("--supernets", default=None, help="comma-separated (default: every registered one)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    from lightnas.hardware.latency import onnx_session, to_onnx_bytes
+    from lightnas.hardware.onnx_graph import onnx_session, to_onnx_bytes
     from lightnas.supernets import create_supernet, list_supernets
     from lightnas.testing.supernets import trained_like
     from lightnas.train.common import setup_torch

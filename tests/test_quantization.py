@@ -11,7 +11,8 @@ import torch
 
 from lightnas.errors import LightnasError
 from lightnas.hardware.cost import count_cost
-from lightnas.hardware.latency import deployed_onnx, measure_latency, onnx_logits, onnx_session
+from lightnas.hardware.latency import Timing, measure_latency
+from lightnas.hardware.onnx_graph import deployed_onnx, onnx_logits, onnx_session
 from lightnas.quantization import onnx_int8
 from lightnas.quantization.onnx_int8 import node_module
 from lightnas.quantization.policy import check_precision, precision_space, split_policy
@@ -156,9 +157,9 @@ def test_latency_parts_carry_the_precision_and_build_int8_parts() -> None:
     assert set(parts) <= set(net.all_latency_parts())
     module, shape = net.build_part(parts[1])
     assert "QuantizeLinear" in {n.op_type for n in onnx.load_from_string(deployed_onnx(module, shape)).graph.node}
-    assert measure_latency(module, shape, "onnxruntime", repeats=3, min_seconds=0.0)["latency_ms"] > 0
+    assert measure_latency(module, shape, "onnxruntime", timing=Timing(repeats=3, min_seconds=0.0))["latency_ms"] > 0
     with pytest.raises(LightnasError, match="onnxruntime"):
-        measure_latency(module, shape, "torch", repeats=3)
+        measure_latency(module, shape, "torch", timing=Timing(repeats=3))
     assert "(int8)" in net.describe_part(parts[1])
 
 

@@ -36,14 +36,8 @@ import torch
 from lightnas.data.sources import Dataset
 from lightnas.errors import LightnasError
 from lightnas.hardware.cost import count_cost
-from lightnas.hardware.latency import (
-    LATENCY_BACKENDS,
-    QUANTILE,
-    measure_latency,
-    onnx_logits,
-    onnx_session,
-    to_onnx_bytes,
-)
+from lightnas.hardware.latency import LATENCY_BACKENDS, QUANTILE, Timing, measure_latency
+from lightnas.hardware.onnx_graph import onnx_logits, onnx_session, to_onnx_bytes
 from lightnas.io import write_bytes, write_json
 from lightnas.quantization.policy import split_policy
 from lightnas.space import Arch
@@ -148,10 +142,12 @@ def latencies(
     first, every backend's on the CPU beside them (ms, batch 1, ``ctx.threads``
     threads, inputs of ``input_shape``)."""
     names = [b for b in LATENCY_BACKENDS.names() if b == ctx.backend or not getattr(plain, "int8_modules", ())]
-    runs = {b: measure_latency(plain, input_shape, b, ctx.threads, repeats=100) for b in names}
+    runs = {b: measure_latency(plain, input_shape, b, ctx.threads, timing=Timing(repeats=100)) for b in names}
     lat = runs[ctx.backend]
     if ctx.target != "cpu":
-        lat = measure_latency(plain, input_shape, ctx.backend, ctx.threads, repeats=100, device=ctx.target)
+        lat = measure_latency(
+            plain, input_shape, ctx.backend, ctx.threads, device=ctx.target, timing=Timing(repeats=100)
+        )
     keep = ("latency_ms", "latency_median_ms", "latency_iqr_ms")
     return {
         **{k: lat[k] for k in keep},
@@ -172,7 +168,9 @@ def latencies(
 
 def at_batch(plain: torch.nn.Module, ctx: ExportContext, input_shape: tuple[int, ...]) -> dict[str, Any]:
     """Latency (ms per batch) at the run's ``--batch`` in the target runtime."""
-    lat = measure_latency(plain, input_shape, ctx.backend, ctx.threads, ctx.batch, repeats=30, device=ctx.target)
+    lat = measure_latency(
+        plain, input_shape, ctx.backend, ctx.threads, ctx.batch, device=ctx.target, timing=Timing(repeats=30)
+    )
     return {"batch": ctx.batch, **{k: lat[k] for k in ("latency_ms", "latency_median_ms", "latency_iqr_ms")}}
 
 

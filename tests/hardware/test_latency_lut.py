@@ -7,7 +7,7 @@ import torch
 
 from lightnas.errors import LightnasError
 from lightnas.hardware import count_cost, measure_latency
-from lightnas.hardware.latency import LATENCY_BACKENDS
+from lightnas.hardware.latency import LATENCY_BACKENDS, Timing
 from lightnas.hardware.lut import LatencyTable, check_table
 from lightnas.supernets import create_supernet
 from lightnas.supernets.mobilenet import StageSpec
@@ -29,7 +29,7 @@ def small_net():
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
 def test_measure_latency_reports_median_and_spread(backend):
     net = small_net()
-    r = measure_latency(net.extract(net.space.largest()), (1, 16, 16), backend, threads=1, repeats=10)
+    r = measure_latency(net.extract(net.space.largest()), (1, 16, 16), backend, threads=1, timing=Timing(repeats=10))
     # the 10th percentile sits at or below the median, both within the timed runs' range
     assert 0 < r["latency_ms"] <= r["latency_median_ms"] <= r["latency_mean_ms"] * 10
     assert r["latency_iqr_ms"] < r["latency_median_ms"] * 10
@@ -44,11 +44,11 @@ def test_measure_latency_bad_backend():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
 def test_measure_latency_cuda_synchronises():
     net = small_net().extract(small_net().space.largest())
-    r = measure_latency(net, (1, 16, 16), device="cuda", repeats=10)
+    r = measure_latency(net, (1, 16, 16), device="cuda", timing=Timing(repeats=10))
     assert r["device"] == "cuda" and r["latency_ms"] > 0
     # ONNX Runtime's CUDA provider returns its outputs to the host: a pass of
     # batch 512 takes longer than one of batch 1 (an unsynchronised run would not)
-    big = measure_latency(net, (1, 16, 16), device="cuda", repeats=10, batch=512)
+    big = measure_latency(net, (1, 16, 16), device="cuda", batch=512, timing=Timing(repeats=10))
     assert big["latency_ms"] > r["latency_ms"]
 
 
@@ -123,16 +123,18 @@ def test_gauged_latency_waits_out_a_slow_spell(monkeypatch):
     monkeypatch.setitem(latency.LATENCY_BACKENDS._items, "fake", fake_backend)
     monkeypatch.setattr(latency, "_PROBES", {})
     model = torch.nn.Sequential(torch.nn.Linear(200, 200), torch.nn.Linear(200, 200))
-    quiet = measure_latency(model, (1, 4, 4), "fake", repeats=10, min_seconds=0.0)
+    quiet = measure_latency(model, (1, 4, 4), "fake", timing=Timing(repeats=10, min_seconds=0.0))
     assert quiet["windows"] == 1 and quiet["probe_slowdown"] < 1.1
     spell_until[0] = time.perf_counter() + 0.6
-    plain = measure_latency(model, (1, 4, 4), "fake", repeats=10, min_seconds=0.0, gauge=False)
-    gauged = measure_latency(model, (1, 4, 4), "fake", repeats=10, min_seconds=0.0, pause_s=0.2)
+    plain = measure_latency(model, (1, 4, 4), "fake", timing=Timing(repeats=10, min_seconds=0.0, gauge=False))
+    gauged = measure_latency(model, (1, 4, 4), "fake", timing=Timing(repeats=10, min_seconds=0.0, pause_s=0.2))
     assert plain["latency_ms"] > 1.7 * quiet["latency_ms"]  # the spell, taken for the model's speed
     assert gauged["windows"] > 1 and gauged["latency_ms"] < 1.2 * quiet["latency_ms"], gauged
     assert not gauged["scaled_to_quiet"]
     spell_until[0] = time.perf_counter() + 30.0  # longer than the retries: timed slow, counted at quiet speed
-    long = measure_latency(model, (1, 4, 4), "fake", repeats=10, min_seconds=0.0, retries=1, pause_s=0.01)
+    long = measure_latency(
+        model, (1, 4, 4), "fake", timing=Timing(repeats=10, min_seconds=0.0, retries=1, pause_s=0.01)
+    )
     assert long["scaled_to_quiet"] and long["probe_slowdown"] > 1.7
     assert abs(long["latency_ms"] / quiet["latency_ms"] - 1) < 0.2
 

@@ -10,7 +10,8 @@ import torch
 from lightnas.data.sources import Dataset
 from lightnas.evaluate.base import Evaluator
 from lightnas.hardware.cost import count_cost, count_macs
-from lightnas.hardware.latency import deployed_onnx, measure_latency, onnx_logits, onnx_session
+from lightnas.hardware.latency import measure_latency
+from lightnas.hardware.onnx_graph import deployed_onnx, onnx_logits, onnx_session
 from lightnas.objectives import TABLE_LATENCY
 from lightnas.space import Arch
 from lightnas.supernets.base import resize_input

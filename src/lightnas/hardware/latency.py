@@ -7,6 +7,7 @@ import statistics
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from lightnas.errors import LightnasError
+from lightnas.hardware.onnx_graph import deployed_onnx, onnx_session
 from lightnas.registry import Registry
 
 LATENCY_BACKENDS: Registry[Any] = Registry("latency backend", group="lightnas.latency_backends")
@@ -58,59 +60,6 @@ def _repeat(fn: Any, warmup: int, repeats: int, min_seconds: float) -> list[floa
         wall = (time.perf_counter() - t0) * 1e3
         times.append(float(timed) if isinstance(timed, float) else wall)
     return times
-
-
-def onnx_session(onnx_bytes: bytes, threads: int, device: str = "cpu") -> Any:
-    """An ONNX Runtime session with ``threads`` intra-op threads, on the CPU
-    or (``device`` ``cuda[:N]``) on ONNX Runtime's CUDA execution provider."""
-    import onnxruntime as ort
-
-    providers: list[Any] = ["CPUExecutionProvider"]
-    if device != "cpu":
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise LightnasError(f"onnxruntime has no CUDA execution provider here for --target {device}")
-        index = int(device.partition(":")[2] or 0)
-        providers = [("CUDAExecutionProvider", {"device_id": index})]
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.log_severity_level = 3
-    return ort.InferenceSession(onnx_bytes, opts, providers=providers)
-
-
-def onnx_logits(sess: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Outputs of an ONNX Runtime session over ``x`` (N, C, H, W float32), ``batch_size`` images at a time."""
-    chunks = [
-        sess.run(None, {"input": np.ascontiguousarray(x[i : i + batch_size])})[0] for i in range(0, len(x), batch_size)
-    ]
-    return np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
-
-
-def to_onnx_bytes(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
-    """Export ``model`` (eval mode) at batch 1 with a dynamic batch axis."""
-    import io
-
-    buf = io.BytesIO()
-    model.eval()
-    torch.onnx.export(
-        model,
-        (torch.zeros(1, *input_shape),),
-        buf,
-        input_names=["input"],
-        output_names=["logits"],
-        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-    )
-    return buf.getvalue()
-
-
-def deployed_onnx(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
-    """The ONNX graph that ships for ``model``: its own ``deployed_onnx(input_shape)``
-    where it has one (an INT8 policy, :mod:`lightnas.quantization`), else its float32 export."""
-    own = getattr(model, "deployed_onnx", None)
-    return own(input_shape) if own is not None else to_onnx_bytes(model, input_shape)
 
 
 @LATENCY_BACKENDS.register("onnxruntime")
@@ -261,23 +210,37 @@ def _paired_window(run: Any, probe: Any, repeats: int, min_seconds: float, burst
     return mine, theirs
 
 
-def _quietest_window(
-    run: Any, probe: Probe, repeats: int, min_seconds: float, tolerance: float, retries: int, pause_s: float
-) -> tuple[float, list[float], int]:
+def _quietest_window(run: Any, probe: Probe, t: Timing) -> tuple[float, list[float], int]:
     """(probe slowdown, the model's times, windows timed) of the quietest of
-    up to ``retries + 1`` paired windows, stopping at one within ``tolerance``."""
+    up to ``t.retries + 1`` paired windows, stopping at one within ``t.tolerance``."""
     best: tuple[float, list[float]] | None = None
-    for window in range(1, retries + 2):
+    for window in range(1, t.retries + 2):
         if window > 1:
-            time.sleep(pause_s)
-        times, probe_times = _paired_window(run, probe.run, repeats, min_seconds)
+            time.sleep(t.pause_s)
+        times, probe_times = _paired_window(run, probe.run, t.repeats, t.min_seconds)
         slow = probe.slowdown(probe_times)
         if best is None or slow < best[0]:
             best = (slow, times)
-        if slow <= 1 + tolerance:
+        if slow <= 1 + t.tolerance:
             break
     assert best is not None
     return best[0], best[1], window
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How a latency is timed (:func:`measure_latency`): ``warmup`` untimed
+    runs, at least ``repeats`` timed ones over at least ``min_seconds``; with
+    ``gauge``, probe-guarded windows retried ``retries`` times after
+    ``pause_s`` seconds while the probe runs over ``tolerance`` slower than quiet."""
+
+    warmup: int = 10
+    repeats: int = 30
+    min_seconds: float = 0.1
+    gauge: bool = True
+    tolerance: float = 0.1
+    retries: int = 5
+    pause_s: float = 0.25
 
 
 @torch.no_grad()
@@ -287,16 +250,10 @@ def measure_latency(
     backend: str = "onnxruntime",
     threads: int = 1,
     batch: int = 1,
-    warmup: int = 10,
-    repeats: int = 30,
-    min_seconds: float = 0.1,
     device: str = "cpu",
-    gauge: bool = True,
-    tolerance: float = 0.1,
-    retries: int = 5,
-    pause_s: float = 0.25,
+    timing: Timing = Timing(),  # noqa: B008 - frozen, shared safely
 ) -> dict[str, Any]:
-    """Latency of one forward pass, in milliseconds.
+    """Latency of one forward pass, in milliseconds, timed as ``timing`` says.
 
     Fixed thread count (``threads``), denormals flushed, ``warmup`` untimed
     runs, then at least ``repeats`` timed runs and at least ``min_seconds``
@@ -322,14 +279,17 @@ def measure_latency(
     ``gauge=False`` times one window, ungauged.
     """
     prepare = LATENCY_BACKENDS.get(backend)
+    t = timing
     with _thread_count(threads):
         run = prepare(model.eval(), input_shape, threads, batch, device)
-        if not gauge:
-            return _summary(_repeat(run, warmup, repeats, min_seconds), backend, threads, batch, str(device))
-        _repeat(run, warmup, 0, 0.0)
+        if not t.gauge:
+            return _summary(_repeat(run, t.warmup, t.repeats, t.min_seconds), backend, threads, batch, str(device))
+        _repeat(run, t.warmup, 0, 0.0)
         probe = probe_for(backend, threads, batch, device)
-        slow, times, window = _quietest_window(run, probe, repeats, min_seconds, tolerance, retries, pause_s)
-    scaled = slow > 1 + tolerance  # the spell outlasted the retries: count the model's times at the probe's quiet speed
+        slow, times, window = _quietest_window(run, probe, t)
+    scaled = (
+        slow > 1 + t.tolerance
+    )  # the spell outlasted the retries: count the model's times at the probe's quiet speed
     summary = _summary([t / slow for t in times] if scaled else times, backend, threads, batch, str(device))
     return {**summary, "probe_slowdown": round(slow, 3), "windows": window, "scaled_to_quiet": scaled}
 

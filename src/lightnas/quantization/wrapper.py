@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from lightnas.errors import LightnasError
-from lightnas.hardware.latency import to_onnx_bytes
+from lightnas.hardware.onnx_graph import to_onnx_bytes
 from lightnas.quantization.onnx_int8 import Int8Graph, in_modules, int8_settings
 from lightnas.quantization.policy import PRECISIONS, precision_space, split_policy
 from lightnas.space import Arch
@@ -37,7 +37,7 @@ class QuantizedModule(nn.Module):
     ``forward`` is the float32 module's (the reference); :meth:`deployed_onnx`
     is the graph that ships: ONNX Runtime's static INT8 quantization of
     ``int8_modules`` (qualified names, ``""``: all) with everything else in
-    float32. :func:`lightnas.hardware.latency.deployed_onnx` measures it.
+    float32. :func:`lightnas.hardware.onnx_graph.deployed_onnx` is what is measured.
     """
 
     def __init__(self, plain: nn.Module, int8_modules: Sequence[str], graph: Int8Graph):

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lightnas.hardware.latency import LATENCY_BACKENDS, measure_latency
+from lightnas.hardware.latency import LATENCY_BACKENDS, Timing, measure_latency
 
 
 class _Small(nn.Module):
@@ -56,7 +56,7 @@ class LatencyBackendTests:
 
     def test_measured_figures_are_ordered_and_say_how(self) -> None:
         m = measure_latency(
-            _Small(), self.input_shape, self.backend, 1, repeats=5, min_seconds=0.0, device=self.device, gauge=False
+            _Small(), self.input_shape, self.backend, 1, device=self.device, timing=Timing(5, 5, 0.0, gauge=False)
         )
         assert 0 < m["latency_ms"] <= m["latency_median_ms"] and m["latency_iqr_ms"] >= 0
         assert m["repeats"] >= 5 and m["backend"] == self.backend and m["threads"] == 1

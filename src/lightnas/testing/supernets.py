@@ -102,7 +102,7 @@ class SupernetTests:
 
     @torch.no_grad()
     def test_onnx_runtime_equals_pytorch(self) -> None:
-        from lightnas.hardware.latency import onnx_session, to_onnx_bytes
+        from lightnas.hardware.onnx_graph import onnx_session, to_onnx_bytes
 
         net = trained_like(self.make())
         for arch in self.archs(net, 2):
@@ -144,7 +144,7 @@ class SupernetTests:
         one precision group of the sub-network; the groups are the declared ones."""
         import onnx
 
-        from lightnas.hardware.latency import to_onnx_bytes
+        from lightnas.hardware.onnx_graph import to_onnx_bytes
         from lightnas.quantization.onnx_int8 import in_modules, node_module
 
         net = self.make()
