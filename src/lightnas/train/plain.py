@@ -4,6 +4,7 @@ training alone from scratch, and the timing of stand-alone training."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import sys
 from typing import Any
@@ -19,28 +20,29 @@ from lightnas.train.common import evaluate_metric, setup_torch, split_tensors, t
 from lightnas.train.device import resolve_device
 from lightnas.train.optim import lr_at, make_optimizer
 
+FINETUNE_LR = 1e-3  # peak learning rate of a fine-tuning (AdamW, cosine decay, no warm-up)
+FINETUNE_BATCH = 128
+
 
 def fit(
     model: torch.nn.Module,
     data: Dataset,
     task: Task,
-    epochs: int,
-    lr: float,
-    batch_size: int,
+    cfg: TrainConfig,
     seed: int = 0,
     teacher: torch.nn.Module | None = None,
-    weight_decay: float = 1e-4,
-    warmup_epochs: float = 0.0,
     progress: bool = False,
     device: str = "cpu",
 ) -> list[dict[str, Any]]:
-    """Train ``model`` on the training split with AdamW, linear warm-up and
+    """Train ``model`` on the training split for ``cfg``'s epochs, batch size,
+    learning rate, weight decay and warm-up, with AdamW, linear warm-up and
     cosine decay; with a ``teacher`` (eval mode) the loss is the task's
     distillation loss, otherwise its plain loss. Returns the validation
     metric after every epoch, the start included (entry 0); ``model`` ends with
     the weights of the best of them (``"kept"`` marks it), so it never ends
     worse on the validation split than it started. It trains on ``device``
     (the data moved there once) and ends on the CPU, channels-last."""
+    epochs, lr, batch_size = cfg.epochs, cfg.lr, cfg.batch_size
     if epochs < 1:
         raise LightnasError(f"epochs must be at least 1, not {epochs}")
     dev = resolve_device(device)
@@ -48,8 +50,7 @@ def fit(
         if m is not None:
             m.to(dev)
     (x_train, y_train), (x_val, y_val) = (split_tensors(data, name, dev) for name in ("train", "val"))
-    cfg = TrainConfig(optimizer="adamw", lr=lr, weight_decay=weight_decay)
-    opt = make_optimizer(model.parameters(), cfg)
+    opt = make_optimizer(model.parameters(), dataclasses.replace(cfg, optimizer="adamw"))
     per_epoch = math.ceil(len(x_train) / batch_size)
     history = [{"epoch": 0, "val_metric": evaluate_metric(model, task, x_val, y_val)}]
     best = (history[0]["val_metric"], 0, copy.deepcopy(model.state_dict()))
@@ -63,7 +64,7 @@ def fit(
             if len(idx) < 2:
                 continue
             for group in opt.param_groups:
-                group["lr"] = lr_at(step, epochs * per_epoch, warmup_epochs * per_epoch, lr)
+                group["lr"] = lr_at(step, epochs * per_epoch, cfg.warmup_epochs * per_epoch, lr)
             xb, yb = task.augment(x_train[idx], gen).contiguous(memory_format=torch.channels_last), y_train[idx]
             opt.zero_grad(set_to_none=True)
             _loss(model, teacher, task, xb, yb).backward()
@@ -98,18 +99,17 @@ def finetune(
     teacher: torch.nn.Module,
     data: Dataset,
     epochs: int,
-    lr: float = 1e-3,
-    batch_size: int = 128,
     seed: int = 0,
     progress: bool = True,
     device: str = "cpu",
 ) -> list[dict[str, Any]]:
     """Fine-tune a plain sub-network with distillation from ``teacher``
-    (students' loss of the default task, no augmentation); see :func:`fit`."""
+    (students' loss of the default task, no augmentation, no warm-up); see :func:`fit`."""
     setup_torch()
     teacher.eval()
     task = task_for(data, TrainConfig())
-    return fit(student, data, task, epochs, lr, batch_size, seed, teacher, progress=progress, device=device)
+    cfg = TrainConfig(epochs=epochs, lr=FINETUNE_LR, batch_size=FINETUNE_BATCH, warmup_epochs=0.0)
+    return fit(student, data, task, cfg, seed, teacher, progress=progress, device=device)
 
 
 def train_alone(
@@ -130,19 +130,7 @@ def train_alone(
             m.reset_parameters()
     model = model.to(memory_format=torch.channels_last)
     task = task_for(data, cfg)
-    return fit(
-        model,
-        data,
-        task,
-        cfg.epochs,
-        cfg.lr,
-        cfg.batch_size,
-        seed,
-        None,
-        cfg.weight_decay,
-        cfg.warmup_epochs,
-        device=device,
-    )
+    return fit(model, data, task, cfg, seed, device=device)
 
 
 def standalone_train_seconds(
