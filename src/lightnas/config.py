@@ -253,9 +253,6 @@ class QuantizeConfig:
             raise LightnasError(f"--calib-method must be one of {', '.join(CALIB_METHODS)}, not {self.calib_method!r}")
 
 
-SECTIONS = ("data", "supernet", "train", "search", "latency", "quantize", "export")
-
-
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that defines a run (saved as ``config.json``)."""

@@ -279,18 +279,17 @@ def measure_latency(
     ``gauge=False`` times one window, ungauged.
     """
     prepare = LATENCY_BACKENDS.get(backend)
-    t = timing
     with _thread_count(threads):
         run = prepare(model.eval(), input_shape, threads, batch, device)
-        if not t.gauge:
-            return _summary(_repeat(run, t.warmup, t.repeats, t.min_seconds), backend, threads, batch, str(device))
-        _repeat(run, t.warmup, 0, 0.0)
+        if not timing.gauge:
+            times = _repeat(run, timing.warmup, timing.repeats, timing.min_seconds)
+            return _summary(times, backend, threads, batch, str(device))
+        _repeat(run, timing.warmup, 0, 0.0)
         probe = probe_for(backend, threads, batch, device)
-        slow, times, window = _quietest_window(run, probe, t)
-    scaled = (
-        slow > 1 + t.tolerance
-    )  # the spell outlasted the retries: count the model's times at the probe's quiet speed
-    summary = _summary([t / slow for t in times] if scaled else times, backend, threads, batch, str(device))
+        slow, times, window = _quietest_window(run, probe, timing)
+    # the spell outlasted the retries: count the model's times at the probe's quiet speed
+    scaled = slow > 1 + timing.tolerance
+    summary = _summary([v / slow for v in times] if scaled else times, backend, threads, batch, str(device))
     return {**summary, "probe_slowdown": round(slow, 3), "windows": window, "scaled_to_quiet": scaled}
 
 

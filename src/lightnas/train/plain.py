@@ -13,7 +13,6 @@ import torch
 
 from lightnas.config import TrainConfig
 from lightnas.data.sources import Dataset
-from lightnas.errors import LightnasError
 from lightnas.supernets.base import AtResolution
 from lightnas.tasks import Task
 from lightnas.train.common import evaluate_metric, setup_torch, split_tensors, task_for
@@ -42,9 +41,7 @@ def fit(
     the weights of the best of them (``"kept"`` marks it), so it never ends
     worse on the validation split than it started. It trains on ``device``
     (the data moved there once) and ends on the CPU, channels-last."""
-    epochs, lr, batch_size = cfg.epochs, cfg.lr, cfg.batch_size
-    if epochs < 1:
-        raise LightnasError(f"epochs must be at least 1, not {epochs}")
+    epochs, lr, batch_size = cfg.epochs, cfg.lr, cfg.batch_size  # TrainConfig holds epochs >= 1
     dev = resolve_device(device)
     for m in (model, teacher):
         if m is not None:
