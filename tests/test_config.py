@@ -50,7 +50,7 @@ def test_registry_names_are_checked_before_anything_runs():
         ("search.strategy", "magic", "unknown strategy"),
         ("latency.backend", "tensorflow", "unknown latency backend"),
         ("supernet.name", "nope", "unknown super-network"),
-        ("supernet.options", {"colour": 3}, "unknown MobileNetConfig field"),
+        ("supernet.options", {"colour": 3}, "unknown setting 'colour' in MobileNetConfig"),
     ):
         with pytest.raises(LightnasError, match=needle):
             check_names(RunConfig().replace({path: value}))

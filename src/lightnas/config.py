@@ -21,14 +21,13 @@ import dataclasses
 import json
 import math
 import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lightnas.errors import LightnasError
 from lightnas.objectives import TABLE_LATENCY, parse_constraint
+from lightnas.strict import build
 
 PRECISIONS = ("fp32", "int8")
 """The precisions a block group can run in; ``fp32`` is the float32 graph as exported."""
@@ -282,7 +281,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "configuration") -> RunConfig:
-        return _build(cls, d, where)
+        return build(cls, d, where)
 
     @classmethod
     def from_file(cls, path: Path) -> RunConfig:
@@ -316,49 +315,3 @@ class RunConfig:
             + ([sorted(self.latency.tables.items())] if self.latency.tables else [])
         )
         return "search-" + hashlib.sha1(spec.encode()).hexdigest()[:8]
-
-
-# -- strict parsing ----------------------------------------------------------------------
-def _build(cls: type, d: Any, where: str) -> Any:
-    if not isinstance(d, dict):
-        raise LightnasError(f"{where}: expected a mapping for {cls.__name__}, found {type(d).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(d) - set(names))
-    if unknown:
-        raise LightnasError(f"{where}: unknown setting {unknown[0]!r} in {cls.__name__}")
-    values = {k: _typed(hints[k], d[k], f"{where}: {k}") for k in names if k in d}
-    return cls(**values)
-
-
-def _typed(tp: Any, v: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, v, where)  # type: ignore[arg-type]
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return None if v is None else _typed(args[0], v, where) if len(args) == 1 else v
-    if origin is tuple:
-        if not isinstance(v, list | tuple):
-            raise LightnasError(f"{where} must be a list, not {v!r}")
-        (item,) = {a for a in typing.get_args(tp) if a is not Ellipsis}
-        return tuple(_typed(item, x, where) for x in v)
-    if origin is dict:
-        if not isinstance(v, dict):
-            raise LightnasError(f"{where} must be a mapping, not {v!r}")
-        return dict(v)
-    if tp is bool:
-        if not isinstance(v, bool):
-            raise LightnasError(f"{where} must be true or false, not {v!r}")
-        return v
-    if tp is int:
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise LightnasError(f"{where} must be an integer, not {v!r}")
-        return v
-    if tp is float:
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            raise LightnasError(f"{where} must be a finite number, not {v!r}")
-        return float(v)
-    if tp is str and not isinstance(v, str):
-        raise LightnasError(f"{where} must be a string, not {v!r}")
-    return v

@@ -79,8 +79,6 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from abc import ABC, abstractmethod
 from collections.abc import Hashable
 from typing import Any, ClassVar, TypeVar
@@ -91,6 +89,7 @@ from torch import nn
 
 from lightnas.errors import LightnasError
 from lightnas.space import Arch, SearchSpace, Value
+from lightnas.strict import build, plain
 
 ELASTIC_KINDS = (
     "depth",
@@ -128,59 +127,18 @@ class SupernetConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """A plain JSON-able dict (tuples become lists)."""
-        return _plain(dataclasses.asdict(self))
+        return plain(self)
 
     @classmethod
     def from_dict(cls: type[C], d: dict[str, Any]) -> C:
         """Inverse of :meth:`to_dict`; a one-line error for unknown or malformed fields."""
-        return _build(cls, d)
+        return build(cls, d, "super-network config")
 
     @classmethod
     def current(cls, d: dict[str, Any]) -> dict[str, Any]:
         """``d`` (from a checkpoint or a card) as this class writes it today:
         fields added since it was written take their defaults."""
         return cls.from_dict(d).to_dict()
-
-
-def _plain(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_plain(v) for v in x]
-    return x
-
-
-def _build(cls: type, d: Any) -> Any:
-    if not isinstance(d, dict):
-        raise LightnasError(f"{cls.__name__} must be given as a mapping, not {type(d).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = set(d) - names
-    if unknown:
-        raise LightnasError(f"unknown {cls.__name__} field(s) {sorted(unknown)} (known: {sorted(names)})")
-    try:
-        return cls(**{k: _convert(hints[k], v) for k, v in d.items()})
-    except (TypeError, ValueError) as exc:
-        raise LightnasError(f"malformed {cls.__name__}: {exc}") from None
-
-
-def _convert(tp: Any, v: Any) -> Any:
-    """Convert a JSON value to the annotated type (tuples, nested dataclasses)."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(tp):
-            if arg is not type(None):
-                return None if v is None else _convert(arg, v)
-    if dataclasses.is_dataclass(tp) and isinstance(v, dict):
-        return _build(tp, v)  # type: ignore[arg-type]
-    if origin is tuple and isinstance(v, list | tuple):
-        args = typing.get_args(tp)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert(args[0], x) for x in v)
-        return tuple(_convert(a, x) for a, x in zip(args, v, strict=False)) if args else tuple(v)
-    if tp is float and isinstance(v, int) and not isinstance(v, bool):
-        return float(v)
-    return v
 
 
 @dataclasses.dataclass(frozen=True)
