@@ -90,7 +90,7 @@ def variant_config(variant: str, epochs: int) -> tuple[Any, dict[str, Any]]:
 
 def pick_archs(net: Any, data: Any, n: int, seed: int, reference: dict | None) -> list[Any]:
     """The sub-networks compared: the reference's, or spread over MACs."""
-    from lightnas.hardware import count_cost
+    from lightnas.hardware.cost import count_cost
 
     if reference is not None:
         return [net.space.from_key(r["key"]) for r in reference["nets"]]
@@ -113,6 +113,7 @@ def test_accuracy(model: Any, data: Any, calibrate: bool) -> float:
 
 def inherited(variant: str, data: Any, epochs: int, picks: list, seed: int, threads: int | None) -> dict:
     """Train the variant's super-network; test accuracy of every pick."""
+    from lightnas.artefacts import TrainJob
     from lightnas.supernets import create_supernet
     from lightnas.train.trainer import train_supernet
 
@@ -120,7 +121,8 @@ def inherited(variant: str, data: Any, epochs: int, picks: list, seed: int, thre
     cfg = create_supernet("mobilenet", data.input_shape, data.n_classes, **opts).config.to_dict()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        train_supernet("mobilenet", cfg, data, tc, Path(tmp) / "s.pt", False, False, threads, seed=seed)
+        job = TrainJob("mobilenet", cfg, tc, seed=seed, threads=threads)
+        train_supernet(job, data, Path(tmp) / "s.pt", resume=False, progress=False)
         seconds = time.perf_counter() - t0
         result = checkpoint_accuracies(Path(tmp) / "s.pt", data, picks)
     return {"variant": variant, **result, "supernet_train_seconds": round(seconds, 1)}
@@ -182,33 +184,34 @@ def reference_accuracies(reference: dict) -> tuple[np.ndarray, dict[str, float]]
 
 def run_mode(run_dir: Path, threads: int | None, say: Any) -> dict[str, Any]:
     """Smallest, median and largest exported models of a run retrained alone."""
+    from lightnas.artefacts import read_cards
     from lightnas.config import RunConfig
     from lightnas.data import load_dataset
-    from lightnas.export import load_exported, read_cards
+    from lightnas.export import load_exported
     from lightnas.train.plain import train_alone
 
     cfg = RunConfig.from_file(run_dir / "config.json")
     data = load_dataset(cfg.data.source, cfg.seed)
     _, cards = read_cards(run_dir)
-    cards = sorted(cards, key=lambda c: c["latency"]["latency_ms"])
+    cards = sorted(cards, key=lambda c: c.latency.latency_ms)
     chosen = [cards[0], cards[len(cards) // 2], cards[-1]]
     rows = []
     for card in chosen:
-        model = load_exported(run_dir / "models" / card["id"])
+        model = load_exported(run_dir / "models" / card.id)
         t0 = time.perf_counter()
         train_alone(model, data, cfg.train, seed=cfg.seed, threads=threads)
         alone = test_accuracy(model, data, calibrate=False)
         rows.append(
             {
-                "id": card["id"],
-                "latency_ms": card["latency"]["latency_ms"],
-                "inherited": card["test_accuracy"],
+                "id": card.id,
+                "latency_ms": card.latency.latency_ms,
+                "inherited": card.test_accuracy,
                 "alone": alone,
-                "gap": alone - card["test_accuracy"],
+                "gap": alone - card.test_accuracy,
                 "seconds": round(time.perf_counter() - t0),
             }
         )
-        say(f"{card['id']}: exported {card['test_accuracy']:.2f}%, alone {alone:.2f}% (gap {rows[-1]['gap']:+.2f})")
+        say(f"{card.id}: exported {card.test_accuracy:.2f}%, alone {alone:.2f}% (gap {rows[-1]['gap']:+.2f})")
     gaps = np.array([r["gap"] for r in rows])
     return {
         "run": str(run_dir),

@@ -26,6 +26,7 @@ import numpy as np
 def throughput(device: str, batch: int, seconds: float, threads: int | None) -> dict:
     """Images per second of training steps at ``batch`` on ``device`` (at least
     ``seconds`` of timed steps after three untimed ones)."""
+    from lightnas.artefacts import TrainJob
     from lightnas.config import TrainConfig
     from lightnas.data import load_dataset
     from lightnas.supernets import create_supernet
@@ -35,7 +36,7 @@ def throughput(device: str, batch: int, seconds: float, threads: int | None) -> 
     data = load_dataset("fashion-mnist", 0)
     cfg = TrainConfig(batch_size=batch)
     net_cfg = create_supernet("mobilenet", data.input_shape, data.n_classes).config.to_dict()
-    tr = SupernetTrainer("mobilenet", net_cfg, data, cfg, threads=threads, device=device)
+    tr = SupernetTrainer(TrainJob("mobilenet", net_cfg, cfg, threads=threads, device=device), data)
     rng = np.random.default_rng(0)
     reps = -(-batch // len(tr.x_train))
     x = tr.x_train.repeat(reps, 1, 1, 1)[:batch].contiguous(memory_format=tr.memory_format)

@@ -35,11 +35,11 @@ def main() -> int:
     args = ap.parse_args()
 
     from lightnas.data import load_dataset
-    from lightnas.evaluate.supernet import SupernetEvaluator
+    from lightnas.evaluate.supernet import LatencySource, SupernetEvaluator
     from lightnas.hardware.latency import measure_many
     from lightnas.hardware.lut import LatencyTable, check_table
     from lightnas.objectives import Objective
-    from lightnas.search import Runner, create_strategy
+    from lightnas.search import Runner, SearchPlan, create_strategy
     from lightnas.search.pareto import nondominated_mask
     from lightnas.store import Store
     from lightnas.supernets import create_supernet
@@ -60,10 +60,10 @@ def main() -> int:
         build_s = time.perf_counter() - t0
         check = check_table(table, net, samples=args.samples, seed=7)
         # search with the table as the latency objective, then re-measure the front
-        ev = SupernetEvaluator(net, data, backend=backend, threads=1, lut=table)
+        ev = SupernetEvaluator(net, data, LatencySource(backend, 1, lut=table))
         objs = [Objective("accuracy", "max"), Objective("latency_ms", "min")]
         strat = create_strategy("lightnas", net.space, objs, seed=0)
-        trials = Runner(net.space, ev, strat, Store(":memory:"), "lut", args.budget, progress=False).run()
+        trials = Runner(strat, ev, Store(":memory:"), "lut", SearchPlan(args.budget), progress=False).run()
         F = np.array([[-t.metrics["accuracy"], t.metrics["latency_ms"]] for t in trials])
         front = [t for t, keep in zip(trials, nondominated_mask(F), strict=True) if keep]
         shape = tuple(net.config.input_shape)

@@ -47,11 +47,11 @@ def main() -> int:
     x, y = split_tensors(data, "train", torch.device("cpu"), args.batch)
     view = load_run(args.run, cfg, with_parts=False)
     evals = view.evaluations[: args.limit]
-    acc = np.array([e["metrics"]["accuracy"] for e in evals])
+    acc = np.array([e.metrics["accuracy"] for e in evals])
     scores = {p: [] for p in PROXIES}
     ms = {p: [] for p in PROXIES}
     for e in evals:
-        plain = net.extract(net.space.make(e["arch"]))
+        plain = net.extract(net.space.make(e.arch))
         for p in PROXIES:
             t0 = time.perf_counter()
             scores[p].append(compute_proxies(plain, x, y, names=(p,), reinit=not args.inherited)[p])

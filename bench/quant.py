@@ -70,13 +70,15 @@ class Uniform:
 
 
 def search(evaluator: Any, space: Any, objectives: list[Any], budget: int, name: str) -> list[Any]:
-    from lightnas.search import Runner, create_strategy
+    from lightnas.search import Runner, SearchPlan, create_strategy
     from lightnas.store import Store
 
     strategy = create_strategy("lightnas", space, objectives, seed=1)
     with Store(":memory:") as store:
         return [
-            t for t in Runner(space, evaluator, strategy, store, name, budget, progress=False).run() if t.status == "ok"
+            t
+            for t in Runner(strategy, evaluator, store, name, SearchPlan(budget), progress=False).run()
+            if t.status == "ok"
         ]
 
 
@@ -91,7 +93,7 @@ def front(trials: list[Any], objectives: list[Any]) -> tuple[np.ndarray, list[An
 def main() -> int:
     from lightnas.config import RunConfig
     from lightnas.context import run_evaluator, trained
-    from lightnas.evaluate.supernet import SupernetEvaluator
+    from lightnas.evaluate.supernet import LatencySource, SupernetEvaluator
     from lightnas.export import ExportContext, export_subnet
     from lightnas.hardware.latency import measure_many
     from lightnas.hardware.lut import LatencyTable, check_table
@@ -118,7 +120,7 @@ def main() -> int:
         for batch in map(int, args.batches.split(",")):
             t0 = time.perf_counter()
             table = LatencyTable.build(net, backend="onnxruntime", threads=1, batch=batch).bind(net)
-            ev = SupernetEvaluator(net, data, lut=table, device=cfg0.device, batch=batch)
+            ev = SupernetEvaluator(net, data, LatencySource(batch=batch, lut=table), device=cfg0.device)
             base = net.net.space
             trials = {
                 "fp32": search(Uniform(ev, net, "fp32"), base, [acc, lat], args.budget, "fp32"),
@@ -218,7 +220,7 @@ def main() -> int:
             flush=True,
         )
         # size: mixed search on accuracy vs bytes, against the best float32 model of that search's space
-        ev = SupernetEvaluator(net, data, lut=table, device=cfg0.device)
+        ev = SupernetEvaluator(net, data, LatencySource(lut=table), device=cfg0.device)
         fp32_trials = search(Uniform(ev, net, "fp32"), net.net.space, [acc, size], args.budget, "fp32-size")
         mixed_trials = search(ev, net.space, [acc, size], args.budget, "mixed-size")
         best32 = max(fp32_trials, key=lambda t: t.metrics["accuracy"])
@@ -250,8 +252,9 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             for arch, metrics in picks[::step][: args.max_export]:
                 card = export_subnet(net, arch, Path(tmp), ctx, metrics)
-                q = card["quantization"]
-                gaps.append(q["test_accuracy_fp32"] - q["test_accuracy"])
+                q = card.quantization
+                if q and q.test_accuracy is not None and q.test_accuracy_fp32 is not None:
+                    gaps.append(q.test_accuracy_fp32 - q.test_accuracy)
         res["int8_loss_points"] = {"n": len(gaps), "median": float(np.median(gaps)), "worst": float(max(gaps))}
         print(
             f"{name} INT8 accuracy loss of {len(gaps)} exported INT8 models (10k test, ONNX Runtime): "

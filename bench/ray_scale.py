@@ -39,7 +39,7 @@ def throughput(run: Path, workers: int, archs: list) -> tuple[float, list[float]
     from lightnas.pipeline import METRIC
 
     cfg = RunConfig.from_file(run / "config.json")
-    pool = RayPool(None, run, cfg.to_dict(), workers=workers)  # type: ignore[arg-type]
+    pool = RayPool(None, run, cfg, workers=workers)  # type: ignore[arg-type]
     try:
         pool.pids()  # every worker has loaded the super-network and the data
         t0 = time.perf_counter()

@@ -13,6 +13,7 @@ difference, the relative L2 distance of the weights, and the wall times.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -29,10 +30,11 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
+    from lightnas.artefacts import TrainJob
     from lightnas.config import TrainConfig
     from lightnas.data import load_dataset
     from lightnas.supernets import create_supernet
-    from lightnas.train.distributed import train_distributed
+    from lightnas.train.distributed import DistributedJob, train_distributed
     from lightnas.train.trainer import read_checkpoint, train_supernet
 
     data = load_dataset(args.data, 0)
@@ -40,16 +42,14 @@ def main() -> int:
     cfg = TrainConfig(epochs=args.epochs)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        one = train_supernet(
-            "mobilenet", netcfg, data, cfg, Path(tmp) / "one.pt", progress=False, threads=args.threads * args.nproc
-        )
+        job = TrainJob("mobilenet", netcfg, cfg, threads=args.threads * args.nproc)
+        one = train_supernet(job, data, Path(tmp) / "one.pt", progress=False)
         t1 = time.perf_counter() - t0
-        job = dict(
-            supernet="mobilenet", supernet_config=netcfg, data=args.data, cfg=cfg, seed=0,
-            checkpoint=str(Path(tmp) / "many.pt"), resume=True, progress=False, device="cpu", threads=args.threads,
-        )  # fmt: skip
+        run = DistributedJob(
+            dataclasses.replace(job, threads=args.threads), args.data, 0, Path(tmp) / "many.pt", progress=False
+        )
         t0 = time.perf_counter()
-        train_distributed(args.nproc, job)
+        train_distributed(args.nproc, run)
         t2 = time.perf_counter() - t0
         many = read_checkpoint(Path(tmp) / "many.pt")
     keys = [k for k, v in one.state_dict.items() if v.is_floating_point()]

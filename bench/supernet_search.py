@@ -33,7 +33,7 @@ def main() -> int:
     from lightnas.context import run_evaluator, trained
     from lightnas.io import write_json
     from lightnas.objectives import RUN_OBJECTIVES
-    from lightnas.search import Runner, create_strategy
+    from lightnas.search import Runner, SearchPlan, create_strategy
     from lightnas.search.pareto import hypervolume, nondominated_mask
     from lightnas.store import Store
 
@@ -53,7 +53,7 @@ def main() -> int:
     def search(strategy: str, budget: int, seed: int) -> tuple[np.ndarray, float]:
         strat = create_strategy(strategy, net.space, objectives, seed=seed)
         with Store(":memory:") as store:
-            runner = Runner(net.space, evaluator, strat, store, f"{strategy}-{seed}", budget, progress=False)
+            runner = Runner(strat, evaluator, store, f"{strategy}-{seed}", SearchPlan(budget), progress=False)
             t0 = time.perf_counter()
             trials = runner.run()
         F = np.array([[o.as_min(t.metrics[o.metric]) for o in objectives] for t in trials if t.status == "ok"])

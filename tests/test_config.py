@@ -91,7 +91,7 @@ def test_export_spreads_over_the_log_latency_range():
 
 
 def test_identifiers_read_from_files_are_checked_before_use_as_paths():
-    from lightnas.export import check_model_id
+    from lightnas.artefacts import check_model_id
 
     assert check_model_id("net-0123456789") == "net-0123456789"
     assert check_model_id("net-0123456789-ft2") == "net-0123456789-ft2"

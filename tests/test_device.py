@@ -13,6 +13,7 @@ import sys
 import pytest
 import torch
 
+from lightnas.artefacts import TrainJob
 from lightnas.config import RunConfig, TrainConfig
 from lightnas.errors import LightnasError
 from lightnas.train.device import resolve_device
@@ -60,14 +61,8 @@ def test_checkpoint_records_where_it_trained(tmp_path):
     from lightnas.train.trainer import train_supernet
 
     data = load_dataset("digits", 0)
-    state = train_supernet(
-        "mobilenet",
-        _config(data),
-        data,
-        TrainConfig(epochs=1, batch_size=512, recipe="sandwich"),
-        tmp_path / "s.pt",
-        progress=False,
-    )
+    job = TrainJob("mobilenet", _config(data), TrainConfig(epochs=1, batch_size=512, recipe="sandwich"))
+    state = train_supernet(job, data, tmp_path / "s.pt", progress=False)
     settings = state.history[0]["settings"]
     assert settings["device"] == "cpu" and settings["memory_format"] == "channels_last"
 
@@ -82,12 +77,12 @@ def test_settings_trial_keeps_the_fastest_leaves_no_trace_and_resumes_alike(tmp_
     np.savez(tmp_path / "d.npz", x=full.x_train[:300], y=full.y_train[:300])
     data = load_dataset(str(tmp_path / "d.npz"), 0)
     cfg = TrainConfig(epochs=2, batch_size=32, recipe="sandwich")
-    plain = tr.SupernetTrainer("mobilenet", _config(data), data, cfg)
+    plain = tr.SupernetTrainer(TrainJob("mobilenet", _config(data), cfg), data)
     assert plain.settings["precision"] == "float32" and not plain.autocast  # the CPU's one candidate
     fp32 = {"memory_format": "channels_last", "precision": "float32"}
     bf16 = {"memory_format": "contiguous", "precision": "bfloat16"}
     monkeypatch.setattr(tr, "training_settings", lambda dev: [fp32, bf16])
-    tried = tr.SupernetTrainer("mobilenet", _config(data), data, cfg)
+    tried = tr.SupernetTrainer(TrainJob("mobilenet", _config(data), cfg), data)
     ms = tried.settings["step_ms"]
     assert set(ms) == {"channels_last/float32", "contiguous/bfloat16"}
     assert f"{tried.settings['memory_format']}/{tried.settings['precision']}" == min(ms, key=ms.get)
@@ -96,12 +91,12 @@ def test_settings_trial_keeps_the_fastest_leaves_no_trace_and_resumes_alike(tmp_
         assert torch.equal(v, tried.net.state_dict()[k]), k
 
     monkeypatch.setattr(tr, "training_settings", lambda dev: [bf16])
-    first = tr.SupernetTrainer("mobilenet", _config(data), data, cfg)
+    first = tr.SupernetTrainer(TrainJob("mobilenet", _config(data), cfg), data)
     first.end_epoch(0, first.train_epoch(0))  # trains under bfloat16 autocast
     assert math.isfinite(first.ckpt.history[0]["loss"])
     first.save(tmp_path / "s.pt")
     monkeypatch.setattr(tr, "training_settings", lambda dev: [fp32])
-    again = tr.SupernetTrainer("mobilenet", _config(data), data, cfg)
+    again = tr.SupernetTrainer(TrainJob("mobilenet", _config(data), cfg), data)
     again.resume(tmp_path / "s.pt")  # the same device: the recorded settings, not a new choice
     assert again.autocast and again.settings["precision"] == "bfloat16"
     assert again.memory_format == torch.contiguous_format
@@ -122,9 +117,8 @@ def test_training_on_a_gpu_matches_the_cpu_and_loads_anywhere(tmp_path):
     cfg = TrainConfig(epochs=2, batch_size=64)
     accs = {}
     for dev in ("cpu", "cuda"):
-        state = train_supernet(
-            "mobilenet", _config(data), data, cfg, tmp_path / f"{dev}.pt", progress=False, device=dev
-        )
+        job = TrainJob("mobilenet", _config(data), cfg, device=dev)
+        state = train_supernet(job, data, tmp_path / f"{dev}.pt", progress=False)
         accs[dev] = state.history[-1]["val_largest"]
         settings = state.history[-1]["settings"]
         assert settings["device"].startswith(dev)
@@ -146,11 +140,11 @@ def test_gpu_checkpoint_resumes_on_the_gpu_and_on_the_cpu(tmp_path):
 
     data = load_dataset("digits", 0)
     cfg, ck = TrainConfig(epochs=2), tmp_path / "s.pt"
-    first = SupernetTrainer("mobilenet", _config(data), data, cfg, device="cuda")
+    first = SupernetTrainer(TrainJob("mobilenet", _config(data), cfg, device="cuda"), data)
     first.end_epoch(0, first.train_epoch(0))  # killed after its first epoch
     first.save(ck)
     for dev in ("cuda", "cpu"):
-        state = SupernetTrainer("mobilenet", _config(data), data, cfg, device=dev).run(ck, progress=False)
+        state = SupernetTrainer(TrainJob("mobilenet", _config(data), cfg, device=dev), data).run(ck, progress=False)
         assert state.epoch == 2 and len(state.history) == 2
         assert state.history[1]["settings"]["device"].startswith(dev)
         ck.unlink()

@@ -11,20 +11,18 @@ import numpy as np
 import pytest
 import torch
 
+from lightnas.artefacts import TrainJob
 from lightnas.config import TrainConfig
 from lightnas.data import load_dataset
 from lightnas.errors import LightnasError
 from lightnas.supernets import create_supernet
 from lightnas.train.common import safe_load
-from lightnas.train.distributed import train_distributed
+from lightnas.train.distributed import DistributedJob, train_distributed
 from lightnas.train.trainer import read_checkpoint, train_supernet
 
 
-def _job(tmp_path: Path, cfg: TrainConfig, netcfg: dict, name: str, data: str = "digits") -> dict:
-    return dict(
-        supernet="mobilenet", supernet_config=netcfg, data=data, cfg=cfg, seed=0,
-        checkpoint=str(tmp_path / name), resume=True, progress=False, device="cpu", threads=1,
-    )  # fmt: skip
+def _job(tmp_path: Path, cfg: TrainConfig, netcfg: dict, name: str, data: str = "digits") -> DistributedJob:
+    return DistributedJob(TrainJob("mobilenet", netcfg, cfg, threads=1), data, 0, tmp_path / name, progress=False)
 
 
 def test_two_processes_take_the_steps_of_one(tmp_path):
@@ -34,7 +32,7 @@ def test_two_processes_take_the_steps_of_one(tmp_path):
     data = load_dataset(str(tmp_path / "d.npz"), 0)
     netcfg = create_supernet("mobilenet", data.input_shape, data.n_classes, dropout=0.3).config.to_dict()
     cfg = TrainConfig(epochs=1, batch_size=96, optimizer="sgd", lr=0.05, ema_decay=0.0, recipe="sandwich")
-    one = train_supernet("mobilenet", netcfg, data, cfg, tmp_path / "one.pt", progress=False, threads=1)
+    one = train_supernet(TrainJob("mobilenet", netcfg, cfg, threads=1), data, tmp_path / "one.pt", progress=False)
     train_distributed(2, _job(tmp_path, cfg, netcfg, "two.pt", data=str(tmp_path / "d.npz")))
     two = read_checkpoint(tmp_path / "two.pt")
     assert two.history[0]["settings"]["processes"] == 2 and two.epoch == 1
@@ -45,7 +43,7 @@ def test_two_processes_take_the_steps_of_one(tmp_path):
     # and not trivially: training moved the weights far more than the two runs differ
     from lightnas.train.trainer import SupernetTrainer
 
-    start = SupernetTrainer("mobilenet", netcfg, data, cfg, threads=1).net.state_dict()
+    start = SupernetTrainer(TrainJob("mobilenet", netcfg, cfg, threads=1), data).net.state_dict()
     moved = sum(float((one.state_dict[k] - start[k]).double().norm() ** 2) for k in keys) ** 0.5
     assert moved > 100 * diff, (moved, diff)
 

@@ -55,7 +55,7 @@ def test_killed_worker_is_replaced(finished_run):
     net, _, data = trained(finished_run, cfg)
     space = net.space
     archs = list({a.key: a for a in (space.scaled(t / 7) for t in range(8))}.values())
-    pool = RayPool(run_evaluator(finished_run, cfg, net, data), finished_run, cfg.to_dict(), workers=2)
+    pool = RayPool(run_evaluator(finished_run, cfg, net, data), finished_run, cfg, workers=2)
     try:
         victim = pool.pids()[0]
         seen = []

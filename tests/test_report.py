@@ -16,8 +16,8 @@ from lightnas.config import RunConfig
 from lightnas.objectives import parse_constraint
 from lightnas.reporting.compare import budget_table
 from lightnas.reporting.figures import front_figure
-from lightnas.reporting.run import RunView, hypervolume_progress
-from lightnas.store import OK, Store
+from lightnas.reporting.run import Evaluation, RunView, hypervolume_progress
+from lightnas.store import OK, Record, Store
 from lightnas_dev.browser import chromium, render
 
 
@@ -97,7 +97,11 @@ def _view(points: list[tuple[float, float]], constraints=(), name="r") -> RunVie
             and o["metrics"] != e["metrics"]
             for o in evs
         )
-    return RunView(Path(name), RunConfig(), "s", evs, [], {}, [], cons)
+    evaluations = [
+        Evaluation(Record(e["index"], e["key"], e["arch"], e["metrics"], OK, 0.0), e["feasible"], e["pareto"])
+        for e in evs
+    ]
+    return RunView(Path(name), RunConfig(), "s", evaluations, [], None, [], cons)
 
 
 def test_hypervolume_progress_grows_to_the_front_value():
@@ -119,8 +123,8 @@ def test_budget_table_names_the_leader_per_latency_range():
     a = _view([(1.0, 80.0), (3.0, 90.0)], name="a")
     b = _view([(2.0, 85.0), (4.0, 88.0)], name="b")
     rows = budget_table([a, b])
-    assert [(r["from_ms"], r["leader"]) for r in rows] == [(1.0, "a"), (2.0, "b"), (3.0, "a")]
-    assert rows[1]["best"] == {"a": 80.0, "b": 85.0} and rows[-1]["to_ms"] is None
+    assert [(r.from_ms, r.leader) for r in rows] == [(1.0, "a"), (2.0, "b"), (3.0, "a")]
+    assert rows[1].best == {"a": 80.0, "b": 85.0} and rows[-1].to_ms is None
 
 
 def test_export_study_opens_in_optuna(finished_run, tmp_path):

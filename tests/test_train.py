@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from lightnas.artefacts import TrainJob
 from lightnas.config import TrainConfig
 from lightnas.data import load_dataset
 from lightnas.supernets import create_supernet
@@ -32,7 +33,8 @@ def _config(data):
 @pytest.mark.parametrize("recipe", RECIPES.names())
 def test_every_recipe_trains_and_loads(recipe, digits, tmp_path):
     cfg = TrainConfig(epochs=2, recipe=recipe, warmup_fraction=0.0 if recipe == "sandwich" else 0.5)
-    state = train_supernet("mobilenet", _config(digits), digits, cfg, tmp_path / "s.pt", progress=False, threads=1)
+    job = TrainJob("mobilenet", _config(digits), cfg, threads=1)
+    state = train_supernet(job, digits, tmp_path / "s.pt", progress=False)
     assert [h["epoch"] for h in state.history] == [1, 2]
     net, ckpt = load_supernet(tmp_path / "s.pt")
     assert ckpt.train_config["recipe"] == recipe
@@ -117,7 +119,8 @@ def test_resumed_training_equals_uninterrupted(digits, tmp_path, monkeypatch):
 
     cfg = TrainConfig(epochs=2)
     conf = _config(digits)
-    whole = train_supernet("mobilenet", conf, digits, cfg, tmp_path / "a.pt", progress=False, threads=1)
+    job = TrainJob("mobilenet", conf, cfg, threads=1)
+    whole = train_supernet(job, digits, tmp_path / "a.pt", progress=False)
 
     save = trainer.atomic_save
 
@@ -127,10 +130,10 @@ def test_resumed_training_equals_uninterrupted(digits, tmp_path, monkeypatch):
 
     monkeypatch.setattr(trainer, "atomic_save", save_then_die)
     with pytest.raises(KeyboardInterrupt):
-        train_supernet("mobilenet", conf, digits, cfg, tmp_path / "b.pt", progress=False, threads=1)
+        train_supernet(job, digits, tmp_path / "b.pt", progress=False)
     monkeypatch.setattr(trainer, "atomic_save", save)
     assert torch.load(tmp_path / "b.pt", weights_only=True)["epoch"] == 1
-    resumed = train_supernet("mobilenet", conf, digits, cfg, tmp_path / "b.pt", progress=False, threads=1)
+    resumed = train_supernet(job, digits, tmp_path / "b.pt", progress=False)
     assert resumed.epoch == 2 and len(resumed.history) == 2
     for k, v in whole.state_dict.items():
         torch.testing.assert_close(resumed.state_dict[k], v, rtol=1e-4, atol=1e-5)
@@ -188,7 +191,8 @@ def test_a_step_over_the_activation_budget_recomputes_to_the_same_weights(digits
     for budget in (1e6, 0.01):
         cfg = TrainConfig(epochs=1, activation_budget_mb=budget)
         path = tmp_path / f"{budget}.pt"
-        states[budget] = train_supernet("mobilenet", _config(digits), digits, cfg, path, progress=False, threads=1)
+        job = TrainJob("mobilenet", _config(digits), cfg, threads=1)
+        states[budget] = train_supernet(job, digits, path, progress=False)
     assert [s.history[-1]["settings"]["recompute"] for s in states.values()] == [False, True]
     for k, v in states[1e6].state_dict.items():
         torch.testing.assert_close(states[0.01].state_dict[k], v, rtol=1e-4, atol=1e-5)

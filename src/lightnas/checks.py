@@ -2,7 +2,7 @@
 
 :mod:`lightnas.config` checks types, ranges and values and imports no
 registry; :func:`check_names` is the second check, made before anything is
-written: every name (super-network, recipe, strategy, latency backend) is
+written: every name (super-network, task, recipe, strategy, latency backend) is
 looked up, the super-network's options are parsed by its own config class,
 and the choices that only make sense together are checked together.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lightnas.config import RunConfig
 from lightnas.errors import LightnasError
-from lightnas.objectives import TABLE_LATENCY, parse_constraint
+from lightnas.objectives import RUN_OBJECTIVES, TABLE_LATENCY, parse_constraint
 from lightnas.search import STRATEGIES
 from lightnas.supernets import SUPERNETS
 from lightnas.train.recipes import RECIPES
@@ -29,10 +29,16 @@ def check_names(cfg: RunConfig) -> RunConfig:
             "--strategy zero-cost ranks by zero-cost proxies, which a super-network run's evaluator does not "
             "provide (use it with 'lightnas bench nb201')"
         )
-    # imported here: hardware.latency imports torch, and commands that fail on a name stay quick
+    # imported here: hardware.latency and the tasks import torch, and commands that fail on a name stay quick
     from lightnas.hardware.latency import LATENCY_BACKENDS
+    from lightnas.tasks import TASKS
 
     LATENCY_BACKENDS.check(cfg.latency.backend)
+    task = TASKS.get(cfg.train.task)
+    if task.metric_name != RUN_OBJECTIVES[0].metric:
+        raise LightnasError(
+            f"--task {cfg.train.task} reports {task.metric_name!r}; a run searches {RUN_OBJECTIVES[0].metric!r}"
+        )
     for name, path in cfg.latency.tables.items():
         if not Path(path).is_file():
             raise LightnasError(f"--target-table {name}: no latency table at {path}")

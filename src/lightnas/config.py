@@ -18,6 +18,7 @@ module imports no registry and nothing above it.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import re
@@ -101,6 +102,7 @@ class SupernetSection:
 class TrainConfig:
     """Hyper-parameters of super-network training."""
 
+    task: str = opt("classification", "--task", "what is learned and searched for: a registered task")
     epochs: int = opt(8, "--epochs", "super-network training epochs (a super-network may set its own default)")
     batch_size: int = opt(128, "--batch-size", "training batch size")
     recipe: str = opt("spread", "--recipe", "training recipe (see 'lightnas recipes')")
@@ -304,7 +306,6 @@ class RunConfig:
 
     def study(self) -> str:
         """Name of the search study: changes when the search definition changes."""
-        import hashlib
 
         spec = json.dumps(
             [self.search.strategy, self.seed, sorted(self.search.constraints), self.latency.mode]

@@ -6,32 +6,41 @@ same from the run folder."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from lightnas.artefacts import Checkpoint
 from lightnas.config import RunConfig
+from lightnas.data import load_dataset
 from lightnas.errors import LightnasError
+from lightnas.hardware.lut import LatencyTable
+from lightnas.supernets import SUPERNETS
+
+if TYPE_CHECKING:  # the stages import these when they run: the command line starts without torch
+    from lightnas.data.sources import Dataset
+    from lightnas.evaluate.supernet import SupernetEvaluator
+    from lightnas.hardware.lut import LatencyTable
+    from lightnas.quantization.wrapper import Searchable
+    from lightnas.supernets.base import Supernet
 
 
-def load_data(cfg: RunConfig, progress: bool = False) -> Any:
+def load_data(cfg: RunConfig, progress: bool = False) -> Dataset:
     """The run's data set (an image folder met for the first time is decoded
     into the cache, with a progress bar when ``progress``)."""
-    from lightnas.data import load_dataset
 
     return load_dataset(cfg.data.source, cfg.seed, cfg.data.image_size, progress)
 
 
-def supernet_config(cfg: RunConfig, data: Any) -> dict[str, Any]:
+def supernet_config(cfg: RunConfig, data: Dataset) -> dict[str, object]:
     """The super-network's plain config dict for ``data``'s input spec."""
-    from lightnas.supernets import SUPERNETS
 
     cls = SUPERNETS.get(cfg.supernet.name)
     spec = {"input_shape": list(data.input_shape), "n_classes": data.n_classes}
     return cls.config_class.from_dict({**spec, **cfg.supernet.options}).to_dict()
 
 
-def trained(out: Path, cfg: RunConfig, data: Any = None) -> tuple[Any, Checkpoint, Any]:
+def trained(out: Path, cfg: RunConfig, data: Dataset | None = None) -> tuple[Searchable, Checkpoint, Dataset]:
     """The trained super-network, its checkpoint and the data, checked against each other."""
+    # torch loads here, when the work runs: the command line starts and checks its input without it (2 s)
     from lightnas.train.common import setup_torch
     from lightnas.train.trainer import load_supernet
 
@@ -53,13 +62,14 @@ def trained(out: Path, cfg: RunConfig, data: Any = None) -> tuple[Any, Checkpoin
     return with_precision(net, cfg, data), ckpt, data
 
 
-def with_precision(net: Any, cfg: RunConfig, data: Any) -> Any:
+def with_precision(net: Supernet, cfg: RunConfig, data: Dataset) -> Searchable:
     """``net``, with a precision dimension per block group when the run
     searches quantization (``--quantize``): calibrated on the first
     ``--calib-images`` training images (a one-line error when there are fewer)."""
     q = cfg.quantize
     if not q.precision:
         return net
+    # torch loads here, when the work runs: the command line starts and checks its input without it (2 s)
     from lightnas.quantization.wrapper import PrecisionSupernet
     from lightnas.train.common import CALIB_IMAGES, to_tensor
 
@@ -70,13 +80,12 @@ def with_precision(net: Any, cfg: RunConfig, data: Any) -> Any:
     return PrecisionSupernet(net, calib, bn_calib, q.calib_method)
 
 
-def load_lut(path: Path, cfg: RunConfig, device: str = "") -> Any:
+def load_lut(path: Path, cfg: RunConfig, device: str = "") -> LatencyTable:
     """A latency table checked against the run: the batch it prices and
     whether its parts carry a precision (``--quantize``) must be the run's
     (one-line errors). For the run folder's own table (no ``device``) another
     machine, backend or thread count is a warning; the table of a named
     ``device`` (``--target-table``) was built there on purpose."""
-    from lightnas.hardware.lut import LatencyTable
 
     lut = LatencyTable.load(path)
     if not device:
@@ -92,13 +101,12 @@ def load_lut(path: Path, cfg: RunConfig, device: str = "") -> Any:
     return lut
 
 
-def run_evaluator(out: Path, cfg: RunConfig, net: Any, data: Any) -> Any:
-    from lightnas.evaluate.supernet import SupernetEvaluator
+def run_evaluator(out: Path, cfg: RunConfig, net: Searchable, data: Dataset) -> SupernetEvaluator:
+    # torch loads here, when the work runs: the command line starts and checks its input without it (2 s)
+    from lightnas.evaluate.supernet import LatencySource, SupernetEvaluator
 
     lut = None
     if cfg.latency.mode == "lut":
-        from lightnas.hardware.lut import LatencyTable
-
         lut_path = out / "lut.json"
         if lut_path.exists():
             lut = load_lut(lut_path, cfg)
@@ -113,14 +121,6 @@ def run_evaluator(out: Path, cfg: RunConfig, net: Any, data: Any) -> Any:
             lut.save(lut_path)
         lut.bind(net)
     tables = {name: load_lut(Path(path), cfg, name).bind(net) for name, path in cfg.latency.tables.items()}
-    return SupernetEvaluator(
-        net,
-        data,
-        backend=cfg.latency.backend,
-        threads=cfg.latency.threads,
-        lut=lut,
-        device=cfg.device,
-        target=cfg.latency.target,
-        batch=cfg.latency.batch,
-        tables=tables,
-    )
+    lat = cfg.latency
+    source = LatencySource(lat.backend, lat.threads, lat.batch, lat.target, lut, tables)
+    return SupernetEvaluator(net, data, source, device=cfg.device)

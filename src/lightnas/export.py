@@ -21,18 +21,18 @@ latency at batch 1 and at the run's ``--batch``.
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import json
-import re
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
+from lightnas.artefacts import CardLatency, Latency, ModelCard, Quantization, Verification, model_id, write_card
+from lightnas.config import LatencyConfig
 from lightnas.data.sources import Dataset
 from lightnas.errors import LightnasError
 from lightnas.hardware.cost import count_cost
@@ -40,6 +40,7 @@ from lightnas.hardware.latency import LATENCY_BACKENDS, QUANTILE, Timing, measur
 from lightnas.hardware.onnx_graph import onnx_logits, onnx_session, to_onnx_bytes
 from lightnas.io import write_bytes, write_json
 from lightnas.quantization.policy import split_policy
+from lightnas.quantization.wrapper import QuantizedModule, Searchable
 from lightnas.space import Arch
 from lightnas.supernets import supernet_from_config
 from lightnas.supernets.base import resize_input
@@ -48,46 +49,51 @@ from lightnas.train.common import CALIB_IMAGES, EVAL_BATCH, atomic_save, predict
 EXTRACT_TOL = 1e-5
 ONNX_TOL = 1e-4
 ONNX_CHECK_IMAGES = 2000
-MODEL_ID = re.compile(r"net-[0-9a-f]{10}(-ft[0-9]+)?")
-
-
-def model_id(arch: Arch) -> str:
-    """A short stable folder name for an architecture."""
-    return "net-" + hashlib.sha1(arch.key.encode()).hexdigest()[:10]
-
-
-def check_model_id(text: str) -> str:
-    """``text`` when it is a model id this module writes (no separators, no
-    ``..``: ids read from files are used as folder names); a one-line error otherwise."""
-    if not isinstance(text, str) or not MODEL_ID.fullmatch(text):
-        raise LightnasError(f"{text!r} is not a lightnas model id (net-<10 hex digits>[-ftN])")
-    return text
 
 
 @dataclass(frozen=True)
 class ExportContext:
     """What every exported model of a run shares: the super-network it comes
-    from, the data (test split, preprocessing), and the latency target."""
+    from, the data (test split, preprocessing), and the latency target (the
+    run's latency section: runtime, threads, device, batch, and whether the
+    search measured latency or read it from a table)."""
 
     supernet_name: str
-    supernet_config: dict[str, Any]
+    supernet_config: dict[str, object]
     data: Dataset
-    backend: str = "onnxruntime"
-    threads: int = 1
-    latency_source: str = "measured"  # how the search knew the latency: "measured" or "lookup table"
-    target: str = "cpu"  # the device the latency is measured on
-    batch: int = 1  # the batch the run searched latency at (cards give batch 1 and this one)
+    latency: LatencyConfig = LatencyConfig()
+
+    @property
+    def latency_source(self) -> str:
+        """How the search knew the latency: ``measured`` or ``lookup table``."""
+        return "lookup table" if self.latency.mode == "lut" else "measured"
+
+
+@dataclass(frozen=True)
+class CardExtras:
+    """What a caller adds to a card beside what export measures: the
+    verification done before (the extraction's check), the export targets and
+    device fronts it serves, a fine-tune's provenance (fields of :class:`ModelCard`)."""
+
+    verification: dict[str, float] = field(default_factory=dict)
+    fields: dict[str, object] = field(default_factory=dict)
 
 
 @torch.no_grad()
 def export_subnet(
-    net: Any, arch: Arch, out_dir: Path, ctx: ExportContext, search_metrics: dict[str, float]
-) -> dict[str, Any]:
+    net: Searchable,
+    arch: Arch,
+    out_dir: Path,
+    ctx: ExportContext,
+    search_metrics: dict[str, float],
+    extras: CardExtras | None = None,
+) -> ModelCard:
     """Calibrate, extract, verify and write one sub-network; returns its card.
 
     Raises :class:`LightnasError` when the plain module differs from the
     super-network's sub-network by more than 1e-5 (max abs, logits) or ONNX
-    Runtime differs from PyTorch by more than 1e-4.
+    Runtime differs from PyTorch by more than 1e-4. ``extras``: fields of the
+    card the caller knows (:class:`CardExtras`).
     """
     data = ctx.data
     x_calib = to_tensor(data.x_train[:CALIB_IMAGES], data)
@@ -99,8 +105,9 @@ def export_subnet(
     diff = float((net(x_val) - plain(resize_input(x_val, shape))).abs().max()) if len(x_val) else 0.0
     if diff > EXTRACT_TOL:
         raise LightnasError(f"extracted {arch.key} differs from the super-network by {diff:.2e}")
-    check = {"extract_max_abs_diff": diff}
-    return export_plain(plain, arch, out_dir / model_id(arch), ctx, search_metrics, check, input_shape=shape)
+    extras = extras or CardExtras()
+    extras = dataclasses.replace(extras, verification={**extras.verification, "extract_max_abs_diff": diff})
+    return export_plain(plain, arch, out_dir / model_id(arch), ctx, search_metrics, extras, input_shape=shape)
 
 
 def test_batches(data: Dataset, shape: tuple[int, ...]) -> Iterator[np.ndarray]:
@@ -137,41 +144,55 @@ def verify_onnx(
 
 def latencies(
     plain: torch.nn.Module, ctx: ExportContext, search_metrics: dict[str, float], input_shape: tuple[int, ...]
-) -> dict[str, Any]:
+) -> CardLatency:
     """The card's latency: the target runtime's figures on the target device
-    first, every backend's on the CPU beside them (ms, batch 1, ``ctx.threads``
+    first, every backend's on the CPU beside them (ms, batch 1, ``ctx.latency.threads``
     threads, inputs of ``input_shape``)."""
-    names = [b for b in LATENCY_BACKENDS.names() if b == ctx.backend or not getattr(plain, "int8_modules", ())]
-    runs = {b: measure_latency(plain, input_shape, b, ctx.threads, timing=Timing(repeats=100)) for b in names}
-    lat = runs[ctx.backend]
-    if ctx.target != "cpu":
+    names = [b for b in LATENCY_BACKENDS.names() if b == ctx.latency.backend or not getattr(plain, "int8_modules", ())]
+    runs = {b: measure_latency(plain, input_shape, b, ctx.latency.threads, timing=Timing(repeats=100)) for b in names}
+    lat = runs[ctx.latency.backend]
+    if ctx.latency.target != "cpu":
         lat = measure_latency(
-            plain, input_shape, ctx.backend, ctx.threads, device=ctx.target, timing=Timing(repeats=100)
+            plain,
+            input_shape,
+            ctx.latency.backend,
+            ctx.latency.threads,
+            device=ctx.latency.target,
+            timing=Timing(repeats=100),
         )
-    keep = ("latency_ms", "latency_median_ms", "latency_iqr_ms")
-    return {
-        **{k: lat[k] for k in keep},
-        "how": f"measured at export: {QUANTILE}th percentile of {lat['repeats']} runs after warm-up, in a window "
+    return CardLatency(
+        **_figures(lat),
+        how=f"measured at export: {QUANTILE}th percentile of {lat['repeats']} runs after warm-up, in a window "
         "where a fixed probe network beside them ran at its quiet speed (probe_slowdown)",
-        "probe_slowdown": lat.get("probe_slowdown"),
-        "search_latency_ms": search_metrics.get("latency_ms"),
-        "search_latency_source": ctx.latency_source,
-        "backend": lat["backend"],
-        "threads": lat["threads"],
-        "batch": lat["batch"],
-        "device": lat["device"],
-        "input_shape": [1, *input_shape],
-        "by_backend": {b: {k: r[k] for k in keep} for b, r in runs.items()},
-        **({"at_batch": at_batch(plain, ctx, input_shape)} if ctx.batch != 1 else {}),
-    }
+        probe_slowdown=lat.get("probe_slowdown"),
+        search_latency_ms=search_metrics.get("latency_ms"),
+        search_latency_source=ctx.latency_source,
+        backend=lat["backend"],
+        threads=lat["threads"],
+        batch=lat["batch"],
+        device=lat["device"],
+        input_shape=[1, *input_shape],
+        by_backend={b: Latency(**_figures(r)) for b, r in runs.items()},
+        at_batch=at_batch(plain, ctx, input_shape) if ctx.latency.batch != 1 else None,
+    )
 
 
-def at_batch(plain: torch.nn.Module, ctx: ExportContext, input_shape: tuple[int, ...]) -> dict[str, Any]:
+def _figures(lat: dict[str, float]) -> dict[str, float]:
+    return {k: float(lat[k]) for k in ("latency_ms", "latency_median_ms", "latency_iqr_ms")}
+
+
+def at_batch(plain: torch.nn.Module, ctx: ExportContext, input_shape: tuple[int, ...]) -> Latency:
     """Latency (ms per batch) at the run's ``--batch`` in the target runtime."""
     lat = measure_latency(
-        plain, input_shape, ctx.backend, ctx.threads, ctx.batch, device=ctx.target, timing=Timing(repeats=30)
+        plain,
+        input_shape,
+        ctx.latency.backend,
+        ctx.latency.threads,
+        ctx.latency.batch,
+        device=ctx.latency.target,
+        timing=Timing(repeats=30),
     )
-    return {"batch": ctx.batch, **{k: lat[k] for k in ("latency_ms", "latency_median_ms", "latency_iqr_ms")}}
+    return Latency(**_figures(lat), batch=ctx.latency.batch)
 
 
 @torch.no_grad()
@@ -181,10 +202,9 @@ def export_plain(
     folder: Path,
     ctx: ExportContext,
     search_metrics: dict[str, float],
-    verification: dict[str, float] | None = None,
-    extra: dict[str, Any] | None = None,
+    extras: CardExtras = CardExtras(),
     input_shape: tuple[int, int, int] | None = None,
-) -> dict[str, Any]:
+) -> ModelCard:
     """Write a plain module (state dict, arch, ONNX verified against PyTorch
     within 1e-4, card with test accuracy, cost and latency) into ``folder``.
     ``input_shape``: the (C, H, W) the module takes (default: the data's;
@@ -197,37 +217,42 @@ def export_plain(
     onnx_bytes = to_onnx_bytes(fp32, shape)
     logits, check = verify_onnx(fp32, onnx_bytes, test_batches(data, shape), arch.key)
     base, policy = split_policy(arch)
-    int8 = None
+    int8_onnx, quant = None, Quantization(policy=policy) if policy else None
+    test_accuracy = _top1(logits, data.y_test)
     if getattr(deployed, "int8_modules", ()):
-        int8 = quantized_card(deployed, logits, test_batches(data, shape), data.y_test, shape)
+        int8_onnx, quant = quantized_card(deployed, policy, logits, test_batches(data, shape), data.y_test, shape)
+        test_accuracy = quant.test_accuracy or 0.0  # what ships: the INT8 graph
     cost = count_cost(deployed, shape)
     files = {"state_dict": "model.pt", "arch": "arch.json", "onnx": "model.onnx"}
-    card = {
-        "id": folder.name,
-        "key": arch.key,
-        "arch": dict(arch),
-        "supernet": ctx.supernet_name,
-        "dataset": data.describe(),
-        "val_accuracy": search_metrics.get("accuracy"),
-        "test_accuracy": int8["test_accuracy"] if int8 else _top1(logits, data.y_test),
-        **{k: cost[k] for k in ("params", "macs", "bytes", "peak_act_bytes")},
-        "onnx_bytes": len(onnx_bytes),
-        "latency": latencies(deployed, ctx, search_metrics, shape),
-        "preprocessing": data.preprocessing(shape),
-        "verification": {**(verification or {}), **check},
-        "files": {**files, "onnx_int8": "model.int8.onnx"} if int8 else files,
-        "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        **({"quantization": {"policy": policy, **(int8["summary"] if int8 else {})}} if policy else {}),
-        **(extra or {}),
-    }
+    card = ModelCard(
+        id=folder.name,
+        key=arch.key,
+        arch=dict(arch),
+        supernet=ctx.supernet_name,
+        dataset=data.describe(),
+        val_accuracy=search_metrics.get("accuracy"),
+        test_accuracy=test_accuracy,
+        params=float(cost["params"]),
+        macs=float(cost["macs"]),
+        bytes=float(cost["bytes"]),
+        peak_act_bytes=float(cost["peak_act_bytes"]),
+        onnx_bytes=len(onnx_bytes),
+        latency=latencies(deployed, ctx, search_metrics, shape),
+        preprocessing=data.preprocessing(shape),
+        verification=Verification(**{**extras.verification, **check}),
+        files={**files, "onnx_int8": "model.int8.onnx"} if int8_onnx else files,
+        exported=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        quantization=quant,
+    )
+    card = dataclasses.replace(card, **extras.fields)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_save(fp32.state_dict(), folder / "model.pt")
     meta = {"supernet": ctx.supernet_name, "config": ctx.supernet_config, "key": arch.key, "arch": base}
     write_json({**meta, "precision": policy} if policy else meta, folder / "arch.json")
     write_bytes(onnx_bytes, folder / "model.onnx")
-    if int8:
-        write_bytes(int8["onnx"], folder / "model.int8.onnx")
-    write_json(card, folder / "card.json")
+    if int8_onnx:
+        write_bytes(int8_onnx, folder / "model.int8.onnx")
+    write_card(card, folder)
     return card
 
 
@@ -236,28 +261,31 @@ def _top1(logits: np.ndarray, y: np.ndarray) -> float:
 
 
 def quantized_card(
-    deployed: Any,
+    deployed: QuantizedModule,
+    policy: dict[str, str],
     fp32_logits: np.ndarray,
     batches: Iterable[np.ndarray],
     y_test: np.ndarray,
     shape: tuple[int, ...],
-) -> dict[str, Any]:
-    """The INT8 graph of ``deployed`` (inputs of ``shape``) run by ONNX Runtime
-    on the whole test set (``batches``): its accuracy beside the float32 one
-    and their top-1 agreement."""
+) -> tuple[bytes, Quantization]:
+    """The INT8 graph of ``deployed`` (    inputs of ``shape``) and its card section: run
+    by ONNX Runtime on the whole test set (``batches``), its accuracy beside
+    the float32 one and their top-1 agreement."""
     onnx = deployed.deployed_onnx(tuple(shape))
     sess = onnx_session(onnx, torch.get_num_threads())
     parts = [onnx_logits(sess, x, EVAL_BATCH) for x in batches]
     int8_logits = np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
-    summary = {
-        "test_accuracy": _top1(int8_logits, y_test),
-        "test_accuracy_fp32": _top1(fp32_logits, y_test),
-        "top1_agreement_fp32": float((int8_logits.argmax(1) == fp32_logits.argmax(1)).mean()) if len(y_test) else 1.0,
-        "onnx_int8_bytes": len(onnx),
-        "int8_modules": list(deployed.int8_modules),
+    agreement = float((int8_logits.argmax(1) == fp32_logits.argmax(1)).mean()) if len(y_test) else 1.0
+    quant = Quantization(
+        policy=policy,
+        test_accuracy=_top1(int8_logits, y_test),
+        test_accuracy_fp32=_top1(fp32_logits, y_test),
+        top1_agreement_fp32=agreement,
+        onnx_int8_bytes=len(onnx),
+        int8_modules=list(deployed.int8_modules),
         **deployed.graph.settings(),
-    }
-    return {"onnx": onnx, "test_accuracy": summary["test_accuracy"], "summary": summary}
+    )
+    return onnx, quant
 
 
 def load_exported(folder: str | Path) -> torch.nn.Module:
@@ -279,16 +307,3 @@ def load_exported(folder: str | Path) -> torch.nn.Module:
     except RuntimeError as exc:
         raise LightnasError(f"{folder / 'model.pt'} does not fit {arch_file}: {str(exc).splitlines()[0]}") from None
     return plain.eval()
-
-
-def read_cards(out: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """``models/index.json`` and the cards it names (ids checked before use as paths)."""
-    index_file = out / "models" / "index.json"
-    if not index_file.is_file():
-        raise LightnasError(f"{out} has no exported models (run 'lightnas export {out}' first)")
-    try:
-        index = json.loads(index_file.read_text())
-        ids = [check_model_id(i) for i in index["models"]]
-        return index, [json.loads((out / "models" / i / "card.json").read_text()) for i in ids]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise LightnasError(f"cannot read the exported models of {out}: {exc}") from None

@@ -2,30 +2,38 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
+import torch
+from torch import nn
+
+from lightnas.artefacts import MODEL_ID, ModelCard, check_model_id, model_id, read_card, write_card
 from lightnas.config import RunConfig
+from lightnas.context import trained
+from lightnas.data.sources import Dataset
 from lightnas.errors import LightnasError
+from lightnas.export import CardExtras, ExportContext, export_plain
+from lightnas.quantization.qat import QatModel
+from lightnas.quantization.wrapper import Searchable
 from lightnas.runfolder import say
+from lightnas.space import Arch
+from lightnas.supernets.base import AtResolution, resize_input
+from lightnas.train.common import CALIB_IMAGES, to_tensor
+from lightnas.train.plain import finetune
 
 
-def _card(out: Path, net: Any, arch_ref: str) -> dict[str, Any]:
-    """The card of an exported model named by id or by architecture key."""
-    from lightnas.export import MODEL_ID, check_model_id, model_id
-
+def _card(out: Path, net: Searchable, arch_ref: str) -> tuple[ModelCard, Arch]:
+    """The card of an exported model named by id or by architecture key, and its architecture."""
     ref = arch_ref if MODEL_ID.fullmatch(arch_ref) else model_id(net.space.from_key(arch_ref))
     card_file = out / "models" / check_model_id(ref) / "card.json"
     if not card_file.is_file():
         raise LightnasError(f"{arch_ref} is not an exported model of {out} (see models/index.json)")
+    card = read_card(card_file)
+    check_model_id(card.id)
     try:
-        card = json.loads(card_file.read_text())
-        card["arch"] = net.space.make(card["arch"])
-        check_model_id(card["id"])
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        return card, net.space.make(card.arch)
+    except (KeyError, TypeError, ValueError) as exc:
         raise LightnasError(f"{card_file} is malformed: {exc}") from None
-    return card
 
 
 def stage_finetune(
@@ -36,24 +44,18 @@ def stage_finetune(
     quiet: bool = False,
     force: bool = False,
     qat: bool = False,
-) -> dict[str, Any]:
+) -> ModelCard:
     """Fine-tune an exported sub-network (by model id or architecture key)
     with distillation from the largest sub-network; export it again as
     ``models/<id>-ft<epochs>`` with a new card that states the gain (test
     accuracy, points). An existing ``-ft<epochs>`` folder is replaced only
     with ``force``. ``qat``: quantization-aware fine-tuning of a model with
     INT8 groups (:mod:`lightnas.quantization.qat`); the gain is the INT8 model's."""
-    from lightnas.context import trained
-    from lightnas.export import ExportContext, export_plain
-    from lightnas.io import write_json
-    from lightnas.train.common import CALIB_IMAGES, to_tensor
-
     if epochs < 1:
         raise LightnasError(f"epochs must be at least 1, not {epochs}")
     net, ckpt, data = trained(out, cfg)
-    card = _card(out, net, arch_ref)
-    arch = card["arch"]
-    folder = out / "models" / f"{card['id']}-ft{epochs}"
+    card, arch = _card(out, net, arch_ref)
+    folder = out / "models" / f"{card.id}-ft{epochs}"
     if folder.exists() and not force:
         raise LightnasError(f"{folder} already exists (use --force to replace it)")
     x_cal = to_tensor(data.x_train[:CALIB_IMAGES], data)
@@ -63,39 +65,42 @@ def stage_finetune(
     net.set_active(arch)
     net.calibrate(x_cal)
     student, history = _tune(net, arch, teacher, data, epochs, cfg, quiet, x_cal[:8] if qat else None)
-    lat = cfg.latency  # the fine-tuned card gives the run's target and batch too
-    ctx = ExportContext(ckpt.supernet, ckpt.config, data, lat.backend, lat.threads, target=lat.target, batch=lat.batch)
-    search = {"accuracy": max(h["val_metric"] for h in history), "latency_ms": card["latency"]["latency_ms"]}
-    extra = {
-        "finetuned_from": card["id"],
+    ctx = ExportContext(ckpt.supernet, ckpt.config, data, cfg.latency)  # the run's target and batch too
+    search = {"accuracy": max(float(h["val_metric"]) for h in history), "latency_ms": card.latency.latency_ms}
+    fields = {
+        "finetuned_from": card.id,
         "finetune_epochs": epochs,
         "finetune_history": history,
-        "test_accuracy_before": card["test_accuracy"],
-        "val_accuracy_before": history[0]["val_metric"],
-        **({"qat": True} if qat else {}),
+        "test_accuracy_before": card.test_accuracy,
+        "val_accuracy_before": float(history[0]["val_metric"]),
+        "qat": qat,
     }
-    new = export_plain(student, arch, folder, ctx, search, extra=extra, input_shape=net.input_shape_for(arch))
-    new["test_accuracy_gain"] = new["test_accuracy"] - card["test_accuracy"]
-    write_json(new, folder / "card.json")
+    extras = CardExtras(fields=fields)
+    new = export_plain(student, arch, folder, ctx, search, extras, input_shape=net.input_shape_for(arch))
+    new.test_accuracy_gain = new.test_accuracy - card.test_accuracy
+    write_card(new, folder)
     say(
-        f"fine-tuned {card['id']} for {epochs} epochs: test {card['test_accuracy']:.2f}% -> "
-        f"{new['test_accuracy']:.2f}% ({new['test_accuracy_gain']:+.2f}); exported to {folder}",
+        f"fine-tuned {card.id} for {epochs} epochs: test {card.test_accuracy:.2f}% -> "
+        f"{new.test_accuracy:.2f}% ({new.test_accuracy_gain:+.2f}); exported to {folder}",
         quiet,
     )
     return new
 
 
 def _tune(
-    net: Any, arch: Any, teacher: Any, data: Any, epochs: int, cfg: RunConfig, quiet: bool, qat_x: Any
-) -> tuple[Any, list[dict[str, Any]]]:
+    net: Searchable,
+    arch: Arch,
+    teacher: nn.Module,
+    data: Dataset,
+    epochs: int,
+    cfg: RunConfig,
+    quiet: bool,
+    qat_x: torch.Tensor | None,
+) -> tuple[nn.Module, list[dict[str, object]]]:
     """Fine-tune the sub-network ``arch`` (distillation, at its own input
     resolution); with ``qat_x`` (a few training images) quantization-aware,
     its INT8 groups fake-quantized, and the result deployed afresh. Returns
     the model and the fine-tuning's history."""
-    from lightnas.quantization.qat import QatModel
-    from lightnas.supernets.base import AtResolution, resize_input
-    from lightnas.train.plain import finetune
-
     student, shape = net.extract(arch), net.input_shape_for(arch)
     run = {"seed": cfg.seed, "progress": not quiet, "device": cfg.device}
     if qat_x is None:

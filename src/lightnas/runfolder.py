@@ -26,6 +26,10 @@ from lightnas.config import RunConfig
 from lightnas.errors import LightnasError
 from lightnas.io import write_json
 from lightnas.lock import LOCK_FILE
+from lightnas.objectives import RUN_OBJECTIVES, TABLE_LATENCY, parse_constraint
+from lightnas.quantization.policy import PRECISIONS, PREFIX
+from lightnas.search import create_strategy
+from lightnas.supernets import SUPERNETS, create_supernet
 
 RUN_FILES = (
     "config.json",
@@ -73,7 +77,6 @@ def merge(stored: RunConfig, explicit: dict[str, Any], what: str) -> RunConfig:
 def with_supernet_defaults(explicit: dict[str, Any]) -> dict[str, Any]:
     """``explicit`` plus the chosen super-network's ``train_defaults`` for the
     training fields it does not set."""
-    from lightnas.supernets import SUPERNETS
 
     cls = SUPERNETS.get(explicit.get("supernet.name", RunConfig().supernet.name))
     return {**{f"train.{k}": v for k, v in cls.train_defaults.items()}, **explicit}
@@ -168,10 +171,9 @@ def preflight(cfg: RunConfig, data: Any, out: Path | None = None) -> dict[str, d
     table that cannot serve ``--latency lut``, and another device's table
     (``--target-table``) of another super-network, batch or precision.
     Returns the cheap metrics of the smallest and the largest."""
+    # torch loads here, when the work runs: the command line starts and checks its input without it (2 s)
     from lightnas.hardware.cost import count_cost
     from lightnas.hardware.latency import measure_latency
-    from lightnas.objectives import TABLE_LATENCY, parse_constraint
-    from lightnas.supernets import create_supernet
     from lightnas.train.common import setup_torch
     from lightnas.train.device import resolve_device
 
@@ -223,7 +225,7 @@ def preflight(cfg: RunConfig, data: Any, out: Path | None = None) -> dict[str, d
 def _precision_variants(net: Any, arch: Any) -> list[Any]:
     """``arch`` in every uniform precision when ``net`` searches precision
     (neither float32 nor INT8 is the cheaper in every metric), else ``arch``."""
-    from lightnas.quantization.policy import PRECISIONS, PREFIX
+    # torch loads here, when the work runs: the command line starts and checks its input without it (2 s)
     from lightnas.quantization.wrapper import PrecisionSupernet
 
     if not isinstance(net, PrecisionSupernet):
@@ -233,8 +235,6 @@ def _precision_variants(net: Any, arch: Any) -> list[Any]:
 
 def _check_search(cfg: RunConfig, space: Any) -> None:
     """Build the strategy once with the run's options (a one-line error names a bad one)."""
-    from lightnas.objectives import RUN_OBJECTIVES, parse_constraint
-    from lightnas.search import create_strategy
 
     constraints = [parse_constraint(c) for c in cfg.search.constraints]
     create_strategy(cfg.search.strategy, space, list(RUN_OBJECTIVES), constraints, seed=cfg.seed, **cfg.search.options)

@@ -25,6 +25,7 @@ from lightnas.config import RunConfig
 from lightnas.errors import LightnasError
 from lightnas.objectives import TABLE_LATENCY, Objective, feasible, objective_matrix, parse_constraint
 from lightnas.search.pareto import nondominated_mask, spread_indices
+from lightnas.store import OK, Store
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,6 @@ class Pick:
 
 def read_front(out: Path, cfg: RunConfig, objectives: list[Objective]) -> tuple[list[Any], list[Any]]:
     """(feasible Pareto front sorted by latency, every evaluated record) from the store."""
-    from lightnas.store import OK, Store
 
     if not (out / "lightnas.db").exists():
         raise LightnasError(f"{out} has no lightnas.db (run 'lightnas search {out}' first)")

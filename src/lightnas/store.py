@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lightnas.errors import LightnasError
+from lightnas.space import Value
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -42,7 +44,7 @@ class Record:
 
     index: int
     arch_key: str
-    arch: dict[str, Any]
+    arch: dict[str, Value]
     metrics: dict[str, float]
     status: str
     seconds: float
@@ -129,7 +131,6 @@ class Store:
 
     def _unwritable(self, exc: sqlite3.OperationalError) -> LightnasError:
         """A failed write in one sentence: a full disk says where and how much is free."""
-        import shutil
 
         if "full" in str(exc):
             free = shutil.disk_usage(self.path.parent).free

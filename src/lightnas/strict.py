@@ -7,7 +7,7 @@ a missing key, or a value that is not of its field's annotated type, is a
 :class:`LightnasError` of one line that names ``where``. Annotations it knows:
 ``bool``, ``int`` (not a bool), ``float`` (any finite number, stored as float),
 ``str``, ``X | None``, ``tuple[X, ...]``, ``tuple[X, Y]``, ``list[X]``,
-``dict[str, X]``, nested dataclasses and ``Any`` (taken as it is).
+``dict[str, X]``, nested dataclasses (a mapping, or an instance) and ``Any`` (taken as it is).
 :func:`plain` is the way back: a JSON-able value (tuples become lists).
 """
 
@@ -55,7 +55,7 @@ def convert(tp: Any, v: object, where: str) -> Any:
     if tp is Any or tp is object:
         return v
     if dataclasses.is_dataclass(tp):
-        return build(tp, v, where)  # type: ignore[arg-type]
+        return v if isinstance(v, tp) else build(tp, v, where)  # type: ignore[arg-type]
     if origin in (typing.Union, types.UnionType):
         if v is None and type(None) in args:
             return None

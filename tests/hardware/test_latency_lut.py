@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from lightnas.errors import LightnasError
-from lightnas.hardware import count_cost, measure_latency
-from lightnas.hardware.latency import LATENCY_BACKENDS, Timing
+from lightnas.hardware.cost import count_cost
+from lightnas.hardware.latency import LATENCY_BACKENDS, Timing, measure_latency
 from lightnas.hardware.lut import LatencyTable, check_table
 from lightnas.supernets import create_supernet
 from lightnas.supernets.mobilenet import StageSpec

@@ -5,7 +5,7 @@ import pytest
 from lightnas.errors import LightnasError
 from lightnas.evaluate import FunctionEvaluator
 from lightnas.objectives import Constraint, Objective
-from lightnas.search import Runner, create_strategy, list_strategies
+from lightnas.search import Runner, SearchPlan, create_strategy, list_strategies
 from lightnas.space import Choice, SearchSpace
 from lightnas.store import Store
 from lightnas.testing import StrategyTests
@@ -28,18 +28,16 @@ for _name in STRATEGIES:
 def test_small_space_is_exhausted_without_error():
     space = SearchSpace((Choice("x", (1, 2, 3)),))
     strat = create_strategy("random", space, [Objective("y")])
-    runner = Runner(
-        space, FunctionEvaluator(lambda a: {"y": float(a["x"])}), strat, Store(":memory:"), "s", 10, progress=False
-    )
+    ev = FunctionEvaluator(lambda a: {"y": float(a["x"])})
+    runner = Runner(strat, ev, Store(":memory:"), "s", SearchPlan(10), progress=False)
     assert len(runner.run()) == 3
 
 
 def test_impossible_constraints_stop_with_an_error():
     c = [Constraint("lat", "<=", 0.5)]
     strat = create_strategy("random", SPACE, OBJ, c)
-    runner = Runner(
-        SPACE, FunctionEvaluator(metrics, cheap), strat, Store(":memory:"), "s", 5, c, max_skips=20, progress=False
-    )
+    ev = FunctionEvaluator(metrics, cheap)
+    runner = Runner(strat, ev, Store(":memory:"), "s", SearchPlan(5, max_skips=20), progress=False)
     with pytest.raises(LightnasError, match="impossible"):
         runner.run()
 
@@ -82,7 +80,7 @@ def test_async_schedule_keeps_every_slot_busy():
     ev = Watching(slots=3)
     ev.busy = []
     strat = create_strategy("evolution", SPACE, OBJ, pop_size=6, sample_size=3)
-    trials = Runner(SPACE, ev, strat, Store(":memory:"), "s", 30, progress=False, schedule="async").run()
+    trials = Runner(strat, ev, Store(":memory:"), "s", SearchPlan(30, schedule="async"), progress=False).run()
     assert len(trials) == 30
     assert ev.busy.count(3) >= 25  # full but for the last two collections
 
@@ -90,7 +88,7 @@ def test_async_schedule_keeps_every_slot_busy():
 def test_unknown_schedule_is_an_error():
     strat = create_strategy("random", SPACE, OBJ)
     with pytest.raises(LightnasError, match="schedule"):
-        Runner(SPACE, FunctionEvaluator(metrics), strat, Store(":memory:"), "s", 5, schedule="eager")
+        Runner(strat, FunctionEvaluator(metrics), Store(":memory:"), "s", SearchPlan(5, schedule="eager"))
 
 
 def test_known_metrics_time_is_counted_apart(monkeypatch):
@@ -111,7 +109,7 @@ def test_known_metrics_time_is_counted_apart(monkeypatch):
     monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
     strat = create_strategy("lightnas", SPACE, OBJ)
     evaluator = FunctionEvaluator(metrics, known=timed_known)
-    runner = Runner(SPACE, evaluator, strat, Store(":memory:"), "s", 15, progress=False)
+    runner = Runner(strat, evaluator, Store(":memory:"), "s", SearchPlan(15), progress=False)
     runner.run()
     assert calls and runner.known_seconds == len(calls)
     assert runner.search_seconds == 0.0
@@ -135,7 +133,7 @@ def test_guided_search_learns_a_rare_feasible_region_from_rejections():
     for name in ("lightnas", "random"):
         strat = create_strategy(name, space, OBJ, c)
         ev = FunctionEvaluator(evaluate, lat)
-        runner = Runner(space, ev, strat, Store(":memory:"), "s", 12, c, max_skips=10**5, progress=False)
+        runner = Runner(strat, ev, Store(":memory:"), "s", SearchPlan(12, max_skips=10**5), progress=False)
         trials = runner.run()
         assert sum(t.status == "ok" and t.feasible for t in trials) == 12
         skips[name] = sum(t.status != "ok" for t in trials)

@@ -23,8 +23,10 @@ import numpy as np
 from lightnas.errors import LightnasError
 from lightnas.evaluate.base import Evaluator
 from lightnas.objectives import Constraint, Objective
+from lightnas.search import Runner, SearchPlan, create_strategy
 from lightnas.search.pareto import hypervolume, nondominated_mask
 from lightnas.space import Arch, Choice, SearchSpace
+from lightnas.store import Store
 
 OPS = ("none", "skip", "conv1", "conv3", "pool")
 _OP_NAMES = {
@@ -268,7 +270,6 @@ def run_search(
     seed: int,
     objectives: list[Objective] | None = None,
     constraints: list[Constraint] | None = None,
-    store_path: str = ":memory:",
     batch_size: int = 10,
     **options: object,
 ) -> tuple[list, float, float]:
@@ -277,8 +278,6 @@ def run_search(
     table, GRAF features and proxies, once per cell). ``device`` may name several devices (comma-separated): without
     explicit ``objectives`` the search then has accuracy and each device's
     latency as objectives and one front per device (:func:`target_objectives`)."""
-    from lightnas.search import Runner, create_strategy
-    from lightnas.store import Store
 
     fronts = None
     if objectives is None:
@@ -287,17 +286,8 @@ def run_search(
     strat = create_strategy(strategy, SPACE, objectives, constraints, seed=seed, **options)
     if fronts is not None:
         strat.search_fronts(fronts)
-    with Store(store_path) as store:
-        runner = Runner(
-            SPACE,
-            NB201Evaluator(device),
-            strat,
-            store,
-            f"nb201-{device}-{strategy}-{seed}",
-            budget,
-            constraints,
-            batch_size=batch_size,
-            progress=False,
-        )
+    with Store(":memory:") as store:
+        study = f"nb201-{device}-{strategy}-{seed}"
+        runner = Runner(strat, NB201Evaluator(device), store, study, SearchPlan(budget, batch_size), progress=False)
         trials = runner.run()
     return trials, runner.search_seconds, runner.known_seconds

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
 
 from lightnas.errors import LightnasError
 from lightnas.io import atomic_write
@@ -66,7 +69,6 @@ class Preprocess:
 
     def apply(self, im: Any) -> np.ndarray:
         """A Pillow image -> uint8 ``(C, size, size)``."""
-        from PIL import Image
 
         im = _to_mode(im, self.mode)
         w, h = im.size
@@ -81,8 +83,6 @@ class Preprocess:
 
 
 def _to_mode(im: Any, mode: str) -> Any:
-    from PIL import Image
-
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         wide = np.asarray(im, dtype=np.int64)
         im = Image.fromarray(np.clip(wide >> 8 if wide.max() > 255 else wide, 0, 255).astype(np.uint8))
@@ -102,7 +102,6 @@ def is_colour(mode: str) -> bool:
 # -- reading files ----------------------------------------------------------------------------
 def open_checked(f: Path) -> Any:
     """Open ``f`` with Pillow (headers only); one-line errors naming the file."""
-    from PIL import Image, UnidentifiedImageError
 
     try:
         with warnings.catch_warnings():
@@ -121,7 +120,6 @@ def open_checked(f: Path) -> Any:
 
 def decode(f: Path, pre: Preprocess) -> np.ndarray:
     """One file through the pipeline; a truncated or broken file is a one-line error naming it."""
-    from PIL import Image
 
     with open_checked(f) as im:
         try:
@@ -249,9 +247,6 @@ def cached_images(files: Sequence[Path], pre: Preprocess, progress: bool = False
 def _bar(total: int, on: bool) -> Any:
     if not on:
         return None
-    import sys
-
-    from tqdm.auto import tqdm
 
     return tqdm(total=total, desc="decode", unit="img", file=sys.stderr)
 
@@ -346,7 +341,6 @@ def channel_stats(x: Any, chunk_values: int = 1 << 25) -> tuple[list[float], lis
 
 def resize_array(x: np.ndarray, pre: Preprocess) -> np.ndarray:
     """uint8 ``(N, C, H, W)`` images in memory through ``pre`` (for arrays given at another size)."""
-    from PIL import Image
 
     out = np.empty((len(x), pre.channels, pre.size, pre.size), dtype=np.uint8)
     for i, img in enumerate(x):

@@ -167,47 +167,52 @@ def _digest(*arrays: np.ndarray) -> str:
     return h.hexdigest()[:16]
 
 
-def _finish(
-    name: str,
-    x: np.ndarray,
-    y: np.ndarray,
-    seed: int,
-    classes: list[str],
-    x_val: np.ndarray | None = None,
-    y_val: np.ndarray | None = None,
-    x_test: np.ndarray | None = None,
-    y_test: np.ndarray | None = None,
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.2,
-    hflip: bool = False,
-    info: dict[str, Any] | None = None,
-    augmentation: str = "shift",
-    preprocess: Preprocess | None = None,
-) -> Dataset:
+VAL_FRACTION = 0.1  # of the training data, where no validation split is given
+TEST_FRACTION = 0.2  # of the data, where no test split is given
+
+
+@dataclass
+class Source:
+    """What a loader read, before the missing splits are made: images and
+    labels (``x``/``y``), the splits the data came with (``x_val`` ...), and
+    the :class:`Dataset` fields that describe it."""
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+    classes: list[str]
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    hflip: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+    augmentation: str = "shift"
+    preprocess: Preprocess | None = None
+
+
+def _finish(src: Source, seed: int) -> Dataset:
     """Split what is missing (test, then validation) from the training data by seed."""
-    if len(x) != len(y):
-        raise LightnasError(f"{name}: {len(x)} images but {len(y)} labels")
+    if len(src.x) != len(src.y):
+        raise LightnasError(f"{src.name}: {len(src.x)} images but {len(src.y)} labels")
+    parts = {"train": (src.x, src.y), "val": (src.x_val, src.y_val), "test": (src.x_test, src.y_test)}
     splits: dict[str, Any] = {"seed": seed}
-    if x_test is None:
-        keep, held = stratified_split(y, test_fraction, seed)
-        x_test, y_test = take_rows(x, held), y[held]
-        x, y = take_rows(x, keep), y[keep]
-        splits["test"] = f"{test_fraction:.0%} of the given data, stratified"
-    else:
-        splits["test"] = "given"
-    if x_val is None:
-        keep, held = stratified_split(y, val_fraction, seed + 1)
-        x_val, y_val = take_rows(x, held), y[held]
-        x, y = take_rows(x, keep), y[keep]
-        splits["val"] = f"{val_fraction:.0%} of the training data, stratified"
-    else:
-        splits["val"] = "given"
-    assert y_val is not None and y_test is not None
+    for split, fraction, offset, of in (("test", TEST_FRACTION, 0, "given"), ("val", VAL_FRACTION, 1, "training")):
+        if parts[split][0] is not None:
+            splits[split] = "given"
+            continue
+        x, y = parts["train"]
+        keep, held = stratified_split(y, fraction, seed + offset)
+        parts[split], parts["train"] = (take_rows(x, held), y[held]), (take_rows(x, keep), y[keep])
+        splits[split] = f"{fraction:.0%} of the {of} data, stratified"
+    (x, y), (x_val, y_val), (x_test, y_test) = parts["train"], parts["val"], parts["test"]
     splits["digest"] = _digest(y, y_val, y_test, x[:64])
-    info = {**(info or {}), "splits": splits}
-    if preprocess is not None:
-        info["image_size"] = preprocess.size
-    data = Dataset(name, x, y, x_val, y_val, x_test, y_test, classes, hflip, info, augmentation, preprocess)
+    info = {**src.info, "splits": splits}
+    if src.preprocess is not None:
+        info["image_size"] = src.preprocess.size
+    data = Dataset(
+        src.name, x, y, x_val, y_val, x_test, y_test, src.classes, src.hflip, info, src.augmentation, src.preprocess
+    )
     _check(data)
     return data
 
@@ -235,34 +240,32 @@ def load_fashion_embedded(seed: int) -> Dataset:
     path = resources.files("lightnas.data") / "files" / "fashion_mnist_subset.npz"
     with path.open("rb") as fh, np.load(fh) as z:
         x, y, xt, yt = z["x_train"], z["y_train"], z["x_test"], z["y_test"]
-    return _finish(
+    src = Source(
         "fashion-mnist",
         x[:, None],
         y.astype(np.int64),
-        seed,
         list(FASHION_CLASSES),
         x_test=xt[:, None],
         y_test=yt.astype(np.int64),
         hflip=True,
         info={"source": "embedded Fashion-MNIST subset (15,000 train, official 10,000 test), MIT"},
     )
+    return _finish(src, seed)
 
 
 @DATASETS.register("digits")
 def load_digits(seed: int) -> Dataset:
     """scikit-learn's digits: 1,797 8x8 images of 10 classes."""
+    # scikit-learn takes 1.4 s to import: only this data set needs it
     from sklearn.datasets import load_digits as sk_digits
 
     d = sk_digits()
     x = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
-    return _finish(
-        "digits",
-        x,
-        d.target.astype(np.int64),
-        seed,
-        [str(c) for c in range(10)],
-        info={"source": "scikit-learn digits (1,797 8x8 images)"},
+    classes = [str(c) for c in range(10)]
+    src = Source(
+        "digits", x, d.target.astype(np.int64), classes, info={"source": "scikit-learn digits (1,797 8x8 images)"}
     )
+    return _finish(src, seed)
 
 
 def load_npz(path: Path, seed: int) -> Dataset:
@@ -288,7 +291,8 @@ def load_npz(path: Path, seed: int) -> Dataset:
             extra[f"y_{split}"] = as_labels(ys, f"{path}:y_{split}")
     all_y = np.concatenate([y, *[v for k, v in extra.items() if k.startswith("y_")]])
     n_classes = int(all_y.max()) + 1 if all_y.size else 0
-    return _finish(path.stem, x, y, seed, [str(c) for c in range(n_classes)], **extra, info={"source": str(path)})
+    classes = [str(c) for c in range(n_classes)]
+    return _finish(Source(path.stem, x, y, classes, **extra, info={"source": str(path)}), seed)
 
 
 def load_image_folder(path: Path, seed: int, image_size: int = 0, progress: bool = False) -> Dataset:
@@ -318,11 +322,10 @@ def load_image_folder(path: Path, seed: int, image_size: int = 0, progress: bool
         if split in arrays
         for k, v in (("x", arrays[split]), ("y", folder.labels[split]))
     }
-    return _finish(
+    src = Source(
         path.name,
         arrays[main],
         folder.labels[main],
-        seed,
         folder.classes,
         **extra,
         hflip=True,
@@ -330,6 +333,7 @@ def load_image_folder(path: Path, seed: int, image_size: int = 0, progress: bool
         augmentation="photo",
         preprocess=pre,
     )
+    return _finish(src, seed)
 
 
 def load_idx_folder(path: Path, seed: int) -> Dataset:
@@ -337,17 +341,17 @@ def load_idx_folder(path: Path, seed: int) -> Dataset:
     xt, yt = read_idx_pair(path, "t10k")
     n = int(max(y.max(), yt.max())) + 1
     classes = list(FASHION_CLASSES) if n == 10 and "fashion" in str(path).lower() else [str(c) for c in range(n)]
-    return _finish(
+    src = Source(
         path.name,
         x[:, None],
         y,
-        seed,
         classes,
         x_test=xt[:, None],
         y_test=yt,
         hflip="fashion" in str(path).lower(),
         info={"source": f"IDX files in {path}"},
     )
+    return _finish(src, seed)
 
 
 def load_dataset(spec: str, seed: int = 0, image_size: int = 0, progress: bool = False) -> Dataset:

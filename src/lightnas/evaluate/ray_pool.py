@@ -31,9 +31,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lightnas.config import RunConfig
+from lightnas.context import run_evaluator, trained
 from lightnas.errors import LightnasError
 from lightnas.evaluate.base import Evaluator
-from lightnas.space import Arch
+from lightnas.evaluate.supernet import SupernetEvaluator
+from lightnas.space import Arch, Value
+from lightnas.train.common import setup_torch
 
 MAX_ATTEMPTS = 3
 POLL_S = 10.0  # how often a wait checks that the cluster's nodes are alive (a lost node is seen within this)
@@ -44,6 +48,7 @@ MIN_WAIT_S = 60.0
 
 def _ray() -> Any:
     try:
+        # Ray is an optional extra
         import ray
     except ImportError:
         raise LightnasError("--executor ray needs Ray: pip install 'lightnas[ray]'") from None
@@ -53,28 +58,22 @@ def _ray() -> Any:
 class Worker:
     """What a Ray actor runs: the run's super-network and data, loaded once."""
 
-    def __init__(self, out: str, config: dict[str, Any], threads: int, latency: bool = False):
-        from lightnas.config import RunConfig
-        from lightnas.context import run_evaluator, trained
-        from lightnas.train.common import setup_torch
-
+    def __init__(self, out: str, config: dict[str, object], threads: int, latency: bool = False):
         cfg = RunConfig.from_dict(config)
         net, _, data = trained(Path(out), cfg)
         setup_torch(threads)
         if latency:  # the target's own measurements: the run's evaluator, lookup table included
             self.evaluator = run_evaluator(Path(out), cfg, net, data)
         else:
-            from lightnas.evaluate.supernet import SupernetEvaluator
-
             self.evaluator = SupernetEvaluator(net, data, device=cfg.device)
 
-    def evaluate(self, arch: dict[str, Any]) -> tuple[dict[str, float], float]:
+    def evaluate(self, arch: dict[str, Value]) -> tuple[dict[str, float], float]:
         """The accuracy of ``arch`` and the seconds it took."""
         t0 = time.perf_counter()
         metrics = self.evaluator.evaluate(self.evaluator.net.space.make(arch))
         return metrics, time.perf_counter() - t0
 
-    def cheap_metrics(self, arch: dict[str, Any]) -> dict[str, float]:
+    def cheap_metrics(self, arch: dict[str, Value]) -> dict[str, float]:
         return self.evaluator.cheap_metrics(self.evaluator.net.space.make(arch))
 
     def pid(self) -> int:
@@ -83,22 +82,18 @@ class Worker:
 
 class RayPool(Evaluator):
     """An :class:`Evaluator` whose ``evaluate_many`` runs on ``workers`` Ray
-    actors (one CPU and ``threads`` threads each); ``local`` supplies the
-    cheap and known metrics unless ``target_resource`` names the Ray custom
-    resource of the node whose latency is searched. Connects to the cluster
-    at ``address``, or starts a local one of ``workers`` CPUs (no dashboard)
-    that :meth:`close` stops."""
+    actors (one CPU and ``threads`` threads each; default ``cfg.search.workers``)
+    that load the run in ``out`` (configuration ``cfg``); ``local`` supplies the
+    cheap and known metrics unless ``cfg.search.target_resource`` names the Ray
+    custom resource of the node whose latency is searched. Connects to the
+    cluster at ``cfg.search.ray_address``, or starts a local one of
+    ``workers`` CPUs (no dashboard) that :meth:`close` stops."""
 
     def __init__(
-        self,
-        local: Evaluator,
-        out: Path,
-        config: dict[str, Any],
-        workers: int = 2,
-        address: str = "",
-        target_resource: str = "",
-        threads: int = 1,
-    ):
+        self, local: Evaluator, out: Path, cfg: RunConfig, workers: int | None = None, threads: int = 1
+    ) -> None:
+        workers = workers or cfg.search.workers
+        address, target_resource, config = cfg.search.ray_address, cfg.search.target_resource, cfg.to_dict()
         ray = self.ray = _ray()
         self.local, self.retries = local, 0
         self.started = not ray.is_initialized()
@@ -131,7 +126,7 @@ class RayPool(Evaluator):
         self.latency = None
         if target_resource:
             place = ray.remote(num_cpus=0, resources={target_resource: 1}, max_restarts=1)(Worker)
-            self.latency = place.remote(str(out), config, int(config["latency"]["threads"]), True)
+            self.latency = place.remote(str(out), config, cfg.latency.threads, True)
 
     def pids(self) -> list[int]:
         """The worker processes' ids (waits until every worker is ready)."""

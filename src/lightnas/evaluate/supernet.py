@@ -2,21 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from lightnas.config import TrainConfig
 from lightnas.data.sources import Dataset
 from lightnas.evaluate.base import Evaluator
 from lightnas.hardware.cost import count_cost, count_macs
 from lightnas.hardware.latency import measure_latency
+from lightnas.hardware.lut import LatencyTable
 from lightnas.hardware.onnx_graph import deployed_onnx, onnx_logits, onnx_session
 from lightnas.objectives import TABLE_LATENCY
+from lightnas.quantization.wrapper import Searchable
 from lightnas.space import Arch
 from lightnas.supernets.base import resize_input
+from lightnas.tasks import Task
 from lightnas.train.common import CALIB_IMAGES, evaluate_metric, split_tensors, task_for
 from lightnas.train.device import resolve_device
+
+
+@dataclass(frozen=True)
+class LatencySource:
+    """How an evaluator knows a sub-network's latency (ms): measured with
+    :func:`~lightnas.hardware.latency.measure_latency` in ``backend`` with
+    ``threads`` threads at ``batch`` images on ``target``, or predicted by the
+    bound lookup table ``lut``; ``tables``: other devices' bound tables (name -> table)."""
+
+    backend: str = "onnxruntime"
+    threads: int = 1
+    batch: int = 1
+    target: str = "cpu"
+    lut: LatencyTable | None = None
+    tables: dict[str, LatencyTable] = field(default_factory=dict)
 
 
 class SupernetEvaluator(Evaluator):
@@ -24,11 +43,9 @@ class SupernetEvaluator(Evaluator):
 
     ``cheap_metrics`` (checked against constraints before accuracy is paid
     for): ``params``, ``macs``, ``bytes``, ``peak_act_bytes`` of the extracted
-    plain sub-network and its latency in ms (``latency_ms``, measured with
-    :func:`measure_latency` in ``backend`` at ``batch`` images, or predicted by
-    a lookup table when ``lut`` is given) on ``target``, and the latency each
-    of ``tables`` (name -> bound table of another device) predicts, as
-    ``latency_ms@NAME`` (also among the known metrics). ``evaluate`` adds the
+    plain sub-network and its latency in ms (``latency_ms``, as ``latency``
+    says: :class:`LatencySource`), and the latency each of its ``tables``
+    predicts, as ``latency_ms@NAME`` (also among the known metrics). ``evaluate`` adds the
     task's metric (``accuracy``: validation top-1, percent) after
     ``net.calibrate`` on ``calib_size`` training images, computed on ``device``
     (the super-network and the splits are moved there once).
@@ -42,30 +59,21 @@ class SupernetEvaluator(Evaluator):
 
     def __init__(
         self,
-        net: Any,
+        net: Searchable,
         data: Dataset,
-        calib_size: int = CALIB_IMAGES,
-        backend: str = "onnxruntime",
-        threads: int = 1,
-        lut: Any = None,
-        task: Any = None,
+        latency: LatencySource = LatencySource(),
         device: str = "cpu",
-        target: str = "cpu",
-        batch: int = 1,
-        tables: dict[str, Any] | None = None,
+        task: Task | None = None,
+        calib_size: int = CALIB_IMAGES,
     ):
-        from lightnas.config import TrainConfig
-
         dev = resolve_device(device)
         self.net = net.eval().to(dev, memory_format=torch.channels_last)
         self.data = data
         self.task = task or task_for(data, TrainConfig())
-        self.backend = backend
-        self.threads = threads
-        self.target = target
-        self.batch = batch
-        self.lut = lut
-        self.tables = dict(tables or {})
+        self.latency = latency
+        self.threads = latency.threads  # ONNX Runtime's, for INT8 validation too
+        self.lut = latency.lut
+        self.tables = dict(latency.tables)
         self.x_calib = split_tensors(data, "train", dev, calib_size)[0].contiguous(memory_format=torch.channels_last)
         x_val, self.y_val = split_tensors(data, "val", dev)
         self.x_val = x_val.contiguous(memory_format=torch.channels_last)
@@ -85,7 +93,8 @@ class SupernetEvaluator(Evaluator):
             if self.lut is not None:
                 metrics["latency_ms"] = float(self.lut.predict(arch))
             else:
-                lat = measure_latency(plain, shape, self.backend, self.threads, self.batch, device=self.target)
+                src = self.latency
+                lat = measure_latency(plain, shape, src.backend, src.threads, src.batch, device=src.target)
                 metrics["latency_ms"] = lat["latency_ms"]
                 metrics["latency_iqr_ms"] = lat["latency_iqr_ms"]
             metrics.update(self._table_latencies(arch))

@@ -1,6 +1,3 @@
-"""Cost on the target: parameters, MACs, bytes, memory, measured latency."""
-
-from lightnas.hardware.cost import count_cost
-from lightnas.hardware.latency import measure_latency
-
-__all__ = ["count_cost", "measure_latency"]
+"""Cost on the target: parameters, MACs, bytes, memory (:mod:`.cost`), measured
+latency (:mod:`.latency`), lookup tables (:mod:`.lut`). The package itself
+imports nothing, so that the command line builds its parser without torch."""

@@ -13,6 +13,7 @@ Prediction is a handful of dictionary look-ups (microseconds).
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import time
@@ -24,14 +25,14 @@ from typing import Any
 import numpy as np
 
 from lightnas.errors import LightnasError
+from lightnas.io import write_json
 from lightnas.space import Arch
 
 LUT_FORMAT = "lightnas-lut-1"
 
 
 def machine_info() -> dict[str, Any]:
-    import os
-
+    # torch, ONNX Runtime, SciPy: a table is read and priced without them
     import torch
 
     info = {
@@ -94,6 +95,7 @@ class LatencyTable:
         ``calib_samples`` whole sub-networks (plus the smallest and largest).
         ``window_s``: the least time (seconds) the interleaved measurement
         spans (see :func:`~lightnas.hardware.latency.interleaved_timings`)."""
+        # torch, ONNX Runtime, SciPy: a table is read and priced without them
         from lightnas.hardware.latency import measure_many
 
         t0 = time.perf_counter()
@@ -172,8 +174,6 @@ class LatencyTable:
         }
 
     def save(self, path: Path) -> None:
-        from lightnas.io import write_json
-
         write_json(self.to_dict(), Path(path))
 
     @classmethod
@@ -218,6 +218,7 @@ def measure_whole(
     net: Any, archs: list[Arch], backend: str, threads: int, seed: int = 0, window_s: float = 30.0, batch: int = 1
 ) -> list[float]:
     """Latency (ms) of whole sub-networks, measured as robustly as the parts."""
+    # torch, ONNX Runtime, SciPy: a table is read and priced without them
     from lightnas.hardware.latency import measure_many
 
     items = [(net.extract(a), net.input_shape_for(a)) for a in archs]
@@ -234,6 +235,7 @@ def check_table(
     with each other (``remeasure_*``) is reported beside the table's: it is
     the best any predictor can score against this machine's measurements.
     """
+    # torch, ONNX Runtime, SciPy: a table is read and priced without them
     from scipy.stats import spearmanr
 
     rng = np.random.default_rng(seed)

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from lightnas.errors import LightnasError
+from lightnas.hardware.lut import LatencyTable, check_table
+from lightnas.supernets import create_supernet, supernet_from_config
 
 
 def _shape(text: str) -> tuple[int, int, int]:
@@ -43,8 +45,7 @@ def add_lut_parser(sub: Any) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from lightnas.hardware.lut import LatencyTable
-    from lightnas.supernets import create_supernet
+    # torch loads here, when the work runs: the command line starts and checks its input without it (2 s)
     from lightnas.train.common import setup_torch
 
     out = Path(args.out)
@@ -69,8 +70,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from lightnas.hardware.lut import LatencyTable, check_table
-    from lightnas.supernets import supernet_from_config
+    # torch loads here, when the work runs: the command line starts and checks its input without it (2 s)
     from lightnas.train.common import setup_torch
 
     table = LatencyTable.load(Path(args.lut))

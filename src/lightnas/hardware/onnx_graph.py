@@ -9,9 +9,11 @@ the CPU or ONNX Runtime's CUDA provider.
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 import torch
 from torch import nn
 
@@ -21,7 +23,6 @@ from lightnas.errors import LightnasError
 def onnx_session(onnx_bytes: bytes, threads: int, device: str = "cpu") -> Any:
     """An ONNX Runtime session with ``threads`` intra-op threads, on the CPU
     or (``device`` ``cuda[:N]``) on ONNX Runtime's CUDA execution provider."""
-    import onnxruntime as ort
 
     providers: list[Any] = ["CPUExecutionProvider"]
     if device != "cpu":
@@ -47,7 +48,6 @@ def onnx_logits(sess: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
 
 def to_onnx_bytes(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
     """Export ``model`` (eval mode) at batch 1 with a dynamic batch axis."""
-    import io
 
     buf = io.BytesIO()
     model.eval()

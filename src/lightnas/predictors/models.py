@@ -53,6 +53,7 @@ class RidgePredictor(_Standardised):
     """Bayesian ridge regression: linear in the features, with posterior std."""
 
     def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        # scikit-learn and SciPy take 1.4 s to import: paid by the predictor that is fitted
         from sklearn.linear_model import BayesianRidge
 
         self.model = BayesianRidge().fit(X, y)
@@ -72,6 +73,7 @@ class GPPredictor(_Standardised):
         self.seed = seed
 
     def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        # scikit-learn and SciPy take 1.4 s to import: paid by the predictor that is fitted
         from sklearn.gaussian_process import GaussianProcessRegressor
         from sklearn.gaussian_process.kernels import RBF, ConstantKernel, DotProduct, WhiteKernel
 
@@ -111,6 +113,7 @@ class TreesPredictor(_Standardised):
         self.top_weight = top_weight
 
     def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        # scikit-learn and SciPy take 1.4 s to import: paid by the predictor that is fitted
         from sklearn.ensemble import ExtraTreesRegressor
 
         self.model = ExtraTreesRegressor(
@@ -134,6 +137,7 @@ class MLPPredictor(_Standardised):
         self.seed = seed
 
     def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        # scikit-learn and SciPy take 1.4 s to import: paid by the predictor that is fitted
         from sklearn.neural_network import MLPRegressor
 
         with warnings.catch_warnings():
@@ -155,6 +159,7 @@ class SVRPredictor(_Standardised):
     """RBF support vector regression (LINAS's accuracy predictor); no std."""
 
     def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        # scikit-learn and SciPy take 1.4 s to import: paid by the predictor that is fitted
         from sklearn.svm import SVR
 
         self.model = SVR(kernel="rbf", C=10.0, epsilon=0.05).fit(X, y)
@@ -173,6 +178,7 @@ class PairwisePredictor(Predictor):
     regression on the training points; std is zero."""
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> Predictor:
+        # scikit-learn and SciPy take 1.4 s to import: paid by the predictor that is fitted
         from sklearn.isotonic import IsotonicRegression
         from sklearn.linear_model import LogisticRegression
 
@@ -238,6 +244,7 @@ class WarpedPredictor(Predictor):
         self.identity = identity  # standardise only
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> Predictor:
+        # scikit-learn and SciPy take 1.4 s to import: paid by the predictor that is fitted
         from scipy.stats import yeojohnson
 
         y = np.asarray(y, dtype=float)
@@ -252,6 +259,7 @@ class WarpedPredictor(Predictor):
 
     def warp(self, y: np.ndarray) -> np.ndarray:
         """Targets in warped units (monotone increasing)."""
+        # scikit-learn and SciPy take 1.4 s to import: paid by the predictor that is fitted
         from scipy.stats import yeojohnson
 
         return yeojohnson((np.asarray(y, dtype=float) - self._mu) / self._sd, self._lmbda)

@@ -25,7 +25,7 @@ from lightnas.hardware.onnx_graph import to_onnx_bytes
 from lightnas.quantization.onnx_int8 import Int8Graph, in_modules, int8_settings
 from lightnas.quantization.policy import PRECISIONS, precision_space, split_policy
 from lightnas.space import Arch
-from lightnas.supernets.base import PrecisionGroup, resize_input, trained_like
+from lightnas.supernets.base import PrecisionGroup, Supernet, resize_input, trained_like
 
 PART_CALIB_IMAGES = 16  # random inputs calibrating a latency part (its timing does not depend on them)
 CACHED_GRAPHS = 16
@@ -68,7 +68,11 @@ class PrecisionSupernet:
     """
 
     def __init__(
-        self, net: Any, calib: torch.Tensor | None = None, bn_calib: torch.Tensor | None = None, method: str = "minmax"
+        self,
+        net: Supernet,
+        calib: torch.Tensor | None = None,
+        bn_calib: torch.Tensor | None = None,
+        method: str = "minmax",
     ):
         if calib is not None and len(calib) < 1:
             raise LightnasError("INT8 calibration needs at least one training image")
@@ -194,3 +198,6 @@ class PrecisionSupernet:
         groups = list(self.net.precision_groups())
         n = 0 if self.calib is None else len(self.calib)
         return {"precisions": list(PRECISIONS), "groups": groups, **int8_settings(n, self.method)}
+
+
+Searchable = Supernet | PrecisionSupernet  # what the search evaluates and export extracts from

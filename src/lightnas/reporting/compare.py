@@ -4,8 +4,8 @@ is best at each latency budget."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -38,7 +38,7 @@ def check_comparable(views: Sequence[RunView]) -> None:
 
 def front_of(view: RunView) -> np.ndarray:
     """The run's feasible front as rows (latency ms, accuracy), fastest first."""
-    pts = sorted((e["metrics"][LAT], e["metrics"][ACC]) for e in view.evaluations if e["pareto"])
+    pts = sorted((e.metrics[LAT], e.metrics[ACC]) for e in view.evaluations if e.pareto)
     return np.array(pts, dtype=float).reshape(-1, 2)
 
 
@@ -48,25 +48,36 @@ def best_within(front: np.ndarray, budget: float) -> float | None:
     return float(ok[:, 1].max()) if len(ok) else None
 
 
-def budget_table(views: Sequence[RunView]) -> list[dict[str, Any]]:
+@dataclass
+class BudgetRow:
+    """A latency range (ms; ``to_ms`` None: upward) and the run most accurate
+    within it (``leader``, or "tie"); ``best``: each run's accuracy (%) at
+    ``from_ms``, None where it has nothing that fast."""
+
+    from_ms: float
+    to_ms: float | None
+    leader: str
+    best: dict[str, float | None]
+
+
+def budget_table(views: Sequence[RunView]) -> list[BudgetRow]:
     """Which run is most accurate at each latency budget: the budgets are the
     latencies of every run's front, consecutive budgets with the same leader
-    merged into one range. Rows: ``from_ms``, ``to_ms`` (None: upward),
-    ``leader`` (run name, or "tie"), ``best`` (run name -> accuracy at ``from_ms``)."""
+    merged into one range."""
     fronts = [front_of(v) for v in views]
     budgets = sorted({float(x) for f in fronts for x in f[:, 0]})
-    rows: list[dict[str, Any]] = []
+    rows: list[BudgetRow] = []
     for b in budgets:
         best = {v.name: best_within(f, b) for v, f in zip(views, fronts, strict=True)}
         known = {k: a for k, a in best.items() if a is not None}
         top = max(known.values())
         leaders = [k for k, a in known.items() if a == top]
         leader = leaders[0] if len(leaders) == 1 else "tie"
-        if rows and rows[-1]["leader"] == leader:
+        if rows and rows[-1].leader == leader:
             continue
         if rows:
-            rows[-1]["to_ms"] = b
-        rows.append({"from_ms": b, "to_ms": None, "leader": leader, "best": best})
+            rows[-1].to_ms = b
+        rows.append(BudgetRow(b, None, leader, best))
     return rows
 
 
@@ -74,7 +85,7 @@ def shared_hypervolumes(views: Sequence[RunView]) -> dict[str, float]:
     """Each run's front hypervolume in one box: accuracy and latency scaled to
     [0, 1] over all runs' feasible evaluations, reference point (1.1, 1.1)."""
     objs = list(RUN_OBJECTIVES)
-    Fs = [objective_matrix([e["metrics"] for e in v.evaluations if e["feasible"]], objs) for v in views]
+    Fs = [objective_matrix([e.metrics for e in v.evaluations if e.feasible], objs) for v in views]
     allF = np.vstack([F for F in Fs if len(F)])
     lo, hi = allF.min(0), allF.max(0)
     scale = np.where(hi > lo, hi - lo, 1.0)
@@ -92,12 +103,12 @@ def _tables(views: Sequence[RunView]) -> str:
     head = "".join(f"<th>{esc(v.name)}</th>" for v in views)
     rows = []
     for r in budget_table(views):
-        to = "and above" if r["to_ms"] is None else f"to {r['to_ms']:.4g} ms"
+        to = "and above" if r.to_ms is None else f"to {r.to_ms:.4g} ms"
         acc = "".join(
             cell(f"{name}.accuracy", a, " %") if a is not None else "<td>none this fast</td>"
-            for name, a in r["best"].items()
+            for name, a in r.best.items()
         )
-        rows.append(f"<tr><td>{r['from_ms']:.4g} ms {esc(to)}</td><td><b>{esc(r['leader'])}</b></td>{acc}</tr>")
+        rows.append(f"<tr><td>{r.from_ms:.4g} ms {esc(to)}</td><td><b>{esc(r.leader)}</b></td>{acc}</tr>")
     return (
         "<table><tr><th>run</th><th>folder</th><th>super-network</th><th>evaluations</th><th>exported</th>"
         f"<th>hypervolume (shared box)</th></tr>{runs}</table>"

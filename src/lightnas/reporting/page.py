@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import plotly.graph_objects as go
 
@@ -70,7 +69,7 @@ def plotly_js() -> str:
     return BUNDLE.read_text(encoding="utf-8")
 
 
-def esc(v: Any) -> str:
+def esc(v: object) -> str:
     return html.escape(str(v))
 
 
@@ -81,14 +80,14 @@ def number(v: float | int, unit: str = "", digits: int = 4) -> str:
     return f"{v:.{digits}g}{unit}"
 
 
-def cell(key: str, value: Any, unit: str = "") -> str:
+def cell(key: str, value: float | int, unit: str = "") -> str:
     """A table cell of a number that tests can read back exactly (``data-value``)."""
     return f'<td class="num" data-key="{esc(key)}" data-value="{esc(repr(value))}">{esc(number(value, unit))}</td>'
 
 
-def flat(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+def flat(d: Mapping[str, object], prefix: str = "") -> list[tuple[str, object]]:
     """Nested dicts as (dotted key, value) rows."""
-    rows: list[tuple[str, Any]] = []
+    rows: list[tuple[str, object]] = []
     for k, v in d.items():
         if isinstance(v, dict) and v:
             rows += flat(v, f"{prefix}{k}.")
@@ -97,7 +96,7 @@ def flat(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     return rows
 
 
-def key_value_table(d: dict[str, Any]) -> str:
+def key_value_table(d: Mapping[str, object]) -> str:
     """A two-column table of a nested dict (numbers as readable cells)."""
     body = []
     for k, v in flat(d):

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from lightnas.report import precision
+from lightnas.artefacts import ModelCard
 from lightnas.reporting.figures import arch_figure, curves_figure, device_figure, front_figure, progress_figure
 from lightnas.reporting.page import cell, esc, figure_div, key_value_table, number, write_page
 from lightnas.reporting.run import RunView
@@ -13,22 +12,22 @@ from lightnas.reporting.run import RunView
 GENERATOR = "lightnas report"
 
 
-def _latency_rows(card: dict[str, Any]) -> list[str]:
-    lat = card["latency"]
-    where = f"{lat['backend']}, {lat['threads']} thread(s), batch {lat['batch']}, {lat['device']}"
+def _latency_rows(card: ModelCard) -> list[str]:
+    lat = card.latency
+    where = f"{lat.backend}, {lat.threads} thread(s), batch {lat.batch}, {lat.device}"
     rows = [
-        f"<tr><th>Latency ({esc(where)})</th>{cell('latency.latency_ms', lat['latency_ms'], ' ms')}"
-        f"<td>{esc(lat.get('how', ''))}</td></tr>",
-        f"<tr><th>Latency, median</th>{cell('latency.latency_median_ms', lat['latency_median_ms'], ' ms')}"
+        f"<tr><th>Latency ({esc(where)})</th>{cell('latency.latency_ms', lat.latency_ms, ' ms')}"
+        f"<td>{esc(lat.how)}</td></tr>",
+        f"<tr><th>Latency, median</th>{cell('latency.latency_median_ms', lat.latency_median_ms, ' ms')}"
         "<td>same runs</td></tr>",
-        f"<tr><th>Latency, interquartile range</th>{cell('latency.latency_iqr_ms', lat['latency_iqr_ms'], ' ms')}"
+        f"<tr><th>Latency, interquartile range</th>{cell('latency.latency_iqr_ms', lat.latency_iqr_ms, ' ms')}"
         "<td>same runs</td></tr>",
     ]
-    for backend, m in lat.get("by_backend", {}).items():
-        if backend != lat["backend"]:
+    for backend, m in lat.by_backend.items():
+        if backend != lat.backend:
             key = f"latency.by_backend.{backend}.latency_ms"
             rows.append(
-                f"<tr><th>Latency in {esc(backend)}</th>{cell(key, m['latency_ms'], ' ms')}"
+                f"<tr><th>Latency in {esc(backend)}</th>{cell(key, m.latency_ms, ' ms')}"
                 "<td>same measurement, for comparison</td></tr>"
             )
     return rows
@@ -45,43 +44,46 @@ FIELDS = (
 )
 
 
-def model_section(card: dict[str, Any], view: RunView) -> str:
+def _quantization_row(card: ModelCard) -> list[str]:
+    q = card.quantization
+    if q is None or q.test_accuracy_fp32 is None:
+        return []
+    return [
+        f"<tr><th>Precision</th><td colspan=2>{esc(card.precision)} ({esc(q.scheme)}, "
+        f"{esc(q.weight_bits)}-bit weights; "
+        f"{esc(q.calibration_images)} calibration images, {esc(q.calibration_method)}): test "
+        f"{esc(number(q.test_accuracy))} % in INT8 against {esc(number(q.test_accuracy_fp32))} % "
+        f"in float32, top-1 agreement {esc(number(100 * (q.top1_agreement_fp32 or 0.0)))} %</td></tr>"
+    ]
+
+
+def model_section(card: ModelCard, view: RunView) -> str:
     """A model's card in words, its architecture by part, links to its files."""
     rows = [
-        f"<tr><th>{esc(name)}</th>{cell(key, card[key], unit)}<td>{esc(note)}</td></tr>"
+        f"<tr><th>{esc(name)}</th>{cell(key, getattr(card, key), unit)}<td>{esc(note)}</td></tr>"
         for key, name, unit, note in FIELDS
-        if key in card
+        if getattr(card, key) is not None
     ]
     rows[2:2] = _latency_rows(card)
-    ver = card.get("verification", {})
-    if ver:
-        rows.append(
-            "<tr><th>ONNX checked against PyTorch</th>"
-            f"{cell('verification.onnx_max_abs_diff', ver['onnx_max_abs_diff'])}"
-            f"<td>largest logit difference over {esc(ver.get('onnx_checked_images', '?'))} images; predictions "
-            f"agree on {esc(number(100 * ver.get('onnx_torch_prediction_agreement', 0)))} %</td></tr>"
-        )
-    quant = card.get("quantization")
-    if quant and "test_accuracy_fp32" in quant:
-        rows.append(
-            f"<tr><th>Precision</th><td colspan=2>{esc(precision(card))} ({esc(quant['scheme'])}, "
-            f"{esc(quant.get('weight_bits', 8))}-bit weights; "
-            f"{esc(quant['calibration_images'])} calibration images, {esc(quant['calibration_method'])}): test "
-            f"{esc(number(quant['test_accuracy']))} % in INT8 against {esc(number(quant['test_accuracy_fp32']))} % "
-            f"in float32, top-1 agreement {esc(number(100 * quant['top1_agreement_fp32']))} %</td></tr>"
-        )
-    if card.get("targets"):
-        rows.append(f"<tr><th>Targets it serves</th><td colspan=2>{esc(', '.join(card['targets']))}</td></tr>")
-    rows.append(f"<tr><th>Exported</th><td colspan=2>{esc(card.get('exported', ''))}</td></tr>")
-    files = card.get("files", {})
+    ver = card.verification
+    rows.append(
+        "<tr><th>ONNX checked against PyTorch</th>"
+        f"{cell('verification.onnx_max_abs_diff', ver.onnx_max_abs_diff)}"
+        f"<td>largest logit difference over {esc(ver.onnx_checked_images)} images; predictions "
+        f"agree on {esc(number(100 * ver.onnx_torch_prediction_agreement))} %</td></tr>"
+    )
+    rows += _quantization_row(card)
+    if card.targets:
+        rows.append(f"<tr><th>Targets it serves</th><td colspan=2>{esc(', '.join(card.targets))}</td></tr>")
+    rows.append(f"<tr><th>Exported</th><td colspan=2>{esc(card.exported)}</td></tr>")
     links = [
-        f'<a href="models/{esc(card["id"])}/{esc(name)}">{esc(name)}</a> ({esc(kind)})'
-        for kind, name in [*files.items(), ("card", "card.json")]
+        f'<a href="models/{esc(card.id)}/{esc(name)}">{esc(name)}</a> ({esc(kind)})'
+        for kind, name in [*card.files.items(), ("card", "card.json")]
     ]
-    arch = " ".join(f"{k}={v}" for k, v in card["arch"].items())
-    drawing = figure_div(f"arch-{card['id']}") if card["id"] in view.parts else ""
+    arch = " ".join(f"{k}={v}" for k, v in card.arch.items())
+    drawing = figure_div(f"arch-{card.id}") if card.id in view.parts else ""
     return (
-        f'<div class="model" id="model-{esc(card["id"])}"><h3>{esc(card["id"])}</h3>'
+        f'<div class="model" id="model-{esc(card.id)}"><h3>{esc(card.id)}</h3>'
         f"<table>{''.join(rows)}</table><p>Files: {' · '.join(links)}</p>"
         f"<p>Architecture: <code>{esc(arch)}</code></p>{drawing}</div>"
     )
@@ -98,7 +100,8 @@ def intro(view: RunView) -> str:
         "exported models": len(view.cards),
     }
     rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts.items())
-    return f'<p class="headline">{esc(view.summary.get("headline", ""))}</p><table>{rows}</table>'
+    headline = view.summary.headline if view.summary else ""
+    return f'<p class="headline">{esc(headline)}</p><table>{rows}</table>'
 
 
 def write_report(view: RunView, path: Path) -> None:
@@ -122,12 +125,17 @@ def write_report(view: RunView, path: Path) -> None:
         figures["training"] = curves_figure(view.history)
         sections.append(("training-section", "Super-network training", figure_div("training", 340)))
     for card in view.cards:
-        if card["id"] in view.parts:
-            figures[f"arch-{card['id']}"] = arch_figure(view.parts[card["id"]])
+        if card.id in view.parts:
+            figures[f"arch-{card.id}"] = arch_figure(view.parts[card.id])
     models = "".join(model_section(c, view) for c in view.cards)
     sections += [
         ("models", f"Exported models ({len(view.cards)})", models),
-        ("summary", "Run summary", key_value_table({k: v for k, v in view.summary.items() if k != "headline"})),
+        ("summary", "Run summary", key_value_table(_summary_values(view))),
         ("configuration", "Configuration", key_value_table(view.cfg.to_dict())),
     ]
     write_page(path, f"lightnas report: {view.name}", intro(view), sections, figures, GENERATOR)
+
+
+def _summary_values(view: RunView) -> dict[str, object]:
+    values = view.summary.to_dict() if view.summary else {}
+    return {k: v for k, v in values.items() if k != "headline"}

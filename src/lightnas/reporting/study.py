@@ -12,16 +12,20 @@ Optuna's Pareto plots tell feasible from infeasible.
 
 from __future__ import annotations
 
+import sqlite3
 import warnings
 from pathlib import Path
 from typing import Any
 
 from lightnas.errors import LightnasError
 from lightnas.reporting.run import ACC, LAT, RunView
+from lightnas.space import SearchSpace
+from lightnas.store import read_only_connection
 
 
 def _optuna() -> Any:
     try:
+        # Optuna is an optional extra
         import optuna
     except ImportError:
         raise LightnasError("export-study needs optuna: pip install 'lightnas[optuna]'") from None
@@ -32,9 +36,6 @@ def _optuna() -> Any:
 def _check_sqlite_file(url: str) -> None:
     """An existing SQLite file must already be an Optuna storage (or empty):
     Optuna's tables are never added to another program's database."""
-    import sqlite3
-
-    from lightnas.store import read_only_connection
 
     path = Path(url.removeprefix("sqlite:///"))
     if not url.startswith("sqlite:///") or not path.is_file() or path.stat().st_size == 0:
@@ -61,11 +62,12 @@ def _storage(optuna: Any, url: str) -> Any:
         raise LightnasError(f"cannot open storage {url!r}: {str(exc).splitlines()[0]}") from None
 
 
-def export_study(view: RunView, space: Any, url: str, name: str | None = None) -> tuple[str, int]:
+def export_study(view: RunView, space: SearchSpace, url: str, name: str | None = None) -> tuple[str, int]:
     """Write ``view``'s evaluations to the Optuna storage ``url`` as a new
     study (default name: run folder and search study); returns (study name,
     trials written). An existing study of that name is a one-line error."""
     optuna = _optuna()
+    # Optuna is an optional extra
     from optuna.distributions import CategoricalDistribution
     from optuna.trial import TrialState, create_trial
 
@@ -76,10 +78,10 @@ def export_study(view: RunView, space: Any, url: str, name: str | None = None) -
     dists = {d.name: CategoricalDistribution(list(d.values)) for d in space.dims}
     trials = []
     for e in view.evaluations:
-        m = e["metrics"]
+        m = e.metrics
         attrs: dict[str, Any] = {k: v for k, v in m.items() if k not in (ACC, LAT)}
-        attrs.update(arch_key=e["key"], evaluation=e["index"], model=e["model"], pareto=e["pareto"])
-        params = {k: v for k, v in e["arch"].items() if k in dists}
+        attrs.update(arch_key=e.key, evaluation=e.index, model=e.model, pareto=e.pareto)
+        params = {k: v for k, v in e.arch.items() if k in dists}
         trials.append(
             create_trial(
                 state=TrialState.COMPLETE,

@@ -18,13 +18,17 @@ every registered strategy:
   architecture a constraint rejected before evaluation).
 - the strategy owns a ``numpy.random.Generator`` seeded from ``seed``: the
   same seed and the same told metrics give the same sequence of asks.
+- its settings are one frozen dataclass, the class's ``Options`` (default:
+  none), given as ``options``; :func:`create_strategy` builds it strictly from
+  the user's ``--search-option NAME=VALUE`` pairs (:mod:`lightnas.strict`).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -32,6 +36,7 @@ from lightnas.errors import LightnasError
 from lightnas.objectives import Constraint, Objective, feasible
 from lightnas.registry import Registry
 from lightnas.space import Arch, SearchSpace
+from lightnas.strict import build
 
 STRATEGIES: Registry[Any] = Registry(
     "strategy",
@@ -77,21 +82,25 @@ def create_strategy(
     objectives: Sequence[Objective],
     constraints: Sequence[Constraint] = (),
     seed: int = 0,
-    **options: Any,
+    **options: object,
 ) -> Strategy:
     """The front door: build a registered strategy by name; ``options`` are
-    its keyword arguments (a one-line error names an unknown one)."""
+    the fields of its ``Options`` (a one-line error names an unknown or
+    malformed one)."""
     cls = STRATEGIES.get(name)
-    try:
-        return cls(space, objectives, constraints, seed=seed, **options)
-    except TypeError as exc:
-        raise LightnasError(f"bad option for strategy {name!r}: {exc}") from None
+    return cls(space, objectives, constraints, seed, build(cls.Options, options, f"options of strategy {name!r}"))
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """The options of a strategy that has none."""
 
 
 class Strategy(ABC):
     """Base class: bookkeeping of told and pending architectures."""
 
     name: str = "base"
+    Options: ClassVar[type] = NoOptions
 
     def __init__(
         self,
@@ -99,9 +108,13 @@ class Strategy(ABC):
         objectives: Sequence[Objective],
         constraints: Sequence[Constraint] = (),
         seed: int = 0,
+        options: object | None = None,
     ):
         if not objectives:
             raise LightnasError("a search needs at least one objective")
+        if options is not None and not isinstance(options, self.Options):
+            raise LightnasError(f"strategy {self.name!r} takes {self.Options.__name__}, not {type(options).__name__}")
+        self.options = options if options is not None else self.Options()
         self.space = space
         self.objectives = tuple(objectives)
         self.constraints = tuple(constraints)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,9 +21,19 @@ from lightnas.search.pymoo_strategies import penalised
 from lightnas.space import Arch, SearchSpace
 
 
+@dataclass(frozen=True)
+class EvolutionOptions:
+    """``pop_size``: the living population; ``sample_size``: the tournament drawn from it per child."""
+
+    pop_size: int = 30
+    sample_size: int = 10
+
+
 @register_strategy("evolution")
 class RegularizedEvolution(Strategy):
     """Regularized (aging) evolution (Real et al. 2019), multi-objective by non-dominated rank."""
+
+    Options = EvolutionOptions
 
     def __init__(
         self,
@@ -30,13 +41,12 @@ class RegularizedEvolution(Strategy):
         objectives: Sequence[Objective],
         constraints: Sequence[Constraint] = (),
         seed: int = 0,
-        pop_size: int = 30,
-        sample_size: int = 10,
+        options: EvolutionOptions | None = None,
     ):
-        super().__init__(space, objectives, constraints, seed)
-        self.pop_size = pop_size
-        self.sample_size = sample_size
-        self.population: deque[tuple[Arch, np.ndarray, float]] = deque(maxlen=pop_size)
+        super().__init__(space, objectives, constraints, seed, options)
+        self.pop_size = self.options.pop_size
+        self.sample_size = self.options.sample_size
+        self.population: deque[tuple[Arch, np.ndarray, float]] = deque(maxlen=self.pop_size)
 
     def _ask(self, n: int) -> list[Arch]:
         missing = self.pop_size - len(self.population) - len(self._pending)

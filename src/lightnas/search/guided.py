@@ -1,40 +1,22 @@
 """lightnas's predictor-guided multi-objective strategy (the default).
 
-Algorithm (see ``docs/search.md``):
+The algorithm, with its measurements, is in ``docs/search.md``; in short:
 
-1. *Inputs*: every architecture is described by its encoding plus the
-   evaluator's ``known_metrics`` (metrics known without training: a latency
-   table, parameters, structural features such as GRAF path counts, zero-cost
-   proxies). Known metrics that are objectives or constrained are used
-   exactly; all of them are predictor inputs.
-2. *Start design*: the smallest and the largest architecture, then, when the
-   known metrics hold zero-cost proxies (``zc_*``), the architectures that
-   spread best along the front of (proxy score, known costs), picked like a
-   batch below ("no wasted random evaluations"); without proxies, a balanced
-   random design in which every value of every dimension appears about
-   equally often.
-3. *Each batch*: fit one predictor per predicted objective (and constrained
-   metric) on every evaluation so far (default: the average of Bayesian
-   ridge and top-weighted extremely randomised trees, std combining each
-   member's own with their disagreement, seeded by the strategy's seed).
-   Objectives are predicted in warped units (:class:`WarpedPredictor`: a
-   Yeo-Johnson power transformation fitted to the observed values, as HEBO
-   warps its outputs), and the acquisition below works in those units, the
-   observed front warped alike: accuracies pile up near the best with a long
-   tail of failures, which unwarped dominates every fit and predicted std.
-   Candidates: the whole space when it is small enough to enumerate, else
-   random samples and mutations of the current front; candidates predicted
-   infeasible (optimistically) are dropped.
-4. *Select by expected hypervolume improvement*: exact in 2-D when one
-   objective is predicted and the other known (or both known); otherwise the
-   improvement of an optimistic point (mean minus ``beta`` std). Objectives
-   are normalised by the observed ranges; candidates that add nothing are
-   ranked by their additive-epsilon distance to the front. The batch is
-   picked greedily, each pick's predicted mean joining the front before the
-   next ("Kriging believer"), which spreads a batch along the front. A share
-   ``mix`` of the picks is made instead by the hypervolume the pessimistic
-   prediction (mean + ``beta`` std), mapped back to the objectives' own
-   units, adds there: warped units undervalue the cheap end of the front.
+1. *Inputs*: the encoding plus the evaluator's ``known_metrics`` (latency
+   table, parameters, structural features, zero-cost proxies); known metrics
+   that are objectives or constrained are used exactly.
+2. *Start design*: smallest and largest, then the front of (proxy score,
+   known costs) when there are proxies (``zc_*``), else a balanced random design.
+3. *Each batch*: one predictor per predicted objective and constrained metric
+   (default: Bayesian ridge averaged with top-weighted extra trees), fitted in
+   Yeo-Johnson-warped units (:class:`WarpedPredictor`); candidates are the whole
+   space when it enumerates, else samples and mutations of the front, those
+   predicted infeasible (optimistically) dropped.
+4. *Selection*: greedy expected hypervolume improvement (exact in 2-D with
+   one predicted objective, else of the optimistic point, mean minus ``beta``
+   std), each pick joining the front at its predicted mean ("Kriging
+   believer"); a share ``mix`` of the picks is made by the pessimistic
+   prediction in the objectives' own units, where the cheap end of the front counts.
 
 ``zero-cost`` is the same selection with the proxy score in place of every
 prediction: training-free, a first front in seconds.
@@ -43,6 +25,7 @@ prediction: training-free, a first front in seconds.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -60,11 +43,37 @@ from lightnas.search.pareto import (
 from lightnas.space import Arch, SearchSpace
 
 
+@dataclass(frozen=True)
+class GuidedOptions:
+    """``n_init``: the start design's size (None: 2 per dimension, 10-20);
+    ``predictor``: the registered predictor of each objective; ``beta``: the
+    weight of the predicted std in the optimistic and pessimistic points;
+    ``pool_size``: candidates per ask where the space has more than
+    ``enumerate_limit`` architectures; ``use_known``: known metrics as
+    predictor inputs; ``warp``: objectives predicted in warped units;
+    ``mix``: the share of picks made in the objectives' own units, in [0, 1]."""
+
+    n_init: int | None = None
+    predictor: str = "ensemble"
+    beta: float = 0.5
+    pool_size: int = 4000
+    enumerate_limit: int = 100_000
+    use_known: bool = True
+    warp: bool = True
+    mix: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.mix <= 1:
+            raise LightnasError(f"mix must be in [0, 1], not {self.mix}")
+
+
 @register_strategy("lightnas")
 class GuidedSearch(Strategy):
     """Predictor-guided batches selected by expected hypervolume improvement."""
 
     zero_cost = False  # True: the proxy score stands in for every prediction
+
+    Options = GuidedOptions
 
     def __init__(
         self,
@@ -72,31 +81,19 @@ class GuidedSearch(Strategy):
         objectives: Sequence[Objective],
         constraints: Sequence[Constraint] = (),
         seed: int = 0,
-        n_init: int | None = None,
-        predictor: str = "ensemble",
-        beta: float = 0.5,
-        pool_size: int = 4000,
-        enumerate_limit: int = 100_000,
-        use_known: bool = True,
-        warp: bool = True,
-        mix: float = 0.2,
+        options: GuidedOptions | None = None,
     ):
-        super().__init__(space, objectives, constraints, seed)
-        if not 0 <= mix <= 1:
-            raise LightnasError(f"mix must be in [0, 1], not {mix}")
-        self.use_known = use_known
-        self.warp = warp
-        self.mix = mix
+        super().__init__(space, objectives, constraints, seed, options)
+        o: GuidedOptions = self.options
+        n_init, self.predictor, self.beta, self.pool_size = o.n_init, o.predictor, o.beta, o.pool_size
+        self.use_known, self.warp, self.mix = o.use_known, o.warp, o.mix
         self._n_picked = 0  # picks so far, across asks: the plain share holds for batches of one too
         self._warps: dict[str, WarpedPredictor] = {}  # per predicted objective, its last fit
         self._known_cache: dict[bytes, dict[str, float]] = {}
         # 2 points a dimension, at least 10 and at most 20: on the 22-dimension default
         # space, 2 x dims would spend 44 of the default 60 evaluations before any guidance
         self.n_init = n_init if n_init is not None else min(max(10, 2 * space.n_dims), 20)
-        self.predictor = predictor
-        self.beta = beta
-        self.pool_size = pool_size
-        self._all_codes = space.enumerate_codes(enumerate_limit)
+        self._all_codes = space.enumerate_codes(o.enumerate_limit)
         self._all_inputs: tuple[np.ndarray, dict[str, np.ndarray]] | None = None
         self._start: list[Arch] | None = None
 

@@ -11,6 +11,7 @@ evaluated are not validated again (the contract forbids it).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,9 +21,19 @@ from lightnas.search.base import Strategy, register_strategy
 from lightnas.space import Arch, SearchSpace
 
 
+@dataclass(frozen=True)
+class LinasOptions:
+    """``population`` and ``inner_generations`` of the NSGA-II run on the predictors per ask."""
+
+    population: int = 50
+    inner_generations: int = 100
+
+
 @register_strategy("linas")
 class LINAS(Strategy):
     """LINAS (DyNAS-T): predictors fitted on the evaluations guide an inner NSGA-II."""
+
+    Options = LinasOptions
 
     def __init__(
         self,
@@ -30,12 +41,11 @@ class LINAS(Strategy):
         objectives: Sequence[Objective],
         constraints: Sequence[Constraint] = (),
         seed: int = 0,
-        population: int = 50,
-        inner_generations: int = 100,
+        options: LinasOptions | None = None,
     ):
-        super().__init__(space, objectives, constraints, seed)
-        self.population = population
-        self.inner_generations = inner_generations
+        super().__init__(space, objectives, constraints, seed, options)
+        self.population = self.options.population
+        self.inner_generations = self.options.inner_generations
         self._queue: list[Arch] = []
 
     def _ask(self, n: int) -> list[Arch]:
@@ -51,6 +61,7 @@ class LINAS(Strategy):
         return out
 
     def _inner_search(self) -> list[Arch]:
+        # pymoo takes 0.6 s to import: paid by the strategies that use it
         from pymoo.algorithms.moo.nsga2 import NSGA2
         from pymoo.core.problem import Problem
         from pymoo.optimize import minimize

@@ -10,6 +10,7 @@ varied by SBX crossover and polynomial mutation with rounding repair.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,7 @@ def penalised(
 def integer_operators(eliminate_duplicates: bool) -> dict[str, Any]:
     """pymoo's recommended operators for integer vectors: random integer
     sampling, SBX crossover and polynomial mutation with rounding repair."""
+    # pymoo takes 0.6 s to import: paid by the strategies that use it
     from pymoo.operators.crossover.sbx import SBX
     from pymoo.operators.mutation.pm import PM
     from pymoo.operators.repair.rounding import RoundingRepair
@@ -49,8 +51,16 @@ def integer_operators(eliminate_duplicates: bool) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class PymooOptions:
+    """``pop_size``: the genetic algorithm's population."""
+
+    pop_size: int = 20
+
+
 class _PymooStrategy(Strategy):
     max_generations_per_ask = 100
+    Options = PymooOptions
 
     def __init__(
         self,
@@ -58,9 +68,11 @@ class _PymooStrategy(Strategy):
         objectives: Sequence[Objective],
         constraints: Sequence[Constraint] = (),
         seed: int = 0,
-        pop_size: int = 20,
+        options: PymooOptions | None = None,
     ):
-        super().__init__(space, objectives, constraints, seed)
+        super().__init__(space, objectives, constraints, seed, options)
+        pop_size = self.options.pop_size
+        # pymoo takes 0.6 s to import: paid by the strategies that use it
         from pymoo.core.problem import Problem
 
         problem = Problem(
@@ -116,6 +128,7 @@ class NSGA2Strategy(_PymooStrategy):
     """NSGA-II (Deb et al. 2002) through pymoo."""
 
     def _make(self, pop_size: int) -> Any:
+        # pymoo takes 0.6 s to import: paid by the strategies that use it
         from pymoo.algorithms.moo.nsga2 import NSGA2
 
         return NSGA2(pop_size=pop_size, **self._operators())
@@ -126,6 +139,7 @@ class AGEMOEAStrategy(_PymooStrategy):
     """AGE-MOEA (Panichella 2019) through pymoo."""
 
     def _make(self, pop_size: int) -> Any:
+        # pymoo takes 0.6 s to import: paid by the strategies that use it
         from pymoo.algorithms.moo.age import AGEMOEA
 
         return AGEMOEA(pop_size=pop_size, **self._operators())

@@ -8,6 +8,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from tqdm.auto import tqdm
+
 from lightnas.errors import LightnasError
 from lightnas.evaluate.base import Evaluator
 from lightnas.objectives import Constraint, feasible
@@ -27,6 +29,25 @@ class Trial:
 
 
 SCHEDULES = ("batch", "async")
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """How much a search may evaluate and how: ``budget`` evaluations,
+    asked ``batch_size`` at a time, on the ``schedule`` (see :class:`Runner`),
+    giving up after ``max_skips`` architectures rejected by a cheap
+    constraint (None: 50 per evaluation of the budget, plus 1000)."""
+
+    budget: int
+    batch_size: int = 8
+    schedule: str = "batch"
+    max_skips: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.budget < 1:
+            raise LightnasError(f"budget must be at least 1, not {self.budget}")
+        if self.schedule not in SCHEDULES:
+            raise LightnasError(f"schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
 
 
 class Runner:
@@ -61,34 +82,26 @@ class Runner:
 
     def __init__(
         self,
-        space: SearchSpace,
-        evaluator: Evaluator,
         strategy: Strategy,
+        evaluator: Evaluator,
         store: Store,
         study: str,
-        budget: int,
-        constraints: Sequence[Constraint] = (),
-        batch_size: int = 8,
-        max_skips: int | None = None,
+        plan: SearchPlan,
         progress: bool = True,
-        schedule: str = "batch",
     ):
-        if budget < 1:
-            raise LightnasError(f"budget must be at least 1, not {budget}")
-        if schedule not in SCHEDULES:
-            raise LightnasError(f"schedule must be one of {', '.join(SCHEDULES)}, not {schedule!r}")
-        self.space = space
+        self.space: SearchSpace = strategy.space
+        self.constraints: tuple[Constraint, ...] = strategy.constraints  # the strategy searches under them
         self.evaluator = evaluator
         self.strategy = strategy
         strategy.use_known_metrics(self._known_metrics)
         self.store = store
         self.study = study
-        self.budget = budget
-        self.constraints = tuple(constraints)
-        self.batch_size = batch_size
-        self.max_skips = max_skips if max_skips is not None else 50 * budget + 1000
+        self.plan = plan
+        self.budget = plan.budget
+        self.batch_size = plan.batch_size
+        self.max_skips = plan.max_skips if plan.max_skips is not None else 50 * plan.budget + 1000
         self.progress = progress
-        self.schedule = schedule
+        self.schedule = plan.schedule
         self.search_seconds = 0.0  # time spent inside ask/tell, known_seconds excluded
         self.known_seconds = 0.0  # time inside the evaluator's known_metrics (proxies, tables: once per arch)
 
@@ -242,6 +255,5 @@ class Runner:
     def _bar(self, initial: int) -> object:
         if not self.progress:
             return None
-        from tqdm.auto import tqdm
 
         return tqdm(total=self.budget, initial=initial, desc="search", unit="eval", file=sys.stderr)

@@ -86,6 +86,7 @@ from typing import Any, ClassVar, TypeVar
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from lightnas.errors import LightnasError
 from lightnas.space import Arch, SearchSpace, Value
@@ -197,7 +198,6 @@ class Supernet(nn.Module, ABC):
         such as BatchNorm statistics, left as the first run left them)."""
         if not (self.recompute and self.training and torch.is_grad_enabled()):
             return module(x)
-        from torch.utils.checkpoint import checkpoint
 
         return checkpoint(_Replay(module), x, use_reentrant=False)
 

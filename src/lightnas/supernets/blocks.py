@@ -72,6 +72,7 @@ SYNC = _Sync()
 def _synced_batch_norm(bn: nn.BatchNorm2d, x: torch.Tensor, momentum: float) -> torch.Tensor:
     """Two passes over the processes, as precise as one process's batch norm:
     the global mean, then the global mean squared deviation from it."""
+    # only multi-process training synchronises BatchNorm
     import warnings
 
     from torch.distributed.nn.functional import all_reduce

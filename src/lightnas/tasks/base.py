@@ -3,19 +3,24 @@
 A :class:`Task` owns the loss, the distillation loss of the students, the
 metric the search maximises and the training-time augmentation, so the
 trainer and the evaluators name no loss and no metric. Tasks register by name
-in :data:`TASKS` (entry-point group ``lightnas.tasks``).
+in :data:`TASKS` (entry-point group ``lightnas.tasks``); ``TrainConfig.task``
+(``--task``) names the one a run trains, built by :meth:`Task.for_data`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from lightnas.registry import Registry
 
-TASKS: Registry[Any] = Registry("task", builtins=("lightnas.tasks.classification",), group="lightnas.tasks")
+if TYPE_CHECKING:
+    from lightnas.config import TrainConfig
+    from lightnas.data.sources import Dataset
+
+TASKS: Registry[type[Task]] = Registry("task", builtins=("lightnas.tasks.classification",), group="lightnas.tasks")
 
 
 class Task(ABC):
@@ -42,6 +47,12 @@ class Task(ABC):
     def augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """Training-time augmentation of a batch; default: none."""
         return x
+
+    @classmethod
+    def for_data(cls, data: Dataset, cfg: TrainConfig) -> Task:
+        """The task as ``data`` and the training settings ``cfg`` call for
+        (``--task NAME`` builds it so); default: the task with its defaults."""
+        return cls()
 
 
 def create_task(name: str, **options: Any) -> Task:

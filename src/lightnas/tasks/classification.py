@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from lightnas.errors import LightnasError
 from lightnas.tasks.base import TASKS, Task
+
+if TYPE_CHECKING:
+    from lightnas.config import TrainConfig
+    from lightnas.data.sources import Dataset
 
 
 @TASKS.register("classification")
@@ -50,6 +55,21 @@ class ClassificationTask(Task):
         self.pad = pad if augment and policy == "shift" else 0
         self.crop = augment and policy == "photo"
         self.hflip = hflip and augment
+
+    @classmethod
+    def for_data(cls, data: Dataset, cfg: TrainConfig) -> ClassificationTask:
+        """``cfg``'s label smoothing, students' label weight and augmentation:
+        the data's policy (``data.augmentation``), on where ``cfg.augment``
+        says so, else where the policy is ``photo``; shifts by up to 1/14 of the side."""
+        augment = cfg.augment if cfg.augment is not None else data.augmentation == "photo"
+        return cls(
+            label_smoothing=cfg.label_smoothing,
+            label_weight=cfg.student_label_weight,
+            augment=augment,
+            pad=max(1, data.input_shape[1] // 14),
+            hflip=data.hflip,
+            policy=data.augmentation,
+        )
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(outputs, targets, label_smoothing=self.label_smoothing)

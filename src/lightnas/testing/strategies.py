@@ -9,7 +9,7 @@ import pytest
 
 from lightnas.evaluate import FunctionEvaluator
 from lightnas.objectives import Constraint, Objective
-from lightnas.search import Runner, create_strategy
+from lightnas.search import Runner, SearchPlan, create_strategy
 from lightnas.space import Choice, SearchSpace
 from lightnas.store import Store
 
@@ -94,9 +94,7 @@ class StrategyTests:
         strat = create_strategy(self.strategy, SPACE, OBJ, constraints, seed=seed, **self.options)
         store = store or Store(":memory:")
         evaluator = evaluator or toy_evaluator()
-        runner = Runner(
-            SPACE, evaluator, strat, store, "s", budget, constraints, batch_size=4, progress=False, schedule=schedule
-        )
+        runner = Runner(strat, evaluator, store, "s", SearchPlan(budget, 4, schedule), progress=False)
         self.last = strat
         return runner.run(), store
 

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any, ClassVar
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
+from lightnas.artefacts import TrainJob
+from lightnas.config import TrainConfig
 from lightnas.data.sources import Dataset
+from lightnas.hardware.cost import count_cost
+from lightnas.hardware.onnx_graph import onnx_session, to_onnx_bytes
+from lightnas.quantization.onnx_int8 import in_modules, node_module
 from lightnas.space import Arch
-from lightnas.supernets.base import resize_input, trained_like
+from lightnas.supernets import SUPERNETS, create_supernet, supernet_from_config
+from lightnas.supernets.base import ELASTIC_KINDS, Supernet, resize_input, trained_like
+from lightnas.train.trainer import SupernetTrainer
 
 
 def random_dataset(input_shape: tuple[int, int, int], n_classes: int, n: int = 64, seed: int = 0) -> Dataset:
@@ -35,8 +44,6 @@ class SupernetTests:
     n_archs: ClassVar[int] = 8
 
     def make(self) -> Any:
-        from lightnas.supernets import create_supernet
-
         torch.manual_seed(0)
         return create_supernet(self.supernet, self.input_shape, self.n_classes, **self.options)
 
@@ -47,23 +54,14 @@ class SupernetTests:
         ]
 
     def test_is_a_supernet_and_registered(self) -> None:
-        from lightnas.supernets import SUPERNETS
-        from lightnas.supernets.base import Supernet
-
         net = self.make()
         assert isinstance(net, Supernet) and self.supernet in SUPERNETS.names()
         assert net.input_shape == tuple(self.input_shape) and net.n_classes == self.n_classes
 
     def test_train_defaults_are_training_settings(self) -> None:
-        from lightnas.config import TrainConfig
-
         TrainConfig(**self.make().train_defaults)
 
     def test_config_round_trips_through_a_plain_dict(self) -> None:
-        import json
-
-        from lightnas.supernets import supernet_from_config
-
         net = self.make()
         d = json.loads(json.dumps(net.config.to_dict()))
         again = supernet_from_config(self.supernet, d)
@@ -77,8 +75,6 @@ class SupernetTests:
             assert net.space.decode(net.space.encode(arch)) == arch
 
     def test_elastic_groups_name_every_dimension(self) -> None:
-        from lightnas.supernets.base import ELASTIC_KINDS
-
         net = self.make()
         groups = net.elastic_groups()
         assert set(groups) == {d.name for d in net.space.dims}
@@ -102,8 +98,6 @@ class SupernetTests:
 
     @torch.no_grad()
     def test_onnx_runtime_equals_pytorch(self) -> None:
-        from lightnas.hardware.onnx_graph import onnx_session, to_onnx_bytes
-
         net = trained_like(self.make())
         for arch in self.archs(net, 2):
             shape = net.input_shape_for(arch)
@@ -113,8 +107,6 @@ class SupernetTests:
             assert np.abs(out - plain(x).numpy()).max() <= 1e-4, arch.key
 
     def test_smallest_and_largest_bound_the_cost(self) -> None:
-        from lightnas.hardware.cost import count_cost
-
         net = self.make()
         cost = {a: count_cost(net.extract(a), net.input_shape_for(a)) for a in self.archs(net)}
         small, large = net.space.smallest(), net.space.largest()
@@ -124,8 +116,6 @@ class SupernetTests:
         assert cost[large]["params"] <= sum(p.numel() for p in net.parameters())
 
     def test_latency_parts_cover_every_sub_network(self) -> None:
-        from lightnas.hardware.cost import count_cost
-
         net = self.make()
         every = set(net.all_latency_parts())
         for arch in self.archs(net, 4):
@@ -142,10 +132,6 @@ class SupernetTests:
     def test_precision_groups_cover_parts_and_weights(self) -> None:
         """Every latency part and every weight-bearing ONNX node lies in exactly
         one precision group of the sub-network; the groups are the declared ones."""
-        import onnx
-
-        from lightnas.hardware.onnx_graph import to_onnx_bytes
-        from lightnas.quantization.onnx_int8 import in_modules, node_module
 
         net = self.make()
         declared = net.precision_groups()
@@ -196,13 +182,10 @@ class SupernetTests:
 
     @pytest.mark.parametrize("recipe", ["spread", "sandwich", "warmup-sandwich", "progressive", "sorted"])
     def test_a_training_step_of_every_recipe_runs(self, recipe: str) -> None:
-        from lightnas.config import TrainConfig
-        from lightnas.train.trainer import SupernetTrainer
-
         data = random_dataset(self.input_shape, self.n_classes)
         net = self.make()
         cfg = TrainConfig(epochs=4, batch_size=8, recipe=recipe, warmup_fraction=0.25)
-        trainer = SupernetTrainer(self.supernet, net.config.to_dict(), data, cfg, threads=1)
+        trainer = SupernetTrainer(TrainJob(self.supernet, net.config.to_dict(), cfg, threads=1), data)
         before = {n: p.detach().clone() for n, p in trainer.net.named_parameters()}
         students = trainer.recipe.students(3, np.random.default_rng(0))
         assert students, "every recipe trains students by its last epoch"

@@ -7,7 +7,10 @@ import contextlib
 from collections.abc import Iterator
 
 import torch
+import torch.distributed as dist
 from torch import nn
+
+from lightnas.supernets.blocks import SYNC, ElasticBN
 
 
 def sum_over_processes(tensors: list[torch.Tensor | None], world: int) -> None:
@@ -15,7 +18,6 @@ def sum_over_processes(tensors: list[torch.Tensor | None], world: int) -> None:
     live = [t for t in tensors if t is not None]
     if world == 1 or not live:
         return
-    import torch.distributed as dist
 
     flat = torch.cat([t.reshape(-1) for t in live])
     dist.all_reduce(flat)
@@ -27,20 +29,16 @@ def sum_over_processes(tensors: list[torch.Tensor | None], world: int) -> None:
 
 def barrier(world: int) -> None:
     if world > 1:
-        import torch.distributed as dist
-
         dist.barrier()
 
 
 @contextlib.contextmanager
 def synced_batch_norm(world: int) -> Iterator[None]:
     """Within: BatchNorm layers share their statistics over the processes (when there are several)."""
-    from lightnas.supernets.blocks import SYNC
 
     if world == 1:
         yield
         return
-    import torch.distributed as dist
 
     SYNC.group = dist.group.WORLD
     try:
@@ -53,7 +51,6 @@ def share_batch_norm(net: nn.Module) -> None:
     """Make every plain ``BatchNorm2d`` of ``net`` an ``ElasticBN`` (the same
     computation over all its channels, same state), so that it too shares
     its statistics in distributed training."""
-    from lightnas.supernets.blocks import ElasticBN
 
     for m in net.modules():
         if type(m) is nn.BatchNorm2d:

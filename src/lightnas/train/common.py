@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from lightnas.config import TrainConfig
+from lightnas.data.images import DiskImages
 from lightnas.data.sources import Dataset
 from lightnas.errors import LightnasError
 from lightnas.io import atomic_write
+from lightnas.tasks import TASKS, Task
 
+ImageRows = np.ndarray | DiskImages  # uint8 (N, C, H, W) images: in memory, or rows of the image cache
+Index = int | slice | np.ndarray | torch.Tensor  # rows of a split
 EVAL_BATCH = 256  # inference chunk: on this 2-core CPU, 1,000-image chunks ran 2-3x slower (cache misses)
 CALIB_IMAGES = 256  # BatchNorm recalibration sample: 256, 1,024 and 4,096 give the same figures (bench/fidelity.py)
 
@@ -30,13 +36,13 @@ def setup_torch(threads: int | None = None) -> int:
     return n
 
 
-def to_tensor(x: Any, data: Dataset) -> torch.Tensor:
+def to_tensor(x: ImageRows, data: Dataset) -> torch.Tensor:
     """uint8 NCHW images (an array or rows of the image cache) -> normalised
     float32 tensor (the card's preprocessing)."""
     return normalise(torch.from_numpy(_writable(x)), data.mean, data.std)
 
 
-def _writable(x: Any) -> np.ndarray:
+def _writable(x: ImageRows) -> np.ndarray:
     x = np.asarray(x)
     return x if x.flags.writeable else x.copy()  # memory-mapped or read-only files: torch wants writable memory
 
@@ -60,7 +66,7 @@ class Images:
 
     def __init__(
         self,
-        x: Any,
+        x: ImageRows,
         data: Dataset,
         device: torch.device | str = "cpu",
         memory_format: torch.memory_format = torch.contiguous_format,
@@ -82,7 +88,7 @@ class Images:
         out.memory_format = memory_format
         return out
 
-    def uint8(self, idx: Any) -> torch.Tensor:
+    def uint8(self, idx: Index) -> torch.Tensor:
         """The raw uint8 pixels of ``idx`` on the device (the rows read ahead
         by :meth:`prefetch`, when it was asked for these)."""
         if not self.on_disk:
@@ -93,28 +99,26 @@ class Images:
             return ahead[1].result()
         return self._read(rows)
 
-    def _read(self, rows: Any) -> torch.Tensor:
+    def _read(self, rows: Index) -> torch.Tensor:
         batch = torch.from_numpy(_writable(self.source[rows]))
         if self.device.type == "cuda":  # pinned, so that the copy overlaps the GPU's work
             return batch.pin_memory().to(self.device, non_blocking=True)
         return batch
 
-    def prefetch(self, idx: Any) -> None:
+    def prefetch(self, idx: Index) -> None:
         """Start reading the rows ``idx`` from disk in a background thread, for
         the next ``x[idx]`` (images in memory: nothing to do)."""
         if not self.on_disk:
             return
         if "_pool" not in self.__dict__:
-            from concurrent.futures import ThreadPoolExecutor
-
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="lightnas-read")
         rows = idx.cpu().numpy() if isinstance(idx, torch.Tensor) else np.asarray(idx)
         self._ahead = (rows, self._pool.submit(self._read, rows))
 
-    def __getitem__(self, idx: Any) -> torch.Tensor:
+    def __getitem__(self, idx: Index) -> torch.Tensor:
         return normalise(self.uint8(idx), self.mean, self.std).contiguous(memory_format=self.memory_format)
 
-    def batches(self, batch_size: int = 0) -> Any:
+    def batches(self, batch_size: int = 0) -> Iterator[torch.Tensor]:
         """The whole split in order, ``batch_size`` images at a time (default :data:`EVAL_BATCH`)."""
         b = batch_size or EVAL_BATCH
         for i in range(0, len(self), b):
@@ -146,35 +150,22 @@ def accuracy(model: nn.Module, x: torch.Tensor | Images, y: torch.Tensor, batch_
     return 100.0 * correct / max(len(x), 1)
 
 
-def evaluate_metric(model: nn.Module, task: Any, x: torch.Tensor | Images, y: torch.Tensor) -> float:
+def evaluate_metric(model: nn.Module, task: Task, x: torch.Tensor | Images, y: torch.Tensor) -> float:
     """The task's metric of ``model`` (eval mode) over a whole split."""
     return task.metric(predict(model, x), y) if len(x) else 0.0
 
 
-def task_for(data: Dataset, cfg: Any) -> Any:
-    """The classification task of ``data`` with ``cfg``'s (a TrainConfig)
-    label smoothing, students' label weight and augmentation: the data's
-    policy (``data.augmentation``), on where ``cfg.augment`` says so, else
-    where the policy is ``photo``."""
-    from lightnas.tasks.classification import ClassificationTask
-
-    augment = cfg.augment if cfg.augment is not None else data.augmentation == "photo"
-    return ClassificationTask(
-        label_smoothing=cfg.label_smoothing,
-        label_weight=cfg.student_label_weight,
-        augment=augment,
-        pad=max(1, data.input_shape[1] // 14),
-        hflip=data.hflip,
-        policy=data.augmentation,
-    )
+def task_for(data: Dataset, cfg: TrainConfig) -> Task:
+    """The task ``cfg.task`` names (a registered :class:`~lightnas.tasks.Task`), as ``data`` and ``cfg`` call for."""
+    return TASKS.get(cfg.task).for_data(data, cfg)
 
 
-def atomic_save(obj: Any, path: Path) -> None:
+def atomic_save(obj: object, path: Path) -> None:
     """torch.save to a temporary file in the same folder, then rename."""
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
-def safe_load(path: Path) -> dict[str, Any]:
+def safe_load(path: Path) -> dict[str, object]:
     """``torch.load(weights_only=True)``; one-line errors for missing/corrupt files."""
     if not path.is_file():
         raise LightnasError(f"checkpoint {path} does not exist")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 import torch
 
@@ -34,7 +33,7 @@ def resolve_device(text: str = "auto") -> torch.device:
     return dev
 
 
-def describe_device(dev: torch.device) -> dict[str, Any]:
+def describe_device(dev: torch.device) -> dict[str, object]:
     """What a run records of the device it computed on."""
     if dev.type == "cuda":
         return {"device": str(dev), "name": torch.cuda.get_device_name(dev), "torch": str(torch.__version__)}
@@ -47,7 +46,7 @@ def synchronize(dev: torch.device) -> None:
         torch.cuda.synchronize(dev)
 
 
-def time_calls(fn: Callable[[], Any], dev: torch.device, repeats: int, warmup: int = 1) -> float:
+def time_calls(fn: Callable[[], object], dev: torch.device, repeats: int, warmup: int = 1) -> float:
     """Seconds per call of ``fn`` after ``warmup`` untimed calls, the device synchronised
     before and after (wall clock; CUDA's queue drained, so it is the work's time)."""
     for _ in range(warmup):

@@ -16,15 +16,21 @@ gloo on the CPU, NCCL on GPUs (one per process).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
+from lightnas.artefacts import TrainJob
+from lightnas.data import load_dataset
 from lightnas.errors import LightnasError
+from lightnas.train.trainer import SupernetTrainer
 
 
 def _free_port() -> int:
@@ -33,48 +39,46 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _worker(rank: int, world: int, port: int, job: dict[str, Any]) -> None:
-    import torch.distributed as dist
+@dataclass(frozen=True)
+class DistributedJob:
+    """What each process of a distributed run is given: the training, the
+    data as a :func:`~lightnas.data.load_dataset` spec (every process loads
+    it, at ``image_size``), the checkpoint and whether to resume from it and
+    to show progress (process 0). ``job.device``: ``cpu`` or ``cuda`` (one
+    GPU per process); ``job.threads``: per process (None: the cores shared out)."""
 
-    from lightnas.data import load_dataset
-    from lightnas.train.trainer import SupernetTrainer
+    job: TrainJob
+    data: str
+    image_size: int
+    checkpoint: Path
+    resume: bool = True
+    progress: bool = True
 
+
+def _worker(rank: int, world: int, port: int, run: DistributedJob) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    cuda = job["device"].startswith("cuda")
+    cuda = run.job.device.startswith("cuda")
     dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world)
     try:
-        threads = job["threads"] or max(1, (os.cpu_count() or 1) // world)
-        trainer = SupernetTrainer(
-            job["supernet"],
-            job["supernet_config"],
-            load_dataset(job["data"], job["seed"], job.get("image_size", 0)),
-            job["cfg"],
-            job["seed"],
-            threads,
-            device=f"cuda:{rank}" if cuda else "cpu",
-            rank=rank,
-            world=world,
-        )
-        trainer.run(Path(job["checkpoint"]), job["resume"], progress=job["progress"] and rank == 0)
+        threads = run.job.threads or max(1, (os.cpu_count() or 1) // world)
+        job = dataclasses.replace(run.job, threads=threads, device=f"cuda:{rank}" if cuda else "cpu")
+        data = load_dataset(run.data, job.seed, run.image_size)
+        trainer = SupernetTrainer(job, data, rank=rank, world=world)
+        trainer.run(run.checkpoint, run.resume, progress=run.progress and rank == 0)
     finally:
         dist.destroy_process_group()
 
 
-def train_distributed(nproc: int, job: dict[str, Any]) -> None:
+def train_distributed(nproc: int, run: DistributedJob) -> None:
     """Run :class:`~lightnas.train.trainer.SupernetTrainer` in ``nproc``
-    processes. ``job``: supernet, supernet_config, data (a
-    ``load_dataset`` spec: every process loads it), cfg (TrainConfig), seed,
-    checkpoint, resume, progress, device (``cpu`` or ``cuda``), threads per
-    process (``None``: the cores shared out). A process that fails or is
-    killed stops them all with a one-line error; the checkpoint keeps the last
-    finished epoch."""
-    import torch.multiprocessing as mp
+    processes. A process that fails or is killed stops them all with a
+    one-line error; the checkpoint keeps the last finished epoch."""
 
-    if job["device"].startswith("cuda") and torch.cuda.device_count() < nproc:
+    if run.job.device.startswith("cuda") and torch.cuda.device_count() < nproc:
         raise LightnasError(f"--nproc {nproc} on GPUs needs {nproc} GPUs, {torch.cuda.device_count()} are visible")
     logging.getLogger("torch.multiprocessing.spawn").setLevel(logging.ERROR)  # its stop notices: our one line says it
     try:
-        mp.spawn(_worker, args=(nproc, _free_port(), job), nprocs=nproc, join=True)
+        mp.spawn(_worker, args=(nproc, _free_port(), run), nprocs=nproc, join=True)
     except mp.ProcessRaisedException as exc:
         last = str(exc).strip().splitlines()[-1]
         prefix = "lightnas.errors.LightnasError: "
@@ -82,6 +86,6 @@ def train_distributed(nproc: int, job: dict[str, Any]) -> None:
         raise LightnasError(why) from None
     except mp.ProcessExitedException as exc:
         raise LightnasError(
-            f"training process {exc.error_index} stopped ({exc}); {job['checkpoint']} keeps the last finished epoch: "
+            f"training process {exc.error_index} stopped ({exc}); {run.checkpoint} keeps the last finished epoch: "
             "continue with 'lightnas train DIR'"
         ) from None

@@ -14,10 +14,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from lightnas.supernets.base import Supernet
 
 MIB = 1 << 20
 CPU_BUDGET_MIB = 1024.0
@@ -67,7 +70,7 @@ def activation_budget(budget_mib: float, device: torch.device) -> float:
     return CPU_BUDGET_MIB * MIB
 
 
-def choose_recompute(net: Any, x: torch.Tensor, batch: int, budget_mib: float) -> dict[str, Any]:
+def choose_recompute(net: Supernet, x: torch.Tensor, batch: int, budget_mib: float) -> dict[str, float | bool]:
     """Set ``net.recompute`` (a :class:`~lightnas.supernets.base.Supernet`
     with its teacher active) when a training step at ``batch`` images like
     ``x`` (at least 4) would keep more than the budget

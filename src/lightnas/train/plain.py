@@ -7,16 +7,16 @@ import copy
 import dataclasses
 import math
 import sys
-from typing import Any
 
 import torch
 
 from lightnas.config import TrainConfig
 from lightnas.data.sources import Dataset
-from lightnas.supernets.base import AtResolution
+from lightnas.space import Arch
+from lightnas.supernets.base import AtResolution, Supernet
 from lightnas.tasks import Task
 from lightnas.train.common import evaluate_metric, setup_torch, split_tensors, task_for
-from lightnas.train.device import resolve_device
+from lightnas.train.device import resolve_device, time_calls
 from lightnas.train.optim import lr_at, make_optimizer
 
 FINETUNE_LR = 1e-3  # peak learning rate of a fine-tuning (AdamW, cosine decay, no warm-up)
@@ -32,7 +32,7 @@ def fit(
     teacher: torch.nn.Module | None = None,
     progress: bool = False,
     device: str = "cpu",
-) -> list[dict[str, Any]]:
+) -> list[dict[str, float]]:
     """Train ``model`` on the training split for ``cfg``'s epochs, batch size,
     learning rate, weight decay and warm-up, with AdamW, linear warm-up and
     cosine decay; with a ``teacher`` (eval mode) the loss is the task's
@@ -99,7 +99,7 @@ def finetune(
     seed: int = 0,
     progress: bool = True,
     device: str = "cpu",
-) -> list[dict[str, Any]]:
+) -> list[dict[str, float]]:
     """Fine-tune a plain sub-network with distillation from ``teacher``
     (students' loss of the default task, no augmentation, no warm-up); see :func:`fit`."""
     setup_torch()
@@ -116,7 +116,7 @@ def train_alone(
     seed: int = 0,
     threads: int | None = None,
     device: str = "cpu",
-) -> list[dict[str, Any]]:
+) -> list[dict[str, float]]:
     """Re-initialise ``model`` (seeded) and train it alone from scratch on the
     labels: ``cfg``'s epochs, batch size, learning rate, warm-up, weight decay
     and task, no distillation (the stand-alone baseline of the fidelity bench)."""
@@ -131,8 +131,8 @@ def train_alone(
 
 
 def standalone_train_seconds(
-    net: Any,
-    arch: Any,
+    net: Supernet,
+    arch: Arch,
     data: Dataset,
     cfg: TrainConfig,
     steps: int = 4,
@@ -146,7 +146,6 @@ def standalone_train_seconds(
     steps of ``cfg.epochs`` epochs. ``threads`` as in :func:`setup_torch` (the
     training thread count; call this after any latency measurement, see
     ``measure_latency``)."""
-    from lightnas.train.device import time_calls
 
     setup_torch(threads)
     dev = resolve_device(device)

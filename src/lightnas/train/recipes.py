@@ -38,12 +38,16 @@ Recipes register in :data:`RECIPES` (entry-point group ``lightnas.recipes``):
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lightnas.registry import Registry
 from lightnas.space import Arch, SearchSpace
+from lightnas.train.sampling import CostSampler
+
+if TYPE_CHECKING:
+    from lightnas.config import TrainConfig
 
 RECIPES: Registry[Any] = Registry("recipe", group="lightnas.recipes")
 
@@ -65,7 +69,7 @@ class Recipe:
 
     def __init__(
         self,
-        cfg: Any,
+        cfg: TrainConfig,
         space: SearchSpace,
         groups: dict[str, str],
         cost: Callable[[Arch], float] | None = None,
@@ -75,8 +79,6 @@ class Recipe:
         self.groups = groups
         self.cost_sampler = None
         if self.sampler == "cost":
-            from lightnas.train.sampling import CostSampler
-
             if cost is None:
                 raise ValueError(f"recipe {self.registry_name!r} needs a cost function")
             self.cost_sampler = CostSampler(space, cost)

@@ -17,12 +17,15 @@ counted once, so the cost of a candidate is a few dictionary look-ups.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable
-from typing import Any
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lightnas.space import Arch, SearchSpace
+
+if TYPE_CHECKING:
+    from lightnas.supernets.base import Supernet
 
 
 class PartCost:
@@ -31,12 +34,13 @@ class PartCost:
     ``net`` is a super-network exposing ``latency_parts(arch)`` and ``build_part(part)``.
     """
 
-    def __init__(self, net: Any):
+    def __init__(self, net: Supernet):
         self.net = net
         self._parts: dict[Hashable, float] = {}
 
     def part_macs(self, part: Hashable) -> float:
         if part not in self._parts:
+            # torch: the recipes are looked up (and checked) without it
             import torch
 
             from lightnas.hardware.cost import count_cost
@@ -69,7 +73,7 @@ class CostSampler:
     log-cost is closest to a target drawn uniformly in the bin.
     """
 
-    def __init__(self, space: SearchSpace, cost: Any, candidates: int = 12):
+    def __init__(self, space: SearchSpace, cost: Callable[[Arch], float], candidates: int = 12):
         self.space = space
         self.cost = cost
         self.candidates = candidates

@@ -21,17 +21,19 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
-from lightnas.artefacts import Checkpoint
+from lightnas.artefacts import Checkpoint, TrainJob
 from lightnas.config import TrainConfig
 from lightnas.data.sources import Dataset
 from lightnas.errors import LightnasError
 from lightnas.space import Arch
 from lightnas.supernets import supernet_from_config
+from lightnas.supernets.base import Supernet
 from lightnas.tasks import Task
 from lightnas.train.collective import (
     GlobalBatchDropout,
@@ -61,6 +63,10 @@ from lightnas.train.gradients import add_projected, take_grads
 from lightnas.train.memory import choose_recompute, release_free_memory
 from lightnas.train.optim import lr_at, make_optimizer
 from lightnas.train.recipes import RECIPES
+from lightnas.train.sampling import PartCost
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 class SupernetTrainer:
@@ -70,25 +76,13 @@ class SupernetTrainer:
     on the labels, with no students.
     """
 
-    def __init__(
-        self,
-        supernet_name: str,
-        supernet_config: dict[str, Any],
-        data: Dataset,
-        cfg: TrainConfig,
-        seed: int = 0,
-        threads: int | None = None,
-        only: dict[str, Any] | None = None,
-        device: str = "cpu",
-        task: Task | None = None,
-        rank: int = 0,
-        world: int = 1,
-    ):
-        setup_torch(threads)
+    def __init__(self, job: TrainJob, data: Dataset, task: Task | None = None, rank: int = 0, world: int = 1):
+        cfg, seed, only = job.train, job.seed, job.only
+        setup_torch(job.threads)
         self.rank, self.world = rank, world
-        self.device = resolve_device(device)
+        self.device = resolve_device(job.device)
         torch.manual_seed(seed)  # the initial weights: the same seed trains the same network
-        self.net = supernet_from_config(supernet_name, supernet_config)
+        self.net = supernet_from_config(job.supernet, job.config)
         if cfg.init_for_training:
             self.net.init_for_training()
         if world > 1:
@@ -113,9 +107,7 @@ class SupernetTrainer:
         self.settings = {**self._choose_layout(), **recompute}
         self.opt = make_optimizer(self.net.parameters(), cfg)
         self.ema = {n: p.detach().clone() for n, p in self.params.items()}
-        self.ckpt = Checkpoint(
-            supernet_name, supernet_config, dataclasses.asdict(cfg), seed, data.describe(), only=only
-        )
+        self.ckpt = Checkpoint(job.supernet, job.config, dataclasses.asdict(cfg), seed, data.describe(), only=only)
 
     def _choose_layout(self) -> dict[str, Any]:
         """The memory format and precision the super-network trains in, and why.
@@ -171,8 +163,6 @@ class SupernetTrainer:
             return self.net(xb)
 
     def _recipe(self) -> Any:
-        from lightnas.train.sampling import PartCost
-
         cls = RECIPES.get(self.cfg.recipe)
         cost = PartCost(self.net).macs if cls.sampler == "cost" else None
         return cls(self.cfg, self.net.space, self.net.elastic_groups(), cost)
@@ -253,7 +243,7 @@ class SupernetTrainer:
         torch._foreach_mul_(ema, d)
         torch._foreach_add_(ema, [p.detach() for p in self.params.values()], alpha=1 - d)
 
-    def train_epoch(self, epoch: int, bar: Any = None) -> dict[str, float]:
+    def train_epoch(self, epoch: int, bar: tqdm | None = None) -> dict[str, float]:
         """One epoch; returns its mean teacher loss and seconds."""
         cfg, net = self.cfg, self.net
         net.train()
@@ -340,8 +330,6 @@ class SupernetTrainer:
                 file=sys.stderr,
             )
         if progress:
-            from tqdm.auto import tqdm
-
             bar = tqdm(total=self.cfg.epochs, initial=self.ckpt.epoch, desc="train", unit="epoch", file=sys.stderr)
         for epoch in range(self.ckpt.epoch, self.cfg.epochs):
             with synced_batch_norm(self.world):
@@ -359,22 +347,11 @@ class SupernetTrainer:
 
 
 def train_supernet(
-    supernet_name: str,
-    supernet_config: dict[str, Any],
-    data: Dataset,
-    cfg: TrainConfig,
-    checkpoint: Path,
-    resume: bool = True,
-    progress: bool = True,
-    threads: int | None = None,
-    only: dict[str, Any] | None = None,
-    seed: int = 0,
-    device: str = "cpu",
+    job: TrainJob, data: Dataset, checkpoint: Path, resume: bool = True, progress: bool = True
 ) -> Checkpoint:
     """Train (or resume training) and return the final checkpoint (stored
     ``torch.load(weights_only=True)``-safe: :class:`lightnas.artefacts.Checkpoint`)."""
-    trainer = SupernetTrainer(supernet_name, supernet_config, data, cfg, seed, threads, only, device)
-    return trainer.run(checkpoint, resume, progress)
+    return SupernetTrainer(job, data).run(checkpoint, resume, progress)
 
 
 def read_checkpoint(checkpoint: Path) -> Checkpoint:
@@ -382,7 +359,7 @@ def read_checkpoint(checkpoint: Path) -> Checkpoint:
     return Checkpoint.from_dict(safe_load(checkpoint), str(checkpoint))
 
 
-def load_supernet(checkpoint: Path) -> tuple[Any, Checkpoint]:
+def load_supernet(checkpoint: Path) -> tuple[Supernet, Checkpoint]:
     """Rebuild the trained super-network (eval mode) from its checkpoint."""
     ckpt = read_checkpoint(checkpoint)
     try:

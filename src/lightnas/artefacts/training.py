@@ -1,12 +1,4 @@
-"""What the stages hand each other through the run folder, typed (torch-free).
-
-:class:`Checkpoint` is ``supernet.pt``: what training writes after every epoch
-and the search, the export, fine-tuning and the report read. It is stored as
-a plain dictionary of tensors, numbers and strings, so that
-``torch.load(..., weights_only=True)`` reads it and a folder written by any
-version of this format opens; :meth:`Checkpoint.from_dict` is strict (an
-unknown or missing key, or a value of the wrong type, is a one-line error).
-"""
+"""What training is given and what it writes: :class:`TrainJob`, :class:`Checkpoint` (``supernet.pt``)."""
 
 from __future__ import annotations
 
@@ -14,7 +6,27 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from lightnas.config import TrainConfig
 from lightnas.errors import LightnasError
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """One super-network's training: the registered ``supernet`` and its
+    ``config`` (a dictionary of its config class), the training settings, the
+    seed (initial weights, data order, students), ``only`` (a fixed
+    sub-network trained alone on the labels, or None), the device and the CPU
+    threads (None: the process's setting). Picklable: processes of a
+    distributed run receive it."""
+
+    supernet: str
+    config: dict[str, Any]
+    train: TrainConfig
+    seed: int = 0
+    only: dict[str, Any] | None = None
+    device: str = "cpu"
+    threads: int | None = None
+
 
 CHECKPOINT_FORMAT = "lightnas-supernet-2"
 
