@@ -103,7 +103,7 @@ def pick_archs(net: Any, data: Any, n: int, seed: int, reference: dict | None) -
 
 
 def test_accuracy(model: Any, data: Any, calibrate: bool) -> float:
-    from lightnas.train.common import CALIB_IMAGES, predict, to_tensor
+    from lightnas.tensors import CALIB_IMAGES, predict, to_tensor
 
     if calibrate:
         model.calibrate(to_tensor(data.x_train[:CALIB_IMAGES], data))
@@ -244,7 +244,7 @@ def main() -> int:
     from lightnas.config import TrainConfig
     from lightnas.data import load_dataset
     from lightnas.supernets import create_supernet
-    from lightnas.train.common import setup_torch
+    from lightnas.tensors import setup_torch
 
     out = sys.stderr if args.json else sys.stdout
     say = lambda *a: print(*a, file=out, flush=True)  # noqa: E731

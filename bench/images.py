@@ -110,7 +110,7 @@ def plain_baseline(folder: Path, size: int, epochs: int, seed: int) -> dict[str,
 
     from lightnas.config import TrainConfig
     from lightnas.data import load_dataset
-    from lightnas.train.common import accuracy, split_tensors
+    from lightnas.tensors import accuracy, split_tensors
     from lightnas.train.plain import train_alone
 
     data = load_dataset(str(folder), seed, size)

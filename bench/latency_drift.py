@@ -29,7 +29,7 @@ def main() -> int:
 
     from lightnas.hardware.latency import measure_many
     from lightnas.supernets import create_supernet
-    from lightnas.train.common import setup_torch
+    from lightnas.tensors import setup_torch
 
     setup_torch(1)
     net = create_supernet("mobilenet")

@@ -43,7 +43,7 @@ def main() -> int:
     from lightnas.search.pareto import nondominated_mask
     from lightnas.store import Store
     from lightnas.supernets import create_supernet
-    from lightnas.train.common import setup_torch
+    from lightnas.tensors import setup_torch
 
     setup_torch(1)  # the measurement thread count, process-wide (see hardware/latency.py)
     if args.run:

@@ -32,7 +32,7 @@ def main() -> int:
     from lightnas.context import trained
     from lightnas.proxies import PROXIES, compute_proxies
     from lightnas.reporting.run import load_run
-    from lightnas.train.common import split_tensors
+    from lightnas.tensors import split_tensors
 
     ap = argparse.ArgumentParser()
     ap.add_argument("run", type=Path)

@@ -28,8 +28,8 @@ def main() -> int:
     args = ap.parse_args()
     from lightnas.hardware.onnx_graph import onnx_session, to_onnx_bytes
     from lightnas.supernets import create_supernet, list_supernets
+    from lightnas.tensors import setup_torch
     from lightnas.testing.supernets import trained_like
-    from lightnas.train.common import setup_torch
 
     setup_torch(None)
     results = {}

@@ -12,9 +12,8 @@ from lightnas.errors import LightnasError
 from lightnas.objectives import Objective
 from lightnas.search import create_strategy
 from lightnas.space import Choice, SearchSpace
-from lightnas.tasks import TASKS
+from lightnas.tasks import TASKS, task_for
 from lightnas.tasks.classification import ClassificationTask
-from lightnas.train.common import task_for
 
 
 def test_every_file_of_a_finished_run_reads_back_to_the_same_dictionary(finished_run):

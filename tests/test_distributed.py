@@ -16,7 +16,7 @@ from lightnas.config import TrainConfig
 from lightnas.data import load_dataset
 from lightnas.errors import LightnasError
 from lightnas.supernets import create_supernet
-from lightnas.train.common import safe_load
+from lightnas.tensors import safe_load
 from lightnas.train.distributed import DistributedJob, train_distributed
 from lightnas.train.trainer import read_checkpoint, train_supernet
 

@@ -92,7 +92,7 @@ def test_a_bad_file_is_one_line_naming_it(tmp_path, damage, match):
 
 
 def test_the_cards_preprocessing_is_reproduced_with_pillow_and_numpy(tmp_path):
-    from lightnas.train.common import to_tensor
+    from lightnas.tensors import to_tensor
 
     folder = tmp_path / "t"
     _folder(folder / "train", per_class=6)
@@ -126,7 +126,7 @@ def test_npz_arrays_are_brought_to_the_image_size(tmp_path):
 
 
 def test_splits_from_the_cache_are_normalised_per_batch_exactly():
-    from lightnas.train.common import Images, split_tensors, to_tensor
+    from lightnas.tensors import Images, split_tensors, to_tensor
 
     d = load_dataset("digits", 0)
     images, _ = split_tensors(d, "val")
@@ -154,7 +154,7 @@ def test_photo_augmentation_is_a_seeded_crop_that_keeps_the_size():
 
 def test_the_data_decides_the_default_augmentation(tmp_path):
     from lightnas.config import TrainConfig
-    from lightnas.train.common import task_for
+    from lightnas.tasks import task_for
 
     photos = load_dataset(str(_folder(tmp_path / "f")), image_size=16)
     clothes = load_dataset("fashion-mnist", 0)

@@ -41,7 +41,7 @@ def supernet_config(cfg: RunConfig, data: Dataset) -> dict[str, object]:
 def trained(out: Path, cfg: RunConfig, data: Dataset | None = None) -> tuple[Searchable, Checkpoint, Dataset]:
     """The trained super-network, its checkpoint and the data, checked against each other."""
     # torch loads here, when the work runs: the command line starts and checks its input without it (2 s)
-    from lightnas.train.common import setup_torch
+    from lightnas.tensors import setup_torch
     from lightnas.train.trainer import load_supernet
 
     # the whole process at the measurement thread count: a larger OpenMP pool
@@ -71,7 +71,7 @@ def with_precision(net: Supernet, cfg: RunConfig, data: Dataset) -> Searchable:
         return net
     # torch loads here, when the work runs: the command line starts and checks its input without it (2 s)
     from lightnas.quantization.wrapper import PrecisionSupernet
-    from lightnas.train.common import CALIB_IMAGES, to_tensor
+    from lightnas.tensors import CALIB_IMAGES, to_tensor
 
     n_train = len(data.x_train)
     if q.calib_images > n_train:

@@ -44,7 +44,7 @@ from lightnas.quantization.wrapper import QuantizedModule, Searchable
 from lightnas.space import Arch
 from lightnas.supernets import supernet_from_config
 from lightnas.supernets.base import resize_input
-from lightnas.train.common import CALIB_IMAGES, EVAL_BATCH, atomic_save, predict, safe_load, split_tensors, to_tensor
+from lightnas.tensors import CALIB_IMAGES, EVAL_BATCH, atomic_save, predict, safe_load, split_tensors, to_tensor
 
 EXTRACT_TOL = 1e-5
 ONNX_TOL = 1e-4

@@ -18,7 +18,7 @@ from lightnas.quantization.wrapper import Searchable
 from lightnas.runfolder import say
 from lightnas.space import Arch
 from lightnas.supernets.base import AtResolution, resize_input
-from lightnas.train.common import CALIB_IMAGES, to_tensor
+from lightnas.tensors import CALIB_IMAGES, to_tensor
 from lightnas.train.plain import finetune
 
 

@@ -174,7 +174,7 @@ def preflight(cfg: RunConfig, data: Any, out: Path | None = None) -> dict[str, d
     # torch loads here, when the work runs: the command line starts and checks its input without it (2 s)
     from lightnas.hardware.cost import count_cost
     from lightnas.hardware.latency import measure_latency
-    from lightnas.train.common import setup_torch
+    from lightnas.tensors import setup_torch
     from lightnas.train.device import resolve_device
 
     resolve_device(cfg.device)

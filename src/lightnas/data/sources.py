@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
@@ -37,7 +38,7 @@ from lightnas.data.images import (
 from lightnas.errors import LightnasError
 from lightnas.registry import Registry
 
-DATASETS: Registry[Any] = Registry("dataset", group="lightnas.datasets")
+DATASETS: Registry[Callable[[int], Dataset]] = Registry("dataset", group="lightnas.datasets")
 """Named datasets: functions ``seed -> Dataset`` (paths are read by :func:`load_dataset` itself)."""
 FASHION_CLASSES = (
     "T-shirt/top",

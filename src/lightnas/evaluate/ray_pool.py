@@ -37,7 +37,7 @@ from lightnas.errors import LightnasError
 from lightnas.evaluate.base import Evaluator
 from lightnas.evaluate.supernet import SupernetEvaluator
 from lightnas.space import Arch, Value
-from lightnas.train.common import setup_torch
+from lightnas.tensors import setup_torch
 
 MAX_ATTEMPTS = 3
 POLL_S = 10.0  # how often a wait checks that the cluster's nodes are alive (a lost node is seen within this)

@@ -18,8 +18,8 @@ from lightnas.objectives import TABLE_LATENCY
 from lightnas.quantization.wrapper import Searchable
 from lightnas.space import Arch
 from lightnas.supernets.base import resize_input
-from lightnas.tasks import Task
-from lightnas.train.common import CALIB_IMAGES, evaluate_metric, split_tensors, task_for
+from lightnas.tasks import Task, task_for
+from lightnas.tensors import CALIB_IMAGES, evaluate_metric, split_tensors
 from lightnas.train.device import resolve_device
 
 

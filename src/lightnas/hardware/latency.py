@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +18,8 @@ from lightnas.errors import LightnasError
 from lightnas.hardware.onnx_graph import deployed_onnx, onnx_session
 from lightnas.registry import Registry
 
-LATENCY_BACKENDS: Registry[Any] = Registry("latency backend", group="lightnas.latency_backends")
+Backend = Callable[..., Callable[[], float | None]]  # (model, input_shape, threads, batch, device) -> run
+LATENCY_BACKENDS: Registry[Backend] = Registry("latency backend", group="lightnas.latency_backends")
 """Runtimes latency is measured in. A backend is a function
 ``(model, input_shape, threads, batch, device) -> run`` that prepares the
 model once (export, session, device placement) and returns a zero-argument

@@ -46,7 +46,7 @@ def add_lut_parser(sub: Any) -> None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     # torch loads here, when the work runs: the command line starts and checks its input without it (2 s)
-    from lightnas.train.common import setup_torch
+    from lightnas.tensors import setup_torch
 
     out = Path(args.out)
     if out.exists() and not args.force:
@@ -71,7 +71,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     # torch loads here, when the work runs: the command line starts and checks its input without it (2 s)
-    from lightnas.train.common import setup_torch
+    from lightnas.tensors import setup_torch
 
     table = LatencyTable.load(Path(args.lut))
     if args.samples < 2:

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from typing import Any
 
 import numpy as np
 
 from lightnas.registry import Registry
 
-PREDICTORS: Registry[Any] = Registry("predictor", group="lightnas.predictors")
+PREDICTORS: Registry[type[Predictor]] = Registry("predictor", group="lightnas.predictors")
 
 
 class Predictor:

@@ -28,7 +28,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
@@ -38,7 +38,7 @@ from lightnas.registry import Registry
 from lightnas.space import Arch, SearchSpace
 from lightnas.strict import build
 
-STRATEGIES: Registry[Any] = Registry(
+STRATEGIES: Registry[type[Strategy]] = Registry(
     "strategy",
     builtins=tuple(
         f"lightnas.search.{m}" for m in ("guided", "random_search", "evolution", "linas", "pymoo_strategies")

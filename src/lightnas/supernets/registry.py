@@ -7,12 +7,15 @@ the ``lightnas.supernets`` entry-point group (see :mod:`lightnas.registry`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lightnas.errors import LightnasError
 from lightnas.registry import Registry
 
-SUPERNETS: Registry[Any] = Registry(
+if TYPE_CHECKING:  # the registry is read (names checked) without torch
+    from lightnas.supernets.base import Supernet
+
+SUPERNETS: Registry[type[Supernet]] = Registry(
     "super-network",
     builtins=("lightnas.supernets.mobilenet", "lightnas.supernets.vit", "lightnas.supernets.hybrid"),
     group="lightnas.supernets",

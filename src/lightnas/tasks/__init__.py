@@ -1,5 +1,5 @@
 """Tasks: the loss, the metric and the augmentation a super-network is trained with."""
 
-from lightnas.tasks.base import TASKS, Task, create_task
+from lightnas.tasks.base import TASKS, Task, create_task, task_for
 
-__all__ = ["TASKS", "Task", "create_task"]
+__all__ = ["TASKS", "Task", "create_task", "task_for"]

@@ -55,6 +55,11 @@ class Task(ABC):
         return cls()
 
 
+def task_for(data: Dataset, cfg: TrainConfig) -> Task:
+    """The task ``cfg.task`` names, as ``data`` and ``cfg`` call for (:meth:`Task.for_data`)."""
+    return TASKS.get(cfg.task).for_data(data, cfg)
+
+
 def create_task(name: str, **options: Any) -> Task:
     """Build a registered task by name."""
     return TASKS.get(name)(**options)

@@ -14,8 +14,8 @@ from lightnas.config import TrainConfig
 from lightnas.data.sources import Dataset
 from lightnas.space import Arch
 from lightnas.supernets.base import AtResolution, Supernet
-from lightnas.tasks import Task
-from lightnas.train.common import evaluate_metric, setup_torch, split_tensors, task_for
+from lightnas.tasks import Task, task_for
+from lightnas.tensors import evaluate_metric, setup_torch, split_tensors
 from lightnas.train.device import resolve_device, time_calls
 from lightnas.train.optim import lr_at, make_optimizer
 

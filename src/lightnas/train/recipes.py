@@ -38,7 +38,7 @@ Recipes register in :data:`RECIPES` (entry-point group ``lightnas.recipes``):
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -49,7 +49,7 @@ from lightnas.train.sampling import CostSampler
 if TYPE_CHECKING:
     from lightnas.config import TrainConfig
 
-RECIPES: Registry[Any] = Registry("recipe", group="lightnas.recipes")
+RECIPES: Registry[type[Recipe]] = Registry("recipe", group="lightnas.recipes")
 
 ALL = None  # every dimension elastic
 # within a block, and the input resolution (Once-for-All samples it from its first elastic phase)

@@ -34,22 +34,21 @@ from lightnas.errors import LightnasError
 from lightnas.space import Arch
 from lightnas.supernets import supernet_from_config
 from lightnas.supernets.base import Supernet
-from lightnas.tasks import Task
-from lightnas.train.collective import (
-    GlobalBatchDropout,
-    barrier,
-    share_batch_norm,
-    sum_over_processes,
-    synced_batch_norm,
-)
-from lightnas.train.common import (
+from lightnas.tasks import Task, task_for
+from lightnas.tensors import (
     CALIB_IMAGES,
     atomic_save,
     predict,
     safe_load,
     setup_torch,
     split_tensors,
-    task_for,
+)
+from lightnas.train.collective import (
+    GlobalBatchDropout,
+    barrier,
+    share_batch_norm,
+    sum_over_processes,
+    synced_batch_norm,
 )
 from lightnas.train.device import (
     MEMORY_FORMATS,

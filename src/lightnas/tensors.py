@@ -1,4 +1,7 @@
-"""Torch helpers shared by training, evaluation and export."""
+"""The torch side of the data, shared by training, evaluation and export:
+the process's torch settings, images as normalised tensors in batches,
+prediction and the metric over a split, and checkpoint files (saved
+atomically, loaded ``weights_only``)."""
 
 from __future__ import annotations
 
@@ -12,12 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from lightnas.config import TrainConfig
 from lightnas.data.images import DiskImages
 from lightnas.data.sources import Dataset
 from lightnas.errors import LightnasError
 from lightnas.io import atomic_write
-from lightnas.tasks import TASKS, Task
+from lightnas.tasks import Task
 
 ImageRows = np.ndarray | DiskImages  # uint8 (N, C, H, W) images: in memory, or rows of the image cache
 Index = int | slice | np.ndarray | torch.Tensor  # rows of a split
@@ -153,11 +155,6 @@ def accuracy(model: nn.Module, x: torch.Tensor | Images, y: torch.Tensor, batch_
 def evaluate_metric(model: nn.Module, task: Task, x: torch.Tensor | Images, y: torch.Tensor) -> float:
     """The task's metric of ``model`` (eval mode) over a whole split."""
     return task.metric(predict(model, x), y) if len(x) else 0.0
-
-
-def task_for(data: Dataset, cfg: TrainConfig) -> Task:
-    """The task ``cfg.task`` names (a registered :class:`~lightnas.tasks.Task`), as ``data`` and ``cfg`` call for."""
-    return TASKS.get(cfg.task).for_data(data, cfg)
 
 
 def atomic_save(obj: object, path: Path) -> None:
