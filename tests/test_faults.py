@@ -97,6 +97,25 @@ def test_a_failed_atomic_write_names_the_file_and_keeps_the_old_one(tmp_path, mo
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["summary.json"]
 
 
+def test_torch_saving_onto_a_full_disk_is_the_same_one_line(tmp_path, monkeypatch):
+    """torch.save names no errno when the disk fills ("unexpected pos"): the free space says it."""
+    import shutil
+
+    from lightnas import io
+
+    def torch_full(tmp: str) -> None:
+        Path(tmp).write_bytes(b"PK")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(io.shutil, "disk_usage", lambda p: usage._replace(free=4096))
+    with pytest.raises(LightnasError, match=r"^no space left to write .*supernet.pt \(0.0 MB free"):
+        io.atomic_write(tmp_path / "supernet.pt", torch_full)
+    monkeypatch.setattr(io.shutil, "disk_usage", lambda p: usage._replace(free=2**30))
+    with pytest.raises(RuntimeError, match="unexpected pos"):  # with space left it is not a full disk
+        io.atomic_write(tmp_path / "supernet.pt", torch_full)
+
+
 def test_sigterm_stops_a_run_in_one_line_and_it_resumes(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "lightnas.cli", "run", "--out", str(out), "--data", "digits", "--epochs", "3"]
