@@ -140,8 +140,10 @@ def judge(ref: Path, out: Path, before: dict[str, tuple[str, dict]]) -> dict[str
 
 
 def one_line(err: str) -> bool:
+    """One ``lightnas: error:`` sentence: no traceback, and not the internal-error
+    line (an exception lightnas did not turn into words names its class)."""
     lines = [line for line in err.strip().splitlines() if line.strip()]
-    return len(lines) == 1 and "Traceback" not in err
+    return len(lines) == 1 and "Traceback" not in err and "internal error" not in err
 
 
 def kill_trial(ref: Path, out: Path, at: float) -> dict[str, Any]:
