@@ -35,11 +35,12 @@ from pathlib import Path
 def throughput(run: Path, workers: int, archs: list) -> tuple[float, list[float]]:
     """Seconds to evaluate ``archs`` on ``workers`` Ray workers, and their accuracies."""
     from lightnas.config import RunConfig
+    from lightnas.context import worker_evaluator
     from lightnas.evaluate.ray_pool import RayPool
     from lightnas.pipeline import METRIC
 
     cfg = RunConfig.from_file(run / "config.json")
-    pool = RayPool(None, run, cfg, workers=workers)  # type: ignore[arg-type]
+    pool = RayPool(None, run, cfg, worker_evaluator, workers=workers)  # type: ignore[arg-type]
     try:
         pool.pids()  # every worker has loaded the super-network and the data
         t0 = time.perf_counter()

@@ -48,14 +48,14 @@ def test_ray_search_equals_local(finished_run, tmp_path):
 
 @pytest.mark.slow
 def test_killed_worker_is_replaced(finished_run):
-    from lightnas.context import run_evaluator, trained
+    from lightnas.context import run_evaluator, trained, worker_evaluator
     from lightnas.evaluate.ray_pool import RayPool
 
     cfg = RunConfig.from_file(finished_run / "config.json")
     net, _, data = trained(finished_run, cfg)
     space = net.space
     archs = list({a.key: a for a in (space.scaled(t / 7) for t in range(8))}.values())
-    pool = RayPool(run_evaluator(finished_run, cfg, net, data), finished_run, cfg, workers=2)
+    pool = RayPool(run_evaluator(finished_run, cfg, net, data), finished_run, cfg, worker_evaluator, workers=2)
     try:
         victim = pool.pids()[0]
         seen = []

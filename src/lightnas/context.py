@@ -17,6 +17,7 @@ from lightnas.supernets import SUPERNETS
 
 if TYPE_CHECKING:  # the stages import these when they run: the command line starts without torch
     from lightnas.data.sources import Dataset
+    from lightnas.evaluate.base import Evaluator
     from lightnas.evaluate.supernet import SupernetEvaluator
     from lightnas.hardware.lut import LatencyTable
     from lightnas.quantization.wrapper import Searchable
@@ -99,6 +100,21 @@ def load_lut(path: Path, cfg: RunConfig, device: str = "") -> LatencyTable:
         has = "INT8 parts" if quantized else "float32 parts only"
         raise LightnasError(f"{path} has {has}; move it aside to build the table this run needs")
     return lut
+
+
+def worker_evaluator(out: Path, cfg: RunConfig, threads: int, latency: bool) -> Evaluator:
+    """What a worker of another process (a Ray actor) evaluates with: the
+    run's trained super-network and data; with ``latency`` the run's own
+    evaluator (the target's measurements, lookup table included), else one
+    for accuracy (its latency measured by the driver). A
+    :data:`~lightnas.evaluate.ray_pool.WorkerEvaluator`."""
+    # torch loads here, when the work runs: the command line starts and checks its input without it (2 s)
+    from lightnas.evaluate.supernet import SupernetEvaluator
+    from lightnas.tensors import setup_torch
+
+    net, _, data = trained(out, cfg)
+    setup_torch(threads)
+    return run_evaluator(out, cfg, net, data) if latency else SupernetEvaluator(net, data, device=cfg.device)
 
 
 def run_evaluator(out: Path, cfg: RunConfig, net: Searchable, data: Dataset) -> SupernetEvaluator:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from lightnas.artefacts import Checkpoint, ModelCard, RunSummary, TrainingCost, TrainJob, read_training_cost
 from lightnas.config import RunConfig, TrainConfig
-from lightnas.context import load_data, run_evaluator, supernet_config, trained
+from lightnas.context import load_data, run_evaluator, supernet_config, trained, worker_evaluator
 from lightnas.io import write_json
 from lightnas.lock import writing
 from lightnas.objectives import RUN_OBJECTIVES, TABLE_LATENCY, parse_constraint, run_fronts, run_objectives
@@ -78,7 +78,7 @@ def stage_search(out: Path, cfg: RunConfig, quiet: bool = False, data: Dataset |
         # torch loads here, when the work runs: the command line starts and checks its input without it (2 s)
         from lightnas.evaluate.ray_pool import RayPool
 
-        evaluator = RayPool(evaluator, out, cfg)
+        evaluator = RayPool(evaluator, out, cfg, worker_evaluator)
     try:
         with Store(out / "lightnas.db") as store:
             store.set_meta("study", cfg.study())

@@ -28,16 +28,20 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from lightnas.config import RunConfig
-from lightnas.context import run_evaluator, trained
 from lightnas.errors import LightnasError
 from lightnas.evaluate.base import Evaluator
-from lightnas.evaluate.supernet import SupernetEvaluator
 from lightnas.space import Arch, Value
-from lightnas.tensors import setup_torch
+
+WorkerEvaluator = Callable[[Path, RunConfig, int, bool], Evaluator]
+"""``(run folder, its configuration, threads, latency) -> evaluator``: what a
+worker evaluates with, built in the worker's process (a module-level function,
+so that Ray sends it by name); ``latency``: the one that measures the
+target's latency, else one that evaluates accuracy."""
 
 MAX_ATTEMPTS = 3
 POLL_S = 10.0  # how often a wait checks that the cluster's nodes are alive (a lost node is seen within this)
@@ -56,16 +60,12 @@ def _ray() -> Any:
 
 
 class Worker:
-    """What a Ray actor runs: the run's super-network and data, loaded once."""
+    """What a Ray actor runs: the run's super-network and data, loaded once by ``build``."""
 
-    def __init__(self, out: str, config: dict[str, object], threads: int, latency: bool = False):
-        cfg = RunConfig.from_dict(config)
-        net, _, data = trained(Path(out), cfg)
-        setup_torch(threads)
-        if latency:  # the target's own measurements: the run's evaluator, lookup table included
-            self.evaluator = run_evaluator(Path(out), cfg, net, data)
-        else:
-            self.evaluator = SupernetEvaluator(net, data, device=cfg.device)
+    def __init__(
+        self, out: str, config: dict[str, object], threads: int, build: WorkerEvaluator, latency: bool = False
+    ):
+        self.evaluator = build(Path(out), RunConfig.from_dict(config), threads, latency)
 
     def evaluate(self, arch: dict[str, Value]) -> tuple[dict[str, float], float]:
         """The accuracy of ``arch`` and the seconds it took."""
@@ -83,14 +83,20 @@ class Worker:
 class RayPool(Evaluator):
     """An :class:`Evaluator` whose ``evaluate_many`` runs on ``workers`` Ray
     actors (one CPU and ``threads`` threads each; default ``cfg.search.workers``)
-    that load the run in ``out`` (configuration ``cfg``); ``local`` supplies the
+    that load the run in ``out`` (configuration ``cfg``) with ``build``; ``local`` supplies the
     cheap and known metrics unless ``cfg.search.target_resource`` names the Ray
     custom resource of the node whose latency is searched. Connects to the
     cluster at ``cfg.search.ray_address``, or starts a local one of
     ``workers`` CPUs (no dashboard) that :meth:`close` stops."""
 
     def __init__(
-        self, local: Evaluator, out: Path, cfg: RunConfig, workers: int | None = None, threads: int = 1
+        self,
+        local: Evaluator,
+        out: Path,
+        cfg: RunConfig,
+        build: WorkerEvaluator,
+        workers: int | None = None,
+        threads: int = 1,
     ) -> None:
         workers = workers or cfg.search.workers
         address, target_resource, config = cfg.search.ray_address, cfg.search.target_resource, cfg.to_dict()
@@ -116,7 +122,7 @@ class RayPool(Evaluator):
             self.close()
             raise LightnasError(f"no node of the Ray cluster has the resource {target_resource!r}")
         self._actor = ray.remote(num_cpus=1, max_restarts=0)(Worker)
-        self._args = (str(out), config, threads)
+        self._args = (str(out), config, threads, build)
         self.actors = [self._actor.remote(*self._args) for _ in range(workers)]
         self._idle = list(self.actors)
         self._queue: list[Arch] = []
@@ -126,7 +132,7 @@ class RayPool(Evaluator):
         self.latency = None
         if target_resource:
             place = ray.remote(num_cpus=0, resources={target_resource: 1}, max_restarts=1)(Worker)
-            self.latency = place.remote(str(out), config, cfg.latency.threads, True)
+            self.latency = place.remote(str(out), config, cfg.latency.threads, build, True)
 
     def pids(self) -> list[int]:
         """The worker processes' ids (waits until every worker is ready)."""
