@@ -19,9 +19,9 @@ from lightnas.context import load_data, run_evaluator, supernet_config, trained,
 from lightnas.io import write_json
 from lightnas.lock import writing
 from lightnas.objectives import RUN_OBJECTIVES, TABLE_LATENCY, parse_constraint, run_fronts, run_objectives
-from lightnas.report import summarise, terminal_table, write_csv
 from lightnas.reporting.run import load_run
 from lightnas.reporting.run_page import write_report
+from lightnas.reporting.tables import summarise, terminal_table, write_csv
 from lightnas.runfolder import claim, open_folder, preflight, say
 from lightnas.search import Runner, SearchPlan, create_strategy
 from lightnas.selection import read_front, select

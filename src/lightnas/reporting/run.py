@@ -18,7 +18,7 @@ from lightnas.objectives import (
     objective_matrix,
     parse_constraint,
 )
-from lightnas.report import fastest_first
+from lightnas.reporting.tables import fastest_first
 from lightnas.search.pareto import hypervolume
 from lightnas.selection import device_front, read_front
 from lightnas.space import SearchSpace, Value

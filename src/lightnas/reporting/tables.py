@@ -1,4 +1,4 @@
-"""A run's tables: pareto.csv, the terminal table, summary.json (report.html: :mod:`lightnas.reporting`)."""
+"""A run's tables: ``pareto.csv``, the terminal table, the summary (``summary.json``)."""
 
 from __future__ import annotations
 
