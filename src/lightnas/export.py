@@ -86,7 +86,7 @@ def export_subnet(
     out_dir: Path,
     ctx: ExportContext,
     search_metrics: dict[str, float],
-    extras: CardExtras | None = None,
+    extras: CardExtras = CardExtras(),
 ) -> ModelCard:
     """Calibrate, extract, verify and write one sub-network; returns its card.
 
@@ -105,7 +105,6 @@ def export_subnet(
     diff = float((net(x_val) - plain(resize_input(x_val, shape))).abs().max()) if len(x_val) else 0.0
     if diff > EXTRACT_TOL:
         raise LightnasError(f"extracted {arch.key} differs from the super-network by {diff:.2e}")
-    extras = extras or CardExtras()
     extras = dataclasses.replace(extras, verification={**extras.verification, "extract_max_abs_diff": diff})
     return export_plain(plain, arch, out_dir / model_id(arch), ctx, search_metrics, extras, input_shape=shape)
 

@@ -96,7 +96,6 @@ class Runner:
         strategy.use_known_metrics(self._known_metrics)
         self.store = store
         self.study = study
-        self.plan = plan
         self.budget = plan.budget
         self.batch_size = plan.batch_size
         self.max_skips = plan.max_skips if plan.max_skips is not None else 50 * plan.budget + 1000
