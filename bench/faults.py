@@ -233,6 +233,12 @@ def main() -> int:
     ap.add_argument("--ray", type=int, default=10)
     ap.add_argument("--json", default="")
     args = ap.parse_args()
+
+    def save() -> None:
+        """Write what is measured so far, so that a long bench that dies keeps its finished sections."""
+        if args.json:
+            Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+
     resumed = lambda t: t["resume_rc"] == 0 and t["verdict"] == "equal"  # noqa: E731
     out: dict[str, Any] = {"job": " ".join(JOB)}
     with tempfile.TemporaryDirectory() as tmp:
@@ -248,17 +254,20 @@ def main() -> int:
         at = [wall * (i + 0.5) / max(args.kills, 1) for i in range(args.kills)]
         out["kill"] = summary([kill_trial(ref, root / f"kill{i}", t) for i, t in enumerate(at)], resumed)
         print(f"kill -9: {out['kill']['passed']}/{out['kill']['of']}", file=sys.stderr)
+        save()
         if args.full_disk and os.geteuid() == 0 and shutil.which("mount"):
             at = [wall * (i + 0.5) / args.full_disk for i in range(args.full_disk)]
             trials = [full_disk_trial(ref, root, t) for t in at]
             out["full_disk"] = summary(trials, lambda t: t["one_line"] and resumed(t))
             print(f"full disk: {out['full_disk']['passed']}/{out['full_disk']['of']}", file=sys.stderr)
+            save()
         delays = [1 + 7 * i / max(args.writers - 1, 1) for i in range(args.writers)]
         trials = [writers_trial(ref, root / f"two{i}", d) for i, d in enumerate(delays)]
         out["two_writers"] = summary(
             trials, lambda t: t["second_refused_in_one_line"] and t["first_rc"] == 0 and t["verdict"] == "equal"
         )
         print(f"two writers: {out['two_writers']['passed']}/{out['two_writers']['of']}", file=sys.stderr)
+        save()
         try:
             import ray  # noqa: F401
         except ImportError:
@@ -267,9 +276,8 @@ def main() -> int:
             trials = [ray_trial(ref, root / f"ray{i}") for i in range(args.ray)]
             out["ray"] = summary(trials, lambda t: t["driver_ended_s"] <= 120 and t["one_line"] and resumed(t))
             print(f"ray node lost: {out['ray']['passed']}/{out['ray']['of']}", file=sys.stderr)
+            save()
     print(json.dumps(out, indent=2))
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
     return 0
 
 
