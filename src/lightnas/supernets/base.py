@@ -60,6 +60,10 @@ Invariants:
   :class:`~lightnas.config.TrainConfig`) replace the general training
   defaults for this super-network where the user sets none (as timm's
   per-model default configurations do).
+- **Distillation teacher.** ``distillation_teacher()`` may return a fixed
+  module (eval mode, no gradients) whose logits every sub-network, the
+  largest included, distils from, instead of the largest sub-network's (a
+  network made elastic from a trained model: that model); default: none.
 - **Recomputation.** A super-network's forward runs its repeated blocks
   through :meth:`Supernet.block`; while ``recompute`` is set (the trainer
   sets it when a training step's saved activations would exceed its memory
@@ -254,6 +258,10 @@ class Supernet(nn.Module, ABC):
 
     def init_for_training(self) -> None:  # noqa: B027 - an optional hook
         """Called once on fresh weights before training; default: nothing."""
+
+    def distillation_teacher(self) -> nn.Module | None:
+        """A fixed module every sub-network distils from; default: none (the largest sub-network teaches)."""
+        return None
 
     def describe_part(self, part: Hashable) -> str:
         """A latency part in words for reports, e.g. ``block: in 16, out 24, kernel 5``

@@ -17,7 +17,12 @@ if TYPE_CHECKING:  # the registry is read (names checked) without torch
 
 SUPERNETS: Registry[type[Supernet]] = Registry(
     "super-network",
-    builtins=("lightnas.supernets.mobilenet", "lightnas.supernets.vit", "lightnas.supernets.hybrid"),
+    builtins=(
+        "lightnas.supernets.mobilenet",
+        "lightnas.supernets.vit",
+        "lightnas.supernets.hybrid",
+        "lightnas.elastic.supernet",
+    ),
     group="lightnas.supernets",
 )
 register_supernet = SUPERNETS.register

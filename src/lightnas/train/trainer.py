@@ -92,6 +92,10 @@ class SupernetTrainer:
         space = self.net.space
         self.teacher = space.make(only) if only is not None else space.largest()
         self.recipe = None if only is not None else self._recipe()
+        # a fixed teacher (the user's model a super-network was made from) teaches every sub-network
+        self.frozen = self.net.distillation_teacher() if self.recipe is not None else None
+        if self.frozen is not None:
+            self.frozen.to(self.device)
         self.dropouts = [m for m in self.net.modules() if isinstance(m, torch.nn.Dropout)]
         self.masks = GlobalBatchDropout(self.dropouts)
         self.x_train, self.y_train = split_tensors(data, "train", self.device)
@@ -154,12 +158,14 @@ class SupernetTrainer:
         """Train in ``settings`` (``memory_format``, ``precision``) from now on."""
         self.memory_format = MEMORY_FORMATS[settings["memory_format"]]
         self.net.to(memory_format=self.memory_format)
+        if self.frozen is not None:
+            self.frozen.to(memory_format=self.memory_format)
         self.autocast = settings.get("precision", "float32") == "bfloat16"
 
-    def _forward(self, xb: torch.Tensor) -> torch.Tensor:
-        """The active sub-network's logits, under bfloat16 autocast when the settings say so."""
+    def _forward(self, xb: torch.Tensor, module: torch.nn.Module | None = None) -> torch.Tensor:
+        """The active sub-network's logits (or ``module``'s), under bfloat16 autocast when the settings say so."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            return self.net(xb)
+            return (module or self.net)(xb)
 
     def _recipe(self) -> Any:
         cls = RECIPES.get(self.cfg.recipe)
@@ -207,10 +213,15 @@ class SupernetTrainer:
         self.opt.zero_grad(set_to_none=True)
         net.set_active(self.teacher)
         logits = self._forward(xb)
-        loss = self.task.loss(logits.float(), yb)
+        if self.frozen is None:
+            loss = self.task.loss(logits.float(), yb)
+            soft = logits.detach().float()
+        else:
+            with torch.no_grad():
+                soft = self._forward(xb, self.frozen).float()
+            loss = self.task.distill_loss(logits.float(), soft, yb)
         (loss * share).backward()
         self._release()
-        soft = logits.detach().float()
         teacher_grads = None
         if students and self.cfg.project_conflicts:
             teacher_grads = take_grads(plist)
