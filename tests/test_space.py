@@ -64,3 +64,15 @@ def test_malformed_keys_are_one_line_errors(bad):
 def test_make_rejects_unknown_values():
     with pytest.raises(LightnasError, match="not a value"):
         cond_space().make({"d": 4, "k1": 3, "op": "a"})
+
+
+def test_size_is_counted_without_enumerating_one_level_conditions():
+    """Two stages with conditional blocks and a free dimension: the sum-product
+    count equals the enumeration, and a space of 10^20 is counted at once."""
+    dims = [Choice("a", (1, 2, 3), ordinal=True), Choice("b", (0, 1), ordinal=True)]
+    dims += [Choice("a2", (3, 5), ("a", 2)), Choice("a3", (3, 5, 7), ("a", 3)), Choice("b1", (1, 2, 3), ("b", 1))]
+    dims.append(Choice("w", (8, 16)))
+    space = SearchSpace(tuple(dims))
+    assert space.size() == len(space.enumerate_codes(10_000)) == (1 + 2 + 6) * (1 + 3) * 2
+    big = SearchSpace(tuple(Choice(f"x{i}", (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)) for i in range(20)))
+    assert big.size() == 10**20

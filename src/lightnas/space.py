@@ -133,12 +133,21 @@ class SearchSpace:
         return np.array([len(d.values) for d in self.dims], dtype=np.int64)
 
     def size(self) -> int:
-        """Number of distinct canonical architectures (exact)."""
-        return (
-            sum(1 for _ in self._iter_canonical_codes())
-            if self._conditional()
-            else int(math.prod(len(d.values) for d in self.dims))
-        )
+        """Number of distinct canonical architectures (exact). Where every
+        conditional dimension depends on an unconditional one this is a sum
+        over each parent's values of its children's products; deeper chains
+        are enumerated."""
+        by_name = {d.name: d for d in self.dims}
+        if any(by_name[d.active_if[0]].active_if is not None for d in self.dims if d.active_if is not None):
+            return sum(1 for _ in self._iter_canonical_codes())
+        total = 1
+        for parent in (d for d in self.dims if d.active_if is None):
+            children = [d for d in self.dims if d.active_if is not None and d.active_if[0] == parent.name]
+            total *= sum(
+                math.prod(len(c.values) if v >= c.active_if[1] else 1 for c in children)  # type: ignore[index,operator]
+                for v in parent.values
+            )
+        return int(total)
 
     def _conditional(self) -> bool:
         return any(d.active_if is not None for d in self.dims)
