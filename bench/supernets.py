@@ -33,7 +33,7 @@ def main() -> int:
 
     setup_torch(None)
     results = {}
-    for name in args.supernets.split(",") if args.supernets else list_supernets():
+    for name in args.supernets.split(",") if args.supernets else list_supernets(standalone=True):
         torch.manual_seed(0)
         net = trained_like(create_supernet(name, (1, 28, 28), 10))
         rng = np.random.default_rng(0)

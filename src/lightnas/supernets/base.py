@@ -176,6 +176,9 @@ class Supernet(nn.Module, ABC):
     train_defaults: ClassVar[dict[str, object]] = {}
     part_fields: ClassVar[dict[str, tuple[str, ...]]] = {}
     """Per part kind, the names of the numbers after the kind in its spec (reports)."""
+    needs_input: ClassVar[bool] = False
+    """True where the config's defaults alone build nothing (the elastic super-network
+    needs the user's model); such a network is left out of ``list_supernets(standalone=True)``."""
     space: SearchSpace
     active_arch: Arch
     recompute: bool = False

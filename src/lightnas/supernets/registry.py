@@ -28,8 +28,11 @@ SUPERNETS: Registry[type[Supernet]] = Registry(
 register_supernet = SUPERNETS.register
 
 
-def list_supernets() -> list[str]:
-    return SUPERNETS.names()
+def list_supernets(*, standalone: bool = False) -> list[str]:
+    """The registered names; ``standalone`` keeps those built from their config's
+    defaults alone (not the ones that need a user's input, see ``Supernet.needs_input``)."""
+    names = SUPERNETS.names()
+    return [n for n in names if not SUPERNETS.get(n).needs_input] if standalone else names
 
 
 def create_supernet(
