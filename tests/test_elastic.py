@@ -183,3 +183,41 @@ def test_a_model_for_other_images_or_classes_is_refused(tmp_path):
     net = create_supernet("elastic", (1, 28, 28), 10, model=f"{MODELS}:resnet18_tiny", weights=weights)
     with pytest.raises(LightnasError, match="does not fit model"):
         net.init_for_training()
+
+
+def test_lightnas_run_from_a_model_trains_searches_and_exports(tmp_path):
+    """``elasticize`` shows the space and checks equality; ``run --from-model``
+    goes through every stage and exports verified models; ``--resume`` of the
+    finished run changes nothing."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    _, weights = _saved("resnet18_tiny", tmp_path)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
+    cli = [sys.executable, "-m", "lightnas.cli"]
+    model = ["--from-model", f"{MODELS}:resnet18_tiny", "--weights", weights, "--data", "digits"]
+    shown = subprocess.run([*cli, "elasticize", *model, "--quiet"], capture_output=True, text=True, env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "16 elastic dimensions" in shown.stdout and "(equal)" in shown.stdout
+    out = tmp_path / "run"
+    job = [*cli, "run", *model, "--epochs", "1", "--budget", "4", "--out", str(out), "--quiet"]
+    res = subprocess.run(job, capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stderr
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["supernet"]["name"] == "elastic" and cfg["supernet"]["options"]["weights"] == weights
+    index = json.loads((out / "models" / "index.json").read_text())
+    card = json.loads((out / "models" / index["models"][0] / "card.json").read_text())
+    assert card["supernet"] == "elastic" and card["verification"]["onnx_max_abs_diff"] <= 1e-4
+    before = _evaluations(out / "lightnas.db"), (out / "models" / "index.json").read_bytes()
+    again = subprocess.run([*job, "--resume"], capture_output=True, text=True, env=env)
+    assert again.returncode == 0, again.stderr
+    assert (_evaluations(out / "lightnas.db"), (out / "models" / "index.json").read_bytes()) == before
+
+
+def _evaluations(db) -> list[tuple]:
+    import sqlite3
+
+    with sqlite3.connect(db) as con:
+        return con.execute("SELECT * FROM evaluations ORDER BY rowid").fetchall()
