@@ -27,13 +27,19 @@ EVAL_BATCH = 256  # inference chunk: on this 2-core CPU, 1,000-image chunks ran 
 CALIB_IMAGES = 256  # BatchNorm recalibration sample: 256, 1,024 and 4,096 give the same figures (bench/fidelity.py)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def setup_torch(threads: int | None = None) -> int:
     """Flush denormals (5x-300x slowdowns otherwise) and fix the thread count.
 
-    Returns the thread count in force (default: all cores).
+    Returns the thread count in force (default: every core this process may
+    run on, so that ``taskset`` and a container's CPU set are honoured).
     """
     torch.set_flush_denormal(True)
-    n = threads or os.cpu_count() or 1
+    n = threads or usable_cores()
     torch.set_num_threads(n)
     return n
 

@@ -30,6 +30,7 @@ import torch.multiprocessing as mp
 from lightnas.artefacts import TrainJob
 from lightnas.data import load_dataset
 from lightnas.errors import LightnasError
+from lightnas.tensors import usable_cores
 from lightnas.train.trainer import SupernetTrainer
 
 
@@ -60,7 +61,7 @@ def _worker(rank: int, world: int, port: int, run: DistributedJob) -> None:
     cuda = run.job.device.startswith("cuda")
     dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world)
     try:
-        threads = run.job.threads or max(1, (os.cpu_count() or 1) // world)
+        threads = run.job.threads or max(1, usable_cores() // world)
         job = dataclasses.replace(run.job, threads=threads, device=f"cuda:{rank}" if cuda else "cpu")
         data = load_dataset(run.data, job.seed, run.image_size)
         trainer = SupernetTrainer(job, data, rank=rank, world=world)
