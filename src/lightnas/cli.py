@@ -151,7 +151,11 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         "super-network)",
     )
     p.add_argument(
-        "--weights", dest="model:weights", default=argparse.SUPPRESS, help="its state dict (loaded weights-only)"
+        "--weights",
+        dest="model:weights",
+        default=argparse.SUPPRESS,
+        metavar="FILE",
+        help="its state dict (loaded weights-only)",
     )
 
 
