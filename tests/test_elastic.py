@@ -174,9 +174,12 @@ def test_bad_models_are_one_line_errors(options, message):
     assert "\n" not in str(info.value)
 
 
-def test_a_model_for_other_images_or_classes_is_refused(tmp_path):
-    with pytest.raises(LightnasError, match="does not run on images of shape"):
-        create_supernet("elastic", (3, 28, 28), 10, model=f"{MODELS}:resnet18_tiny")
+def test_a_model_for_other_images_or_classes_is_refused(tmp_path, capfd):
+    for shape in ((3, 28, 28), (1, 8, 8)):  # a wrong channel count; a flatten sized for 28 px
+        with pytest.raises(LightnasError, match="does not run on images of shape") as info:
+            create_supernet("elastic", shape, 10, model=f"{MODELS}:concat_cnn_tiny")
+        assert "\n" not in str(info.value)
+    assert capfd.readouterr().err == ""  # no traceback printed on the way
     with pytest.raises(LightnasError, match="not 7 logits"):
         create_supernet("elastic", (1, 28, 28), 7, model=f"{MODELS}:resnet18_tiny")
     _, weights = _saved("mobilenet_v2_tiny", tmp_path)

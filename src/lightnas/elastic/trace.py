@@ -125,13 +125,16 @@ def trace(model: nn.Module, input_shape: tuple[int, int, int], spec: str) -> tup
     placeholders = [n for n in graph.nodes if n.op == "placeholder"]
     if len(placeholders) != 1:
         raise LightnasError(f"model {spec!r} must take one input tensor, not {len(placeholders)}")
-    try:
+    x = torch.zeros(2, *input_shape)
+    try:  # run plainly first: ShapeProp prints a traceback of its own and wraps the error
         with torch.no_grad():
-            ShapeProp(gm).propagate(torch.zeros(2, *input_shape))
+            gm(x)
     except Exception as exc:  # noqa: BLE001 - the model does not run on the data's images
         raise LightnasError(
             f"model {spec!r} does not run on images of shape {tuple(input_shape)}: {_first_line(exc)}"
         ) from None
+    with torch.no_grad():
+        ShapeProp(gm).propagate(x)
     return gm, dict(tracer.opaque)
 
 
