@@ -34,6 +34,7 @@ def check_names(cfg: RunConfig) -> RunConfig:
     from lightnas.tasks import TASKS
 
     LATENCY_BACKENDS.check(cfg.latency.backend)
+    getattr(LATENCY_BACKENDS.get(cfg.latency.backend), "check", lambda: None)()  # its runtime is installed
     task = TASKS.get(cfg.train.task)
     if task.metric_name != RUN_OBJECTIVES[0].metric:
         raise LightnasError(

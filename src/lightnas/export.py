@@ -36,9 +36,10 @@ from lightnas.config import LatencyConfig
 from lightnas.data.sources import Dataset
 from lightnas.errors import LightnasError
 from lightnas.hardware.cost import count_cost
-from lightnas.hardware.latency import LATENCY_BACKENDS, QUANTILE, Timing, measure_latency
+from lightnas.hardware.latency import LATENCY_BACKENDS, QUANTILE, BackendUnavailable, Timing, measure_latency
 from lightnas.hardware.onnx_graph import onnx_logits, onnx_session, to_onnx_bytes
 from lightnas.io import write_bytes, write_json
+from lightnas.litert.export import litert_files
 from lightnas.quantization.policy import split_policy
 from lightnas.quantization.wrapper import QuantizedModule, Searchable
 from lightnas.space import Arch
@@ -148,7 +149,13 @@ def latencies(
     first, every backend's on the CPU beside them (ms, batch 1, ``ctx.latency.threads``
     threads, inputs of ``input_shape``)."""
     names = [b for b in LATENCY_BACKENDS.names() if b == ctx.latency.backend or not getattr(plain, "int8_modules", ())]
-    runs = {b: measure_latency(plain, input_shape, b, ctx.latency.threads, timing=Timing(repeats=100)) for b in names}
+    runs = {}
+    for b in names:
+        try:
+            runs[b] = measure_latency(plain, input_shape, b, ctx.latency.threads, timing=Timing(repeats=100))
+        except BackendUnavailable:
+            if b == ctx.latency.backend:
+                raise
     lat = runs[ctx.latency.backend]
     if ctx.latency.target != "cpu":
         lat = measure_latency(
@@ -221,8 +228,10 @@ def export_plain(
     if getattr(deployed, "int8_modules", ()):
         int8_onnx, quant = quantized_card(deployed, policy, logits, test_batches(data, shape), data.y_test, shape)
         test_accuracy = quant.test_accuracy or 0.0  # what ships: the INT8 graph
+    lite, lite_files = litert_files(fp32, shape, test_batches(data, shape), data.y_test, arch.key, ONNX_CHECK_IMAGES)
     cost = count_cost(deployed, shape)
     files = {"state_dict": "model.pt", "arch": "arch.json", "onnx": "model.onnx"}
+    files.update({"tflite": "model.tflite", "c_array": "model_data.cc"} if lite_files else {})
     card = ModelCard(
         id=folder.name,
         key=arch.key,
@@ -242,6 +251,7 @@ def export_plain(
         files={**files, "onnx_int8": "model.int8.onnx"} if int8_onnx else files,
         exported=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         quantization=quant,
+        litert=lite,
     )
     card = dataclasses.replace(card, **extras.fields)
     folder.mkdir(parents=True, exist_ok=True)
@@ -251,6 +261,8 @@ def export_plain(
     write_bytes(onnx_bytes, folder / "model.onnx")
     if int8_onnx:
         write_bytes(int8_onnx, folder / "model.int8.onnx")
+    for name, content in lite_files.items():
+        write_bytes(content, folder / name)
     write_card(card, folder)
     return card
 

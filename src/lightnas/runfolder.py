@@ -166,14 +166,15 @@ def preflight(cfg: RunConfig, data: Any, out: Path | None = None) -> dict[str, d
     untrained super-network before any training: a ``<=`` bound below the
     smallest sub-network's cost, or a ``>=`` bound above the largest's, can
     never be met (each end's cost is computed only where a bound needs it);
-    a ``--device`` or ``--target`` GPU that is not there is
-    refused too, and so are the strategy's options and, in ``out``, a latency
-    table that cannot serve ``--latency lut``, and another device's table
-    (``--target-table``) of another super-network, batch or precision.
+    a ``--device`` or ``--target`` GPU that is not there is refused too, and
+    so are a target runtime that cannot run the smallest sub-network, the
+    strategy's options and, in ``out``, a latency table that cannot serve
+    ``--latency lut``, and another device's table (``--target-table``) of
+    another super-network, batch or precision.
     Returns the cheap metrics of the smallest and the largest."""
     # torch loads here, when the work runs: the command line starts and checks its input without it (2 s)
     from lightnas.hardware.cost import count_cost
-    from lightnas.hardware.latency import measure_latency
+    from lightnas.hardware.latency import LATENCY_BACKENDS, measure_latency
     from lightnas.tensors import setup_torch
     from lightnas.train.device import resolve_device
 
@@ -188,6 +189,10 @@ def preflight(cfg: RunConfig, data: Any, out: Path | None = None) -> dict[str, d
     from lightnas.context import load_lut
 
     tables = {TABLE_LATENCY + n: load_lut(Path(p), cfg, n).bind(net) for n, p in cfg.latency.tables.items()}
+    smallest = net.space.smallest()  # the target runtime runs the sub-networks (an operator it lacks is said now)
+    LATENCY_BACKENDS.get(cfg.latency.backend)(
+        net.extract(smallest).eval(), net.input_shape_for(smallest), 1, 1, cfg.latency.target
+    )
     bounds = [parse_constraint(t) for t in (*cfg.search.constraints, *cfg.export.targets)]
     ends = {}
     for which, op in (("smallest", "<="), ("largest", ">=")):

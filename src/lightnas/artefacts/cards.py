@@ -83,6 +83,26 @@ class Quantization:
 
 
 @dataclass
+class LiteRT:
+    """The model in LiteRT (``model.tflite``, float32, NHWC input; ``model_data.cc``/``.h``
+    the same bytes as a C array): its accuracy (%) on the whole test split in
+    LiteRT's interpreter, its largest logit difference from PyTorch on
+    ``checked_images`` images, its microcontroller memory (bytes, see
+    :mod:`lightnas.litert.arena`); or why no ``.tflite`` was written (``skipped``)."""
+
+    skipped: str | None = None
+    test_accuracy: float | None = None
+    max_abs_diff: float | None = None
+    checked_images: int | None = None
+    tflite_bytes: int | None = None
+    sram_bytes: int | None = None
+    sram_lower_bound_bytes: int | None = None
+    flash_bytes: int | None = None
+    memory_how: str = ""
+    input_layout: str = "NHWC"
+
+
+@dataclass
 class ModelCard:
     """``models/<id>/card.json``: one exported model. Accuracies in %, on the
     whole test split in ONNX Runtime (the INT8 graph's where it has one);
@@ -110,6 +130,7 @@ class ModelCard:
     files: dict[str, str]
     exported: str
     quantization: Quantization | None = None
+    litert: LiteRT | None = None
     targets: list[str] = field(default_factory=list)
     fronts: list[str] = field(default_factory=list)
     table_latency_ms: dict[str, float] = field(default_factory=dict)

@@ -19,13 +19,24 @@ from lightnas.hardware.onnx_graph import deployed_onnx, onnx_session
 from lightnas.registry import Registry
 
 Backend = Callable[..., Callable[[], float | None]]  # (model, input_shape, threads, batch, device) -> run
-LATENCY_BACKENDS: Registry[Backend] = Registry("latency backend", group="lightnas.latency_backends")
+LATENCY_BACKENDS: Registry[Backend] = Registry(
+    "latency backend", builtins=("lightnas.litert.runtime",), group="lightnas.latency_backends"
+)
 """Runtimes latency is measured in. A backend is a function
 ``(model, input_shape, threads, batch, device) -> run`` that prepares the
 model once (export, session, device placement) and returns a zero-argument
 callable running one synchronised forward pass; when ``run`` returns a float,
 that is the pass's time in ms as the device measured it (CUDA events),
-otherwise the wall clock around the call is."""
+otherwise the wall clock around the call is. A backend that cannot run a
+model here (its runtime not installed, an operator it lacks) raises
+:class:`BackendUnavailable`."""
+
+
+class BackendUnavailable(LightnasError):
+    """A latency backend cannot run this model here: as the target, the one-line
+    error of the run; beside the target on a card, the backend is left out."""
+
+
 QUANTILE = 10
 """``latency_ms`` is this percentile of the timed runs, not the median: on a
 shared machine other tenants only ever add time, in bursts lasting seconds, and
