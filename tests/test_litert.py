@@ -1,5 +1,7 @@
 """LiteRT: the .tflite conversion equals PyTorch, the backend's contract, the arena planner, the export's files."""
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -17,6 +19,7 @@ from lightnas.litert.runtime import interpreter, litert_logits, tflite_bytes  # 
 
 torch.set_flush_denormal(True)
 MODELS = "examples.user_models"
+CLI = [sys.executable, "-m", "lightnas.cli", "run", "--data", "digits", "--quiet"]
 
 
 class TestLiteRTBackend(LatencyBackendTests):
@@ -112,3 +115,55 @@ def test_without_the_runtime_the_error_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ai_edge_litert", None)
     with pytest.raises(LightnasError, match=r"pip install 'lightnas\[litert\]'"):
         litert()
+
+
+@pytest.mark.slow
+def test_a_run_under_microcontroller_budgets_exports_only_models_that_fit(tmp_path):
+    """``--max-sram-kb``/``--max-flash-kb`` bound the INT8 ``.tflite``'s arena and
+    file; every exported model fits and ships float32 and INT8 ``.tflite`` with
+    a C array."""
+    import json
+    import sqlite3
+    import subprocess
+
+    out = tmp_path / "run"
+    budget = ["--max-sram-kb", "12", "--max-flash-kb", "100"]
+    job = [*CLI, "--epochs", "1", "--budget", "6", "--max-export", "2", *budget, "--out", str(out)]
+    res = subprocess.run(job, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    with sqlite3.connect(out / "lightnas.db") as con:
+        rows = [json.loads(m) for (m,) in con.execute("SELECT metrics FROM evaluations")]
+    assert any(r["sram_bytes"] > 12 * 1024 for r in rows)  # the budget binds: some candidates did not fit
+    for folder in (out / "models").glob("net-*"):
+        card = json.loads((folder / "card.json").read_text())["litert"]
+        assert card["sram_bytes"] <= 12 * 1024 and card["flash_bytes"] <= 100 * 1024
+        assert card["sram_lower_bound_bytes"] <= card["sram_bytes"] and card["max_abs_diff"] <= 1e-4
+        assert (folder / "model.int8.tflite").stat().st_size == card["flash_bytes"]
+        assert {"model.tflite", "model_data.cc", "model_data.h"} <= {p.name for p in folder.iterdir()}
+
+
+def test_a_microcontroller_budget_no_sub_network_meets_is_refused_before_training(tmp_path):
+    import subprocess
+
+    job = [*CLI, "--max-sram-kb", "1", "--out", str(tmp_path / "no")]
+    refused = subprocess.run(job, capture_output=True, text=True)
+    assert refused.returncode == 2 and len(refused.stderr.splitlines()) == 1
+    assert "impossible constraint sram_bytes <= 1024" in refused.stderr
+    assert not (tmp_path / "no").exists()
+
+
+def test_the_evaluator_prices_the_int8_model_a_microcontroller_runs():
+    from lightnas.data import load_dataset
+    from lightnas.evaluate.supernet import LatencySource, SupernetEvaluator
+    from lightnas.litert.arena import memory
+    from lightnas.litert.quantize import structural_int8
+
+    data = load_dataset("digits", 0)
+    net = trained_like(create_supernet("mobilenet", data.input_shape, data.n_classes))
+    ev = SupernetEvaluator(net, data, LatencySource(mcu=True))
+    arch = net.space.largest()
+    got = ev.cheap_metrics(arch)
+    q8 = structural_int8(tflite_bytes(net.extract(arch).eval(), data.input_shape), data.input_shape)
+    assert got["sram_bytes"] == memory(q8)["sram_bytes"] and got["flash_bytes"] == len(q8)
+    assert got["flash_bytes"] < got["bytes"] / 2  # INT8 weights: a quarter of float32's, plus scales
+    assert "sram_bytes" not in SupernetEvaluator(net, data).cheap_metrics(arch)

@@ -33,7 +33,11 @@ COST_FLAGS = (
     ("--max-macs", "macs", "multiply-accumulates"),
     ("--max-bytes", "bytes", "serialized float32 size in bytes"),
     ("--max-peak-act-bytes", "peak_act_bytes", "peak activation memory in bytes"),
+    ("--max-sram-kb", "sram_bytes", "microcontroller SRAM in KiB (LiteRT Micro's tensor arena)"),
+    ("--max-flash-kb", "flash_bytes", "microcontroller flash in KiB (the .tflite file)"),
 )
+FLAG_SCALE = {"sram_bytes": 1024, "flash_bytes": 1024}
+"""Metric -> bytes per unit of its flag (KiB)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -171,7 +175,9 @@ def explicit_options(args: argparse.Namespace) -> dict[str, Any]:
     fields = cli_fields()
     paths = {cli.path for cli in fields}
     values = {k: v for k, v in vars(args).items() if k in paths}
-    bounds = [f"{k.split(':', 1)[1]}<={v!r}" for k, v in vars(args).items() if k.startswith("bound:")]
+    bounds = [
+        f"{m}<={v * FLAG_SCALE.get(m, 1)!r}" for k, v in vars(args).items() if k.startswith("bound:") for m in [k[6:]]
+    ]
     if bounds:
         values["search.constraints"] = [*values.get("search.constraints", []), *bounds]
     for cli in fields:  # NAME=VALUE options, repeated, make a mapping

@@ -43,8 +43,12 @@ def check_precision(text: str) -> str:
     return text
 
 
-CONSTRAINT_METRICS = ("latency_ms", "params", "macs", "bytes", "peak_act_bytes", "accuracy")
-COST_METRICS = ("latency_ms", "params", "macs", "bytes", "peak_act_bytes")
+CONSTRAINT_METRICS = (
+    "latency_ms", "params", "macs", "bytes", "peak_act_bytes", "sram_bytes", "flash_bytes", "accuracy",
+)  # fmt: skip
+COST_METRICS = ("latency_ms", "params", "macs", "bytes", "peak_act_bytes", "sram_bytes", "flash_bytes")
+MCU_METRICS = ("sram_bytes", "flash_bytes")
+"""A microcontroller's memory, read from the sub-network's ``.tflite`` (:mod:`lightnas.litert.arena`)."""
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 

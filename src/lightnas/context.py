@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lightnas.artefacts import Checkpoint
-from lightnas.config import RunConfig
+from lightnas.config import MCU_METRICS, RunConfig
 from lightnas.data import load_dataset
 from lightnas.errors import LightnasError
 from lightnas.hardware.lut import LatencyTable
+from lightnas.objectives import parse_constraint
 from lightnas.supernets import SUPERNETS
 
 if TYPE_CHECKING:  # the stages import these when they run: the command line starts without torch
@@ -138,5 +139,6 @@ def run_evaluator(out: Path, cfg: RunConfig, net: Searchable, data: Dataset) -> 
         lut.bind(net)
     tables = {name: load_lut(Path(path), cfg, name).bind(net) for name, path in cfg.latency.tables.items()}
     lat = cfg.latency
-    source = LatencySource(lat.backend, lat.threads, lat.batch, lat.target, lut, tables)
+    mcu = any(parse_constraint(c).metric in MCU_METRICS for c in (*cfg.search.constraints, *cfg.export.targets))
+    source = LatencySource(lat.backend, lat.threads, lat.batch, lat.target, lut, tables, mcu)
     return SupernetEvaluator(net, data, source, device=cfg.device)

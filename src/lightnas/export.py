@@ -228,10 +228,14 @@ def export_plain(
     if getattr(deployed, "int8_modules", ()):
         int8_onnx, quant = quantized_card(deployed, policy, logits, test_batches(data, shape), data.y_test, shape)
         test_accuracy = quant.test_accuracy or 0.0  # what ships: the INT8 graph
-    lite, lite_files = litert_files(fp32, shape, test_batches(data, shape), data.y_test, arch.key, ONNX_CHECK_IMAGES)
+    calib = resize_input(to_tensor(data.x_train[:CALIB_IMAGES], data), shape).numpy()
+    lite, lite_files = litert_files(
+        fp32, shape, test_batches(data, shape), data.y_test, calib, arch.key, ONNX_CHECK_IMAGES
+    )
     cost = count_cost(deployed, shape)
     files = {"state_dict": "model.pt", "arch": "arch.json", "onnx": "model.onnx"}
-    files.update({"tflite": "model.tflite", "c_array": "model_data.cc"} if lite_files else {})
+    if lite_files:
+        files.update(tflite="model.tflite", tflite_int8="model.int8.tflite", c_array="model_data.cc")
     card = ModelCard(
         id=folder.name,
         key=arch.key,

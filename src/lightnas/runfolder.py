@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from lightnas.checks import check_names
-from lightnas.config import RunConfig
+from lightnas.config import MCU_METRICS, RunConfig
 from lightnas.errors import LightnasError
 from lightnas.io import write_json
 from lightnas.lock import LOCK_FILE
@@ -203,6 +203,10 @@ def preflight(cfg: RunConfig, data: Any, out: Path | None = None) -> dict[str, d
             got: dict[str, float] = {}
             if any(c.metric not in ("latency_ms", "accuracy", *tables) for c in mine):
                 got = count_cost(net.extract(arch).eval(), net.input_shape_for(arch))
+            if any(c.metric in MCU_METRICS for c in mine):
+                from lightnas.litert.runtime import mcu_memory
+
+                got.update(mcu_memory(net.extract(arch).eval(), net.input_shape_for(arch)))
             if any(c.metric == "latency_ms" for c in mine):
                 lat = measure_latency(
                     net.extract(arch).eval(), net.input_shape_for(arch), cfg.latency.backend, cfg.latency.threads,

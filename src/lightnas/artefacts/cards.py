@@ -84,17 +84,24 @@ class Quantization:
 
 @dataclass
 class LiteRT:
-    """The model in LiteRT (``model.tflite``, float32, NHWC input; ``model_data.cc``/``.h``
-    the same bytes as a C array): its accuracy (%) on the whole test split in
-    LiteRT's interpreter, its largest logit difference from PyTorch on
-    ``checked_images`` images, its microcontroller memory (bytes, see
-    :mod:`lightnas.litert.arena`); or why no ``.tflite`` was written (``skipped``)."""
+    """The model in LiteRT, NHWC input: ``model.tflite`` (float32: its accuracy
+    (%) on the whole test split in LiteRT's interpreter, its largest logit
+    difference from PyTorch on ``checked_images`` images) and
+    ``model.int8.tflite`` (full-integer INT8 calibrated on ``calibration_images``
+    training images: its accuracy, its top-1 agreement with the float32
+    model); the INT8 model's microcontroller memory (bytes, see
+    :mod:`lightnas.litert.arena`), and ``model_data.cc``/``.h`` holding it as
+    a C array; or why nothing was written (``skipped``)."""
 
     skipped: str | None = None
     test_accuracy: float | None = None
     max_abs_diff: float | None = None
     checked_images: int | None = None
     tflite_bytes: int | None = None
+    int8_test_accuracy: float | None = None
+    int8_top1_agreement: float | None = None
+    int8_tflite_bytes: int | None = None
+    calibration_images: int | None = None
     sram_bytes: int | None = None
     sram_lower_bound_bytes: int | None = None
     flash_bytes: int | None = None

@@ -36,6 +36,8 @@ class LatencySource:
     target: str = "cpu"
     lut: LatencyTable | None = None
     tables: dict[str, LatencyTable] = field(default_factory=dict)
+    mcu: bool = False
+    """Also ``sram_bytes`` and ``flash_bytes`` from the ``.tflite`` (``lightnas.litert.arena``)."""
 
 
 class SupernetEvaluator(Evaluator):
@@ -43,7 +45,8 @@ class SupernetEvaluator(Evaluator):
 
     ``cheap_metrics`` (checked against constraints before accuracy is paid
     for): ``params``, ``macs``, ``bytes``, ``peak_act_bytes`` of the extracted
-    plain sub-network and its latency in ms (``latency_ms``, as ``latency``
+    plain sub-network (and ``sram_bytes``, ``flash_bytes`` where
+    ``latency.mcu``), its latency in ms (``latency_ms``, as ``latency``
     says: :class:`LatencySource`), and the latency each of its ``tables``
     predicts, as ``latency_ms@NAME`` (also among the known metrics). ``evaluate`` adds the
     task's metric (``accuracy``: validation top-1, percent) after
@@ -98,6 +101,10 @@ class SupernetEvaluator(Evaluator):
                 metrics["latency_ms"] = lat["latency_ms"]
                 metrics["latency_iqr_ms"] = lat["latency_iqr_ms"]
             metrics.update(self._table_latencies(arch))
+            if self.latency.mcu:
+                from lightnas.litert.runtime import mcu_memory
+
+                metrics.update(mcu_memory(plain, shape))
             self._cheap[arch] = metrics
         return dict(self._cheap[arch])
 

@@ -14,8 +14,10 @@ from torch import nn
 from lightnas.errors import LightnasError
 from lightnas.hardware.latency import LATENCY_BACKENDS, BackendUnavailable
 from lightnas.hardware.onnx_graph import deployed_onnx
+from lightnas.litert.arena import memory
 from lightnas.litert.flatbuffer import litert
 from lightnas.litert.operators import onnx_to_tflite
+from lightnas.litert.quantize import structural_int8
 
 
 def tflite_bytes(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
@@ -62,6 +64,13 @@ def litert_logits(interp: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarr
         interp.invoke()
         chunks.append(interp.get_tensor(out).copy())
     return np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
+
+
+def mcu_memory(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, float]:
+    """``sram_bytes`` and ``flash_bytes`` of ``model`` on a microcontroller: those
+    of its full-integer INT8 ``.tflite`` (:func:`lightnas.litert.arena.memory`)."""
+    mem = memory(structural_int8(tflite_bytes(model, input_shape), tuple(input_shape)))
+    return {"sram_bytes": float(mem["sram_bytes"]), "flash_bytes": float(mem["flash_bytes"])}
 
 
 @LATENCY_BACKENDS.register("litert")
