@@ -308,6 +308,7 @@ LISTS = (
     ("supernets", "lightnas.supernets.SUPERNETS", "list the registered super-networks"),
     ("strategies", "lightnas.search.STRATEGIES", "list the search strategies"),
     ("recipes", "lightnas.train.recipes.RECIPES", "list the training recipes"),
+    ("backends", "lightnas.hardware.latency.LATENCY_BACKENDS", "list the latency backends (runtimes)"),
 )
 
 

@@ -30,7 +30,7 @@ def add_lut_parser(sub: Any) -> None:
     p.add_argument("--supernet", default="mobilenet")
     p.add_argument("--input-shape", default="1,28,28", help="C,H,W")
     p.add_argument("--classes", type=int, default=10)
-    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="onnxruntime")
+    p.add_argument("--backend", default="onnxruntime", help="a registered latency backend (lightnas backends)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--calib-samples", type=int, default=24)
     p.add_argument("--out", default="lut.json")
@@ -54,6 +54,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.threads < 1 or args.calib_samples < 2:
         raise LightnasError("--threads must be >= 1 and --calib-samples >= 2")
     setup_torch(args.threads)
+    from lightnas.hardware.latency import LATENCY_BACKENDS
+
+    LATENCY_BACKENDS.check(args.backend)
+    getattr(LATENCY_BACKENDS.get(args.backend), "check", lambda: None)()  # its runtime is installed
     net = create_supernet(args.supernet, input_shape=_shape(args.input_shape), n_classes=args.classes)
     table = LatencyTable.build(
         net, backend=args.backend, threads=args.threads, calib_samples=args.calib_samples, progress=True
