@@ -93,7 +93,7 @@ def main() -> int:
         cfg = json.loads((Path(args.run) / "config.json").read_text())
         data = load_dataset(cfg["data"]["source"], cfg.get("seed", 0))
         net, _ = load_supernet(Path(args.run) / "supernet.pt")
-        result[f"{cfg['supernet']['name']} (trained: {args.run})"] = family(net.eval(), data, args.archs, args.images)
+        result[f"{cfg['supernet']['name']} (trained)"] = family(net.eval(), data, args.archs, args.images)
     else:
         data = load_dataset("fashion-mnist", 0)
         for name in list_supernets(standalone=True):
