@@ -39,7 +39,7 @@ from lightnas.hardware.cost import count_cost
 from lightnas.hardware.latency import LATENCY_BACKENDS, QUANTILE, BackendUnavailable, Timing, measure_latency
 from lightnas.hardware.onnx_graph import onnx_logits, onnx_session, to_onnx_bytes
 from lightnas.io import write_bytes, write_json
-from lightnas.litert.export import litert_files
+from lightnas.litert.export import LITERT_FILES, litert_files
 from lightnas.quantization.policy import split_policy
 from lightnas.quantization.wrapper import QuantizedModule, Searchable
 from lightnas.space import Arch
@@ -50,6 +50,8 @@ from lightnas.tensors import CALIB_IMAGES, EVAL_BATCH, atomic_save, predict, saf
 EXTRACT_TOL = 1e-5
 ONNX_TOL = 1e-4
 ONNX_CHECK_IMAGES = 2000
+FILE_KEYS = {"onnx": "model.onnx", "onnx_int8": "model.int8.onnx", **LITERT_FILES}
+"""The card's ``files`` key of each model file an export may write."""
 
 
 @dataclass(frozen=True)
@@ -228,14 +230,10 @@ def export_plain(
     if getattr(deployed, "int8_modules", ()):
         int8_onnx, quant = quantized_card(deployed, policy, logits, test_batches(data, shape), data.y_test, shape)
         test_accuracy = quant.test_accuracy or 0.0  # what ships: the INT8 graph
-    calib = resize_input(to_tensor(data.x_train[:CALIB_IMAGES], data), shape).numpy()
-    lite, lite_files = litert_files(
-        fp32, shape, test_batches(data, shape), data.y_test, calib, arch.key, ONNX_CHECK_IMAGES
-    )
+    lite, lite_files = litert_files(fp32, shape, data, test_batches(data, shape), arch.key, ONNX_CHECK_IMAGES)
     cost = count_cost(deployed, shape)
-    files = {"state_dict": "model.pt", "arch": "arch.json", "onnx": "model.onnx"}
-    if lite_files:
-        files.update(tflite="model.tflite", tflite_int8="model.int8.tflite", c_array="model_data.cc")
+    blobs = {"model.onnx": onnx_bytes, **({"model.int8.onnx": int8_onnx} if int8_onnx else {}), **lite_files}
+    files = {"state_dict": "model.pt", "arch": "arch.json", **{k: v for k, v in FILE_KEYS.items() if v in blobs}}
     card = ModelCard(
         id=folder.name,
         key=arch.key,
@@ -252,7 +250,7 @@ def export_plain(
         latency=latencies(deployed, ctx, search_metrics, shape),
         preprocessing=data.preprocessing(shape),
         verification=Verification(**{**extras.verification, **check}),
-        files={**files, "onnx_int8": "model.int8.onnx"} if int8_onnx else files,
+        files=files,
         exported=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         quantization=quant,
         litert=lite,
@@ -262,10 +260,7 @@ def export_plain(
     atomic_save(fp32.state_dict(), folder / "model.pt")
     meta = {"supernet": ctx.supernet_name, "config": ctx.supernet_config, "key": arch.key, "arch": base}
     write_json({**meta, "precision": policy} if policy else meta, folder / "arch.json")
-    write_bytes(onnx_bytes, folder / "model.onnx")
-    if int8_onnx:
-        write_bytes(int8_onnx, folder / "model.int8.onnx")
-    for name, content in lite_files.items():
+    for name, content in blobs.items():
         write_bytes(content, folder / name)
     write_card(card, folder)
     return card

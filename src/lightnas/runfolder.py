@@ -161,6 +161,15 @@ def claim(out: Path, cfg: RunConfig, force: bool = False) -> None:
         raise LightnasError(f"cannot write to {out}: {exc.strerror}") from None
 
 
+def _runtime_runs(net: Any, cfg: RunConfig) -> None:
+    """The target runtime prepares the smallest sub-network (an operator it lacks is said before training)."""
+    from lightnas.hardware.latency import LATENCY_BACKENDS
+
+    small = net.space.smallest()
+    prepare = LATENCY_BACKENDS.get(cfg.latency.backend)
+    prepare(net.extract(small).eval(), net.input_shape_for(small), 1, 1, cfg.latency.target)
+
+
 def preflight(cfg: RunConfig, data: Any, out: Path | None = None) -> dict[str, dict[str, float]]:
     """Check the constraints and export targets on cost metrics against the
     untrained super-network before any training: a ``<=`` bound below the
@@ -173,8 +182,6 @@ def preflight(cfg: RunConfig, data: Any, out: Path | None = None) -> dict[str, d
     another super-network, batch or precision.
     Returns the cheap metrics of the smallest and the largest."""
     # torch loads here, when the work runs: the command line starts and checks its input without it (2 s)
-    from lightnas.hardware.cost import count_cost
-    from lightnas.hardware.latency import LATENCY_BACKENDS, measure_latency
     from lightnas.tensors import setup_torch
     from lightnas.train.device import resolve_device
 
@@ -189,10 +196,7 @@ def preflight(cfg: RunConfig, data: Any, out: Path | None = None) -> dict[str, d
     from lightnas.context import load_lut
 
     tables = {TABLE_LATENCY + n: load_lut(Path(p), cfg, n).bind(net) for n, p in cfg.latency.tables.items()}
-    smallest = net.space.smallest()  # the target runtime runs the sub-networks (an operator it lacks is said now)
-    LATENCY_BACKENDS.get(cfg.latency.backend)(
-        net.extract(smallest).eval(), net.input_shape_for(smallest), 1, 1, cfg.latency.target
-    )
+    _runtime_runs(net, cfg)
     bounds = [parse_constraint(t) for t in (*cfg.search.constraints, *cfg.export.targets)]
     ends = {}
     for which, op in (("smallest", "<="), ("largest", ">=")):
@@ -200,20 +204,7 @@ def preflight(cfg: RunConfig, data: Any, out: Path | None = None) -> dict[str, d
         # only what a bound needs: the first MAC count and the latency each take seconds
         ends[which] = {}
         for arch in _precision_variants(net, getattr(net.space, which)()):
-            got: dict[str, float] = {}
-            if any(c.metric not in ("latency_ms", "accuracy", *tables) for c in mine):
-                got = count_cost(net.extract(arch).eval(), net.input_shape_for(arch))
-            if any(c.metric in MCU_METRICS for c in mine):
-                from lightnas.litert.runtime import mcu_memory
-
-                got.update(mcu_memory(net.extract(arch).eval(), net.input_shape_for(arch)))
-            if any(c.metric == "latency_ms" for c in mine):
-                lat = measure_latency(
-                    net.extract(arch).eval(), net.input_shape_for(arch), cfg.latency.backend, cfg.latency.threads,
-                    batch=cfg.latency.batch, device=cfg.latency.target,
-                )  # fmt: skip
-                got["latency_ms"] = lat["latency_ms"]
-            got.update({m: t.predict(arch) for m, t in tables.items() if any(c.metric == m for c in mine)})
+            got = _end_metrics(net, arch, cfg, {c.metric for c in mine}, tables)
             best = min if op == "<=" else max
             ends[which] = {k: best(v, ends[which].get(k, v)) for k, v in got.items()}
     for c in bounds:
@@ -229,6 +220,27 @@ def preflight(cfg: RunConfig, data: Any, out: Path | None = None) -> dict[str, d
     if out is not None and cfg.latency.mode == "lut" and (out / "lut.json").exists():
         load_lut(out / "lut.json", cfg)
     return ends
+
+
+def _end_metrics(net: Any, arch: Any, cfg: RunConfig, needed: set[str], tables: dict[str, Any]) -> dict[str, float]:
+    """The metrics of ``needed`` that ``arch`` has before training (costs, MCU
+    memory, latency in the target runtime, other devices' tables)."""
+    from lightnas.hardware.cost import count_cost
+    from lightnas.hardware.latency import measure_latency
+
+    plain, shape = net.extract(arch).eval(), net.input_shape_for(arch)
+    got: dict[str, float] = {}
+    if needed - {"latency_ms", "accuracy", *tables}:
+        got = count_cost(plain, shape)
+    if needed & set(MCU_METRICS):
+        from lightnas.litert.runtime import mcu_memory
+
+        got.update(mcu_memory(plain, shape))
+    if "latency_ms" in needed:
+        lat = cfg.latency
+        got["latency_ms"] = measure_latency(plain, shape, lat.backend, lat.threads, lat.batch, lat.target)["latency_ms"]
+    got.update({m: t.predict(arch) for m, t in tables.items() if m in needed})
+    return got
 
 
 def _precision_variants(net: Any, arch: Any) -> list[Any]:

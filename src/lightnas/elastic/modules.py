@@ -11,9 +11,13 @@ copied weights, so an extracted sub-network has no elastic machinery.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from lightnas.elastic.structure import Layout
 
 Selection = int | torch.Tensor | None
 
@@ -180,3 +184,30 @@ def plain_copy(module: nn.Module, in_sel: Selection, out_sel: Selection, kernel:
             new.num_batches_tracked.copy_(bn.num_batches_tracked)
         return new.train(module.training)
     raise TypeError(f"{type(module).__name__} is not an elastic layer")
+
+
+def selection_of(layout: Layout, channels: dict[int, int]) -> Selection:
+    """Which entries of a tensor of ``layout`` the active sub-network keeps."""
+    if all(channels[s] == c for s, c, _ in layout):
+        return None
+    if len(layout) == 1:
+        s, _, inner = layout[0]
+        return channels[s] * inner
+    idx, off = [], 0
+    for s, c, inner in layout:
+        idx.append(torch.arange(off, off + channels[s] * inner))
+        off += c * inner
+    return torch.cat(idx)
+
+
+def attribute(module: nn.Module, target: str) -> Any:
+    """The submodule, parameter or buffer at the dotted ``target`` of ``module``."""
+    for p in target.split("."):
+        module = getattr(module, p)
+    return module
+
+
+def replace_attribute(gm: nn.Module, target: str, value: Any) -> None:
+    """Set the submodule, parameter or buffer ``target`` of ``gm``."""
+    *prefix, field = target.split(".")
+    setattr(attribute(gm, ".".join(prefix)) if prefix else gm, field, value)

@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from torch import fx, nn
 
-from lightnas.elastic.analysis import Layout, Structure
 from lightnas.elastic.modules import ElasticConv2d, ElasticLinear
+from lightnas.elastic.structure import Layout, Structure
 
 
 def importance(gm: fx.GraphModule, structure: Structure, calls: dict[str, fx.Node], space: int) -> torch.Tensor:

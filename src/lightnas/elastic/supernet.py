@@ -34,9 +34,18 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from lightnas.elastic.analysis import Block, Layout, Structure, analyse
-from lightnas.elastic.modules import ELASTIC, Selection, make_elastic, plain_copy
+from lightnas.elastic.analysis import analyse
+from lightnas.elastic.modules import (
+    ELASTIC,
+    Selection,
+    attribute,
+    make_elastic,
+    plain_copy,
+    replace_attribute,
+    selection_of,
+)
 from lightnas.elastic.reorder import reorder_channels
+from lightnas.elastic.structure import Block, Structure
 from lightnas.elastic.trace import build_model, load_weights, trace
 from lightnas.errors import LightnasError
 from lightnas.space import Arch, Choice, SearchSpace
@@ -180,10 +189,10 @@ class ElasticSupernet(Supernet):
         out: dict[str, tuple[Selection, Selection, int | None]] = {}
         for name, node in self._calls.items():
             layer = self.model.get_submodule(name)
-            in_sel = _selection(layouts[node.args[0].name], channels)
+            in_sel = selection_of(layouts[node.args[0].name], channels)
             out_sel = None
             if isinstance(layer, _WEIGHT_LAYERS) and not getattr(layer, "depthwise", False):
-                out_sel = _selection(layouts[node.name], channels)
+                out_sel = selection_of(layouts[node.name], channels)
             out[name] = (in_sel, out_sel, kernels.get(name))
         return out
 
@@ -254,8 +263,8 @@ class ElasticSupernet(Supernet):
                 layer = self.model.get_submodule(name)
                 new = plain_copy(layer, *sels[name]) if name in sels else copy.deepcopy(layer)
             else:  # a parameter or buffer the code reads itself
-                new = copy.deepcopy(_attribute(self.model, name))
-            _replace(gm, name, new)
+                new = copy.deepcopy(attribute(self.model, name))
+            replace_attribute(gm, name, new)
         return gm.eval()
 
     def extract(self, arch: Arch) -> nn.Module:
@@ -370,32 +379,6 @@ class ElasticSupernet(Supernet):
         shape = list(self._nodes[start].meta["tensor_meta"].shape[1:])
         shape[0] = sum(channels[s] * inner for s, _, inner in self.structure.layouts[start])
         return self._plain(arch, segment), tuple(shape)
-
-
-def _selection(layout: Layout, channels: dict[int, int]) -> Selection:
-    """Which entries of a tensor of ``layout`` the active sub-network keeps."""
-    if all(channels[s] == c for s, c, _ in layout):
-        return None
-    if len(layout) == 1:
-        s, _, inner = layout[0]
-        return channels[s] * inner
-    idx, off = [], 0
-    for s, c, inner in layout:
-        idx.append(torch.arange(off, off + channels[s] * inner))
-        off += c * inner
-    return torch.cat(idx)
-
-
-def _attribute(module: nn.Module, target: str) -> Any:
-    for p in target.split("."):
-        module = getattr(module, p)
-    return module
-
-
-def _replace(gm: nn.Module, target: str, value: Any) -> None:
-    """Set the submodule, parameter or buffer ``target`` of ``gm``."""
-    *prefix, field = target.split(".")
-    setattr(_attribute(gm, ".".join(prefix)) if prefix else gm, field, value)
 
 
 __all__ = ["Block", "ElasticConfig", "ElasticSupernet", "channel_choices"]

@@ -9,14 +9,18 @@ import numpy as np
 import torch
 
 from lightnas.artefacts import LiteRT
+from lightnas.data.sources import Dataset
 from lightnas.errors import LightnasError
 from lightnas.litert.arena import c_array, memory
 from lightnas.litert.quantize import int8_tflite
 from lightnas.litert.runtime import interpreter, litert_logits, tflite_bytes
-from lightnas.tensors import predict
+from lightnas.supernets.base import resize_input
+from lightnas.tensors import CALIB_IMAGES, predict, to_tensor
 
 TOL = 1e-4
 """Largest logit difference from PyTorch a float32 ``.tflite`` may have."""
+LITERT_FILES = {"tflite": "model.tflite", "tflite_int8": "model.int8.tflite", "c_array": "model_data.cc"}
+"""The card's ``files`` entries of the LiteRT files."""
 
 
 def installed() -> bool:
@@ -27,16 +31,16 @@ def installed() -> bool:
 def litert_files(
     fp32: torch.nn.Module,
     shape: tuple[int, ...],
+    data: Dataset,
     batches: Iterable[np.ndarray],
-    y_test: np.ndarray,
-    calib: np.ndarray,
     key: str,
     check_images: int,
 ) -> tuple[LiteRT | None, dict[str, bytes]]:
     """``fp32`` (inputs of ``shape``, C x H x W) as ``model.tflite``,
-    ``model.int8.tflite`` (calibrated on ``calib``, (N, C, H, W) float32) and
-    ``model_data.cc``/``.h``, with its card section: both models' logits over
-    the test images of ``batches``, the float32 one checked against PyTorch on
+    ``model.int8.tflite`` (calibrated on the first ``CALIB_IMAGES`` training
+    images of ``data``) and ``model_data.cc``/``.h``, with its card section:
+    both models' logits over the test images of ``batches`` (scored against
+    ``data``'s test labels), the float32 one checked against PyTorch on
     the first ``check_images`` within :data:`TOL` (an error beyond).
     ``(None, {})`` without LiteRT's runtime; a section that says why where the
     model holds an operator the conversion does not write."""
@@ -46,7 +50,9 @@ def litert_files(
         tfl = tflite_bytes(fp32, shape)
     except LightnasError as exc:
         return LiteRT(skipped=str(exc)), {}
+    calib = resize_input(to_tensor(data.x_train[:CALIB_IMAGES], data), shape).numpy()
     q8 = int8_tflite(tfl, calib)
+    y_test = data.y_test
     runs = [interpreter(m, torch.get_num_threads()) for m in (tfl, q8)]
     parts: list[list[np.ndarray]] = [[], []]
     diff, n = 0.0, 0
