@@ -26,6 +26,10 @@ class TestLiteRTBackend(LatencyBackendTests):
     backend = "litert"
 
 
+class TestLiteRTInt8Backend(LatencyBackendTests):
+    backend = "litert-int8"
+
+
 @pytest.mark.parametrize(
     "name, shape, options",
     [

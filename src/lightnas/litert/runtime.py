@@ -73,13 +73,12 @@ def mcu_memory(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, floa
     return {"sram_bytes": float(mem["sram_bytes"]), "flash_bytes": float(mem["flash_bytes"])}
 
 
-@LATENCY_BACKENDS.register("litert")
-def _litert(model: nn.Module, input_shape: tuple[int, ...], threads: int, batch: int, device: str) -> Any:
-    """LiteRT's interpreter (XNNPACK) on the CPU, the model converted once."""
+def _prepared(tflite: Any, input_shape: tuple[int, ...], threads: int, batch: int, device: str) -> Any:
+    """One invocation of the ``.tflite`` ``tflite()`` writes, at ``batch`` seeded random images."""
     if device != "cpu":
-        raise LightnasError(f"the litert backend measures on the CPU, not {device}")
+        raise LightnasError(f"the LiteRT backends measure on the CPU, not {device}")
     try:
-        interp = interpreter(tflite_bytes(model, input_shape), threads)
+        interp = interpreter(tflite(), threads)
     except LightnasError as exc:
         raise BackendUnavailable(str(exc)) from None
     inp = interp.get_input_details()[0]["index"]
@@ -90,4 +89,18 @@ def _litert(model: nn.Module, input_shape: tuple[int, ...], threads: int, batch:
     return interp.invoke
 
 
-_litert.check = litert  # type: ignore[attr-defined]  # the preflight: a one-line error without the runtime
+@LATENCY_BACKENDS.register("litert")
+def _litert(model: nn.Module, input_shape: tuple[int, ...], threads: int, batch: int, device: str) -> Any:
+    """LiteRT's interpreter (XNNPACK) on the CPU, the float32 model converted once."""
+    return _prepared(lambda: tflite_bytes(model, input_shape), input_shape, threads, batch, device)
+
+
+@LATENCY_BACKENDS.register("litert-int8")
+def _litert_int8(model: nn.Module, input_shape: tuple[int, ...], threads: int, batch: int, device: str) -> Any:
+    """LiteRT's interpreter (XNNPACK) on the CPU, the full-integer INT8 model
+    (its structure: ranges from two random images; the time does not depend on them)."""
+    shape = tuple(input_shape)
+    return _prepared(lambda: structural_int8(tflite_bytes(model, shape), shape), shape, threads, batch, device)
+
+
+_litert.check = _litert_int8.check = litert  # type: ignore[attr-defined]  # preflight: the runtime is installed
