@@ -28,10 +28,7 @@ class Graph:
         self.g = model.graph
         self.w = Writer(self.schema)
         self.consts = {i.name: numpy_helper.to_array(i) for i in self.g.initializer}
-        self.shapes: dict[str, list[int]] = {}
-        for vi in [*self.g.input, *self.g.value_info, *self.g.output]:
-            dims = vi.type.tensor_type.shape.dim
-            self.shapes[vi.name] = [d.dim_value if d.dim_value > 0 else 1 for d in dims]
+        self.shapes = _measured_shapes(model)
         self.t: dict[str, int] = {}  # ONNX name -> LiteRT tensor
         self.nhwc: set[str] = set()  # names whose LiteRT tensor is 4-D NHWC
         self.readers: dict[str, int] = {}
@@ -72,8 +69,12 @@ class Graph:
         self.t[inp.name] = self.w.tensor([1, h, w, c], inp.name)
         self.w.tensors[-1].shapeSignature = [-1, h, w, c]
         self.nhwc.add(inp.name)
+        gelu, inner = _gelu_patterns(self.g)
         for node in self.g.node:
-            if self.fold(node):
+            if node.name in inner or self.fold(node):
+                continue
+            if node.name in gelu:  # x * 0.5 * (1 + erf(x / sqrt 2)): LiteRT's GELU
+                self.unary(node, "GELU", gelu[node.name])
                 continue
             handler = getattr(self, f"op_{node.op_type}", None)
             if handler is None:
@@ -142,6 +143,7 @@ class Graph:
         if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
             raise LightnasError(f"LiteRT export: {node.name} uses auto_pad")
         x = node.input[0]
+        self.to_nhwc(x)
         pads = list(a.get("pads", [0, 0, 0, 0]))
         strides, dil = a.get("strides", [1, 1]), a.get("dilations", [1, 1])
         _, h, w, _ = self.lite_shape(x)
@@ -182,8 +184,69 @@ class Graph:
         self.nhwc.discard(name)
         return out
 
+    def to_nhwc(self, name: str) -> int:
+        """``name``'s 4-D tensor in LiteRT's image layout (a ``TRANSPOSE`` where it is in ONNX's)."""
+        if name in self.nhwc:
+            return self.t[name]
+        out = self.w.tensor(self.lite_shape(name), f"{name}/nhwc")
+        perm = self.w.const(np.array([0, 2, 3, 1]), f"{name}/perm", "int32")
+        self.w.op("TRANSPOSE", [self.t[name], perm], [out], self.w.options("TransposeOptions"), "TransposeOptions")
+        self.t[name] = out
+        self.nhwc.add(name)
+        return out
+
 
 def _dtype(value: np.ndarray) -> int:
     from onnx import helper
 
     return helper.np_dtype_to_tensor_dtype(value.dtype)
+
+
+def _gelu_patterns(graph: Any) -> tuple[dict[str, str], set[str]]:
+    """The exact GELU as ``torch.onnx`` writes it (Div by sqrt 2, Erf, Add 1,
+    Mul by the input, Mul by 0.5): the last Mul's name -> the input's, and
+    the names of the nodes it replaces."""
+    by_output = {o: n for n in graph.node for o in n.output}
+    readers: dict[str, list[Any]] = {}
+    for n in graph.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n)
+
+    def only_reader(name: str, op: str) -> Any:
+        r = readers.get(name, [])
+        return r[0] if len(r) == 1 and r[0].op_type == op else None
+
+    gelu, inner = {}, set()
+    for erf in (n for n in graph.node if n.op_type == "Erf"):
+        div = by_output.get(erf.input[0])
+        add = only_reader(erf.output[0], "Add")
+        mul = add and only_reader(add.output[0], "Mul")
+        half = mul and only_reader(mul.output[0], "Mul")
+        if div is None or div.op_type != "Div" or half is None or div.input[0] not in mul.input:
+            continue
+        gelu[half.name] = div.input[0]
+        inner |= {div.name, erf.name, add.name, mul.name}
+    return gelu, inner
+
+
+def _measured_shapes(model: Any) -> dict[str, list[int]]:
+    """Every value's shape at batch 1, measured by running the graph once in
+    ONNX Runtime (shape inference leaves the dimensions of reshapes computed
+    in the graph unknown)."""
+    import onnx
+    import onnxruntime as ort
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    known = {o.name for o in probe.graph.output}
+    probe.graph.output.extend(v for v in model.graph.value_info if v.name not in known)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(probe.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    x = np.zeros([1, *inp.shape[1:]], np.float32)
+    names = [o.name for o in sess.get_outputs()]
+    shapes = {n: list(np.shape(v)) for n, v in zip(names, sess.run(names, {inp.name: x}), strict=True)}
+    shapes[inp.name] = list(x.shape)
+    return shapes

@@ -60,8 +60,9 @@ class Converter(Graph):
             return self.op_Relu(node, a)
         raise LightnasError(f"LiteRT export supports Clip only as ReLU or ReLU6 ({node.name}: {lo}..{hi})")
 
-    def unary(self, node: Any, kind: str) -> None:
-        src = node.input[0]
+    def unary(self, node: Any, kind: str, src: str = "") -> None:
+        """``kind`` applied to ``src`` (default: the node's first input), element by element."""
+        src = src or node.input[0]
         out = self.out(node, self.lite_shape(src), nhwc=src in self.nhwc)
         self.w.op(kind, [self.t[src]], [out])
 
@@ -154,9 +155,9 @@ class Converter(Graph):
         src = node.input[0]
         s = self.shapes[src]
         x = self.t[src] if src in self.nhwc and s[2] == s[3] == 1 else self.to_nchw(src)
-        to_map = len(shape) == 4
+        to_map = len(shape) == 4 and shape[2] == shape[3] == 1  # a per-channel map (a gate): NHWC again
         lite = [shape[0], shape[2], shape[3], shape[1]] if to_map else shape
-        direct = not to_map or shape[2] == shape[3] == 1
+        direct = True
         target = [-1, *(lite if direct else shape)[1:]]
         out = self.w.tensor(lite if direct else shape, f"{node.name}/out") if not direct else None
         opts = self.w.options("ReshapeOptions", newShape=target)
@@ -191,16 +192,22 @@ class Converter(Graph):
         self.fully_connected(node, weight, self.consts[node.input[2]] if len(node.input) > 2 else None)
 
     def op_MatMul(self, node: Any, a: dict[str, Any]) -> None:
-        if node.input[1] not in self.consts or len(self.shapes[node.input[0]]) != 2:
-            raise LightnasError(f"LiteRT export: {node.name} multiplies other than features by a weight matrix")
-        self.fully_connected(node, self.consts[node.input[1]].T, None)
+        x, y = node.input
+        if y in self.consts and self.consts[y].ndim == 2:  # features times a weight matrix
+            return self.fully_connected(node, self.consts[y].T, None)
+        if x in self.consts or y in self.consts:
+            raise LightnasError(f"LiteRT export: {node.name} multiplies by a constant of other than 2 dimensions")
+        opts = self.w.options("BatchMatMulOptions", adjX=False, adjY=False)
+        ins = [self.to_nchw(x), self.to_nchw(y)]
+        out = self.out(node, self.shapes[node.output[0]], nhwc=False)
+        self.w.op("BATCH_MATMUL", ins, [out], opts, "BatchMatMulOptions")
 
     def fully_connected(self, node: Any, weight: np.ndarray, bias: np.ndarray | None) -> None:
         src = node.input[0]
-        ins = [self.t[src], self.w.const(weight.astype(np.float32), f"{node.name}/weight")]
+        ins = [self.to_nchw(src), self.w.const(weight.astype(np.float32), f"{node.name}/weight")]
         if bias is not None:
             ins.append(self.w.const(bias.astype(np.float32), f"{node.name}/bias"))
-        opts = self.w.options("FullyConnectedOptions")
+        opts = self.w.options("FullyConnectedOptions", keepNumDims=len(self.shapes[src]) > 2)
         out = self.out(node, self.shapes[node.output[0]], nhwc=False)
         self.w.op("FULLY_CONNECTED", ins, [out], opts, "FullyConnectedOptions")
 
@@ -221,6 +228,60 @@ class Converter(Graph):
             raise LightnasError(f"LiteRT export: {node.name} is a softmax over another axis than the last")
         out = self.out(node, self.shapes[node.output[0]], nhwc=False)
         self.w.op("SOFTMAX", [self.t[src]], [out], self.w.options("SoftmaxOptions", beta=1.0), "SoftmaxOptions")
+
+    def op_Transpose(self, node: Any, a: dict[str, Any]) -> None:
+        src = node.input[0]
+        perm = list(a.get("perm", reversed(range(len(self.shapes[src])))))
+        p = self.w.const(np.array(perm), f"{node.name}/perm", "int32")
+        out = self.out(node, self.shapes[node.output[0]], nhwc=False)
+        self.w.op("TRANSPOSE", [self.to_nchw(src), p], [out], self.w.options("TransposeOptions"), "TransposeOptions")
+
+    def op_Squeeze(self, node: Any, a: dict[str, Any]) -> None:
+        self.reshape(node, self.shapes[node.output[0]])
+
+    op_Unsqueeze = op_Squeeze
+
+    def op_Split(self, node: Any, a: dict[str, Any]) -> None:
+        src = node.input[0]
+        shape = self.shapes[src]
+        axis = a.get("axis", 0) % len(shape)
+        sizes = [int(v) for v in self.consts[node.input[1]]] if len(node.input) > 1 and node.input[1] else None
+        sizes = sizes or list(a.get("split", [shape[axis] // len(node.output)] * len(node.output)))
+        ins = [self.to_nchw(src), self.w.const(np.array(sizes), f"{node.name}/sizes", "int32")]
+        ins.append(self.w.const(np.array(axis), f"{node.name}/axis", "int32"))
+        outs = []
+        for name in node.output:
+            outs.append(self.w.tensor(self.shapes[name], name))
+            self.t[name] = outs[-1]
+        opts = self.w.options("SplitVOptions", numSplits=len(sizes))
+        self.w.op("SPLIT_V", ins, outs, opts, "SplitVOptions")
+
+    def op_LayerNormalization(self, node: Any, a: dict[str, Any]) -> None:
+        """(x - mean) / sqrt(var + eps) * scale + bias over the last axis, in LiteRT's elementwise operators."""
+        src, scale, bias = node.input[:3]
+        shape = self.shapes[src]
+        if a.get("axis", -1) % len(shape) != len(shape) - 1:
+            raise LightnasError(f"LiteRT export: {node.name} normalises over other than the last axis")
+        x = self.to_nchw(src)
+        t = lambda tag, s=shape: self.w.tensor(s, f"{node.name}/{tag}")  # noqa: E731
+        axes = self.w.const(np.array([len(shape) - 1]), f"{node.name}/axes", "int32")
+        reduced = [*shape[:-1], 1]
+        mean, centred, square, var, shifted, inv, normal, scaled = (
+            t("mean", reduced), t("centred"), t("square"), t("var", reduced), t("shifted", reduced),
+            t("inv", reduced), t("normal"), t("scaled"),
+        )  # fmt: skip
+        eps = self.w.const(np.array(a.get("epsilon", 1e-5), np.float32), f"{node.name}/eps")
+        keep = self.w.options("ReducerOptions", keepDims=True)
+        self.w.op("MEAN", [x, axes], [mean], keep, "ReducerOptions")
+        self.w.op("SUB", [x, mean], [centred], self.w.options("SubOptions"), "SubOptions")
+        self.w.op("MUL", [centred, centred], [square], self.w.options("MulOptions"), "MulOptions")
+        self.w.op("MEAN", [square, axes], [var], self.w.options("ReducerOptions", keepDims=True), "ReducerOptions")
+        self.w.op("ADD", [var, eps], [shifted], self.w.options("AddOptions"), "AddOptions")
+        self.w.op("RSQRT", [shifted], [inv])
+        self.w.op("MUL", [centred, inv], [normal], self.w.options("MulOptions"), "MulOptions")
+        self.w.op("MUL", [normal, self.operand(scale, src)], [scaled], self.w.options("MulOptions"), "MulOptions")
+        out = self.out(node, shape, nhwc=False)
+        self.w.op("ADD", [scaled, self.operand(bias, src)], [out], self.w.options("AddOptions"), "AddOptions")
 
 
 def onnx_to_tflite(onnx_bytes: bytes) -> bytes:
