@@ -9,9 +9,10 @@ a deterministic function of the trained weights and can be compared with the
 reference's exactly:
 
 - **kill**: the job is killed with SIGKILL at ``--kills`` instants spread
-  evenly over the reference's wall time (data loading, training epochs,
+  evenly over an uninterrupted trial's wall time (data loading, training epochs,
   between and inside evaluations, export of each model, report), then
-  ``--resume`` is run until it exits 0;
+  ``--resume`` is run until it exits 0 (``landed``: the job was still
+  running when the signal came);
 - **full disk**: the folder lies on a 96 MB tmpfs mounted for the trial
   (root only; skipped otherwise) that is filled at ``--full-disk`` such
   instants: the job must stop with one line on stderr (no traceback); the
@@ -149,10 +150,12 @@ def one_line(err: str) -> bool:
 def kill_trial(ref: Path, out: Path, at: float) -> dict[str, Any]:
     proc = start(seed(ref, out))
     time.sleep(at)
+    landed = proc.poll() is None  # the job was still running when it was killed
     kill(proc)
     before = evaluations(out)
     rc, last = resume(out)
-    return {"at_s": round(at, 1), "resume_rc": rc, **({"error": last} if rc else {}), **judge(ref, out, before)}
+    result = {"at_s": round(at, 1), "landed": landed, "resume_rc": rc, **({"error": last} if rc else {})}
+    return {**result, **judge(ref, out, before)}
 
 
 def full_disk_trial(ref: Path, root: Path, at: float) -> dict[str, Any]:
@@ -163,13 +166,14 @@ def full_disk_trial(ref: Path, root: Path, at: float) -> dict[str, Any]:
         out, filler = seed(ref, mnt / "run"), mnt / "filler"
         proc = start(out)
         time.sleep(at)
+        landed = proc.poll() is None
         subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=1M"], capture_output=True)  # until the disk is full
         try:
             _, err = proc.communicate(timeout=600)
         except subprocess.TimeoutExpired:
             kill(proc)
             err = "did not stop"
-        stopped = {"rc": proc.returncode, "one_line": proc.returncode == 0 or one_line(err)}
+        stopped = {"landed": landed, "rc": proc.returncode, "one_line": proc.returncode == 0 or one_line(err)}
         if proc.returncode:
             stopped["error"] = err.strip().splitlines()[-1][:200] if err.strip() else ""
         filler.unlink(missing_ok=True)
@@ -251,9 +255,13 @@ def main() -> int:
             print(f"reference run failed: {res.stderr.strip()[-300:]}", file=sys.stderr)
             return 1
         out["reference_wall_s"] = round(wall, 1)
+        t0 = time.perf_counter()  # a trial's own length: it reuses the reference's latency table
+        subprocess.run(lightnas("run", "--out", str(seed(ref, root / "timed")), "--resume", "--quiet"), check=True)
+        wall = out["trial_wall_s"] = round(time.perf_counter() - t0, 1)
         at = [wall * (i + 0.5) / max(args.kills, 1) for i in range(args.kills)]
         out["kill"] = summary([kill_trial(ref, root / f"kill{i}", t) for i, t in enumerate(at)], resumed)
-        print(f"kill -9: {out['kill']['passed']}/{out['kill']['of']}", file=sys.stderr)
+        landed = sum(t["landed"] for t in out["kill"]["trials"])
+        print(f"kill -9: {out['kill']['passed']}/{out['kill']['of']} ({landed} while running)", file=sys.stderr)
         save()
         if args.full_disk and os.geteuid() == 0 and shutil.which("mount"):
             at = [wall * (i + 0.5) / args.full_disk for i in range(args.full_disk)]
