@@ -196,3 +196,24 @@ def test_a_step_over_the_activation_budget_recomputes_to_the_same_weights(digits
     assert [s.history[-1]["settings"]["recompute"] for s in states.values()] == [False, True]
     for k, v in states[1e6].state_dict.items():
         torch.testing.assert_close(states[0.01].state_dict[k], v, rtol=1e-4, atol=1e-5)
+
+
+def test_auto_recipe_follows_the_budget_and_keeps_what_the_user_set():
+    from lightnas.train.recipes import LONG_BUDGET, resolve_recipe
+
+    short, why = resolve_recipe(TrainConfig(), 13_500)  # the default run: 108k image-epochs
+    assert (short.recipe, short.augment) == ("spread", None) and "short budget" in why
+    long, why = resolve_recipe(TrainConfig(epochs=20), 54_000)
+    assert (long.recipe, long.augment) == ("sandwich", True) and "long budget" in why
+    assert resolve_recipe(TrainConfig(epochs=1), LONG_BUDGET)[0].recipe == "sandwich"
+    assert resolve_recipe(TrainConfig(epochs=1), LONG_BUDGET - 1)[0].recipe == "spread"
+    assert resolve_recipe(TrainConfig(epochs=20, augment=False), 54_000)[0].augment is False
+    named = TrainConfig(recipe="progressive", epochs=20)
+    assert resolve_recipe(named, 54_000) == (named, "")
+
+
+def test_auto_trains_the_chosen_recipe_and_records_it(digits, tmp_path):
+    job = TrainJob("mobilenet", _config(digits), TrainConfig(epochs=1), threads=1)
+    state = train_supernet(job, digits, tmp_path / "s.pt", progress=False)
+    assert state.train_config["recipe"] == "auto"  # what was asked: a resume compares it
+    assert state.history[0]["settings"]["recipe"].startswith("recipe spread (256 training images x 1 epochs")

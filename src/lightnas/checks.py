@@ -16,13 +16,14 @@ from lightnas.errors import LightnasError
 from lightnas.objectives import RUN_OBJECTIVES, TABLE_LATENCY, parse_constraint
 from lightnas.search import STRATEGIES
 from lightnas.supernets import SUPERNETS
-from lightnas.train.recipes import RECIPES
+from lightnas.train.recipes import AUTO, RECIPES
 
 
 def check_names(cfg: RunConfig) -> RunConfig:
     """``cfg`` when every name in it is registered and its choices fit together;
     else a one-line :class:`LightnasError` naming the problem."""
-    RECIPES.check(cfg.train.recipe)
+    if cfg.train.recipe != AUTO:
+        RECIPES.check(cfg.train.recipe)
     STRATEGIES.check(cfg.search.strategy)
     if cfg.search.strategy == "zero-cost":
         raise LightnasError(

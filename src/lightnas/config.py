@@ -109,7 +109,12 @@ class TrainConfig:
     task: str = opt("classification", "--task", "what is learned and searched for: a registered task")
     epochs: int = opt(8, "--epochs", "super-network training epochs (a super-network may set its own default)")
     batch_size: int = opt(128, "--batch-size", "training batch size")
-    recipe: str = opt("spread", "--recipe", "training recipe (see 'lightnas recipes')")
+    recipe: str = opt(
+        "auto",
+        "--recipe",
+        "training recipe (see 'lightnas recipes'); auto: spread on short budgets, sandwich with augmentation "
+        "from 342k image-epochs (training images x epochs)",
+    )
     optimizer: str = opt("adamw", help="adamw or sgd (Nesterov momentum)")
     lr: float = opt(4e-3, "--lr", "peak learning rate (linear warm-up, cosine decay)")
     momentum: float = opt(0.9, help="SGD momentum")

@@ -10,21 +10,39 @@ Students are the smallest sub-network (where ``Recipe.smallest``) plus
 dimension (``sampler = "uniform"``) or spread over the cost range
 (``sampler = "cost"``, see :mod:`lightnas.train.sampling`).
 
+``auto`` (the default) is not a recipe but a rule, :func:`resolve_recipe`:
+the run's budget in image-epochs (training images times epochs) picks the
+recipe that measured best at that budget with ``bench/fidelity.py``
+(``docs/benchmarks.md``, "Fidelity"):
+
+- under :data:`LONG_BUDGET` (the default CPU run: 13,500 images x 8 epochs =
+  108k) ``spread``, without augmentation for small grey images: on that
+  budget it ranks the long-budget reference's 12 sub-networks best of the
+  recipes without augmentation (tau 0.29 against sandwich's 0.23) and gives
+  the widest front; augmentation ranks slightly better (0.33) but costs every
+  sub-network about 2 points of accuracy there;
+- from :data:`LONG_BUDGET` on (the long GPU run: 54,000 images x 20 epochs =
+  1.08M) ``sandwich`` with augmentation (``TrainConfig.augment`` unless the
+  user set it): 0.66-0.77 of the reference's seed-to-seed tau on two
+  training seeds, against 0.54 for ``spread`` and 0.24 for ``sandwich``
+  without augmentation.
+
+Only those two budgets are measured; :data:`LONG_BUDGET` sits at their
+geometric mean. The device does not enter the rule: a GPU is what makes the
+long budget affordable, and the ranking depends on the budget.
+
 Recipes register in :data:`RECIPES` (entry-point group ``lightnas.recipes``):
 
-- ``spread`` (default): the largest and students spread evenly over the
+- ``spread`` (``auto`` on short budgets): the largest and students spread evenly over the
   log-MACs range, one per equal bin (AttentiveNAS-style cost-aware sampling),
   no fixed smallest. On the default run's budget (8 epochs of the embedded
   Fashion-MNIST) its front spans more latency with more models than
   ``sandwich``'s, whose always-trained smallest dominates much of the space
   (``bench/e2e_run.py``, ``bench/fidelity.py``; ``docs/benchmarks.md``).
-- ``sandwich``: BigNAS's sandwich rule from the first step: the largest, the
-  smallest and uniformly drawn students. With ``TrainConfig.augment`` it is
-  the recipe whose inherited accuracies rank sub-networks best on a long
-  budget (the full Fashion-MNIST, 20 epochs: 0.66-0.77 of the stand-alone
-  reference's seed-to-seed Kendall tau, against 0.54-0.59 for ``spread``;
-  without augmentation its always-trained smallest inherits above most of the
-  space, 0.24).
+- ``sandwich`` (``auto`` on long budgets, with augmentation): BigNAS's
+  sandwich rule from the first step: the largest, the smallest and uniformly
+  drawn students. Without augmentation its always-trained smallest inherits
+  above most of the space.
 - ``warmup-sandwich``: the largest alone for ``warmup_fraction`` of the
   epochs, then the sandwich rule.
 - ``progressive``: Once-for-All's progressive shrinking: the largest alone,
@@ -37,6 +55,8 @@ Recipes register in :data:`RECIPES` (entry-point group ``lightnas.recipes``):
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -50,6 +70,28 @@ if TYPE_CHECKING:
     from lightnas.config import TrainConfig
 
 RECIPES: Registry[type[Recipe]] = Registry("recipe", group="lightnas.recipes")
+
+AUTO = "auto"
+LONG_BUDGET = round(math.sqrt(13_500 * 8 * 54_000 * 20))
+"""Image-epochs from which ``auto`` trains with ``sandwich`` and augmentation (342k; see the module docstring)."""
+
+
+def resolve_recipe(cfg: TrainConfig, train_images: int) -> tuple[TrainConfig, str]:
+    """``cfg`` with ``recipe="auto"`` replaced by the rule's choice for
+    ``train_images`` x ``cfg.epochs`` image-epochs (the module docstring),
+    and a sentence saying what was chosen and why (empty where the user named
+    a recipe: ``cfg`` comes back unchanged). An augmentation the user set
+    (``cfg.augment`` not None) is kept."""
+    if cfg.recipe != AUTO:
+        return cfg, ""
+    budget = train_images * cfg.epochs
+    seen = f"{train_images:,} training images x {cfg.epochs} epochs = {budget / 1e3:.0f}k image-epochs"
+    if budget >= LONG_BUDGET:
+        augment = True if cfg.augment is None else cfg.augment
+        chosen = dataclasses.replace(cfg, recipe="sandwich", augment=augment)
+        return chosen, f"recipe sandwich{' with augmentation' if augment else ''} ({seen}: a long budget)"
+    return dataclasses.replace(cfg, recipe="spread"), f"recipe spread ({seen}: a short budget)"
+
 
 ALL = None  # every dimension elastic
 # within a block, and the input resolution (Once-for-All samples it from its first elastic phase)

@@ -61,7 +61,7 @@ from lightnas.train.device import (
 from lightnas.train.gradients import add_projected, take_grads
 from lightnas.train.memory import choose_recompute, release_free_memory
 from lightnas.train.optim import lr_at, make_optimizer
-from lightnas.train.recipes import RECIPES
+from lightnas.train.recipes import RECIPES, resolve_recipe
 from lightnas.train.sampling import PartCost
 
 if TYPE_CHECKING:
@@ -76,7 +76,9 @@ class SupernetTrainer:
     """
 
     def __init__(self, job: TrainJob, data: Dataset, task: Task | None = None, rank: int = 0, world: int = 1):
-        cfg, seed, only = job.train, job.seed, job.only
+        seed, only = job.seed, job.only
+        # 'auto' becomes the recipe the budget calls for; the checkpoint keeps what was asked
+        cfg, self.chosen = resolve_recipe(job.train, len(data.y_train)) if only is None else (job.train, "")
         setup_torch(job.threads)
         self.rank, self.world = rank, world
         self.device = resolve_device(job.device)
@@ -108,9 +110,13 @@ class SupernetTrainer:
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             recompute = choose_recompute(self.net, self.x_train[:4], cfg.batch_size, cfg.activation_budget_mb)
         self.settings = {**self._choose_layout(), **recompute}
+        if self.chosen:
+            self.settings["recipe"] = self.chosen
         self.opt = make_optimizer(self.net.parameters(), cfg)
         self.ema = {n: p.detach().clone() for n, p in self.params.items()}
-        self.ckpt = Checkpoint(job.supernet, job.config, dataclasses.asdict(cfg), seed, data.describe(), only=only)
+        self.ckpt = Checkpoint(
+            job.supernet, job.config, dataclasses.asdict(job.train), seed, data.describe(), only=only
+        )
 
     def _choose_layout(self) -> dict[str, Any]:
         """The memory format and precision the super-network trains in, and why.
@@ -339,6 +345,8 @@ class SupernetTrainer:
                 "recomputed in the backward pass",
                 file=sys.stderr,
             )
+        if progress and self.rank == 0 and self.chosen and self.ckpt.epoch < self.cfg.epochs:
+            print(f"training with {self.chosen} (--recipe names another)", file=sys.stderr)
         if progress:
             bar = tqdm(total=self.cfg.epochs, initial=self.ckpt.epoch, desc="train", unit="epoch", file=sys.stderr)
         for epoch in range(self.ckpt.epoch, self.cfg.epochs):
