@@ -188,6 +188,7 @@ def test_a_model_for_other_images_or_classes_is_refused(tmp_path, capfd):
         net.init_for_training()
 
 
+@pytest.mark.slow  # 42 s: the whole run; the contract suite above covers the elastic super-networks
 def test_lightnas_run_from_a_model_trains_searches_and_exports(tmp_path):
     """``elasticize`` shows the space and checks equality; ``run --from-model``
     goes through every stage and exports verified models; ``--resume`` of the
