@@ -39,7 +39,8 @@ class Writer:
         t.buffer = 0
         if data is not None:
             b = self.s.BufferT()
-            b.data = np.ascontiguousarray(data.astype(dtype)).tobytes()
+            # a uint8 array (not bytes): the schema's Pack writes an array in one copy, bytes one by one
+            b.data = np.frombuffer(np.ascontiguousarray(data.astype(dtype)).tobytes(), np.uint8)
             self.buffers.append(b)
             t.buffer = len(self.buffers) - 1
         self.tensors.append(t)
