@@ -49,6 +49,7 @@ class HybridConfig(SupernetConfig):
     heads: tuple[int, ...] = (2, 4)
     head_dim: int = 16
     mlp_ratios: tuple[int, ...] = (2, 3)
+    mlp_conv: bool = True  # a 3x3 depthwise convolution over the token map inside every attention block's MLP
     dropout: float = 0.1
 
     def __post_init__(self) -> None:
@@ -80,6 +81,10 @@ class HybridConfig(SupernetConfig):
     def tokens(self) -> int:
         h, w = self.sizes()[-1]
         return h * w
+
+    def mlp_grid(self) -> tuple[int, int] | None:
+        """The token map the attention blocks' MLP convolution runs over (None: no convolution)."""
+        return self.sizes()[-1] if self.mlp_conv else None
 
 
 def build_space(cfg: HybridConfig) -> SearchSpace:
@@ -141,7 +146,7 @@ class PlainHybrid(nn.Module):
         self.convs = nn.Sequential(*(PlainBlock(*p) for p in plan))
         self.tokens = Tokens(plan[-1][1], e, cfg.tokens())
         heads = [(int(arch[f"a{b}h"]), int(arch[f"a{b}r"])) for b in range(1, int(arch["a"]) + 1)]
-        self.attn = nn.Sequential(*(Block(e, h, cfg.head_dim, r) for h, r in heads))
+        self.attn = nn.Sequential(*(Block(e, h, cfg.head_dim, r, cfg.mlp_grid()) for h, r in heads))
         self.head = Head(e, cfg.n_classes, cfg.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -182,7 +187,9 @@ class ElasticHybrid(Supernet):
         nn.init.trunc_normal_(self.tokens.pos, std=0.02)
         r_max, h_max = max(cfg.mlp_ratios), max(cfg.heads)
         depth = max(cfg.attn_depths)
-        self.attn = nn.ModuleList(ElasticAttentionBlock(e_max, h_max, cfg.head_dim, r_max) for _ in range(depth))
+        self.attn = nn.ModuleList(
+            ElasticAttentionBlock(e_max, h_max, cfg.head_dim, r_max, cfg.mlp_grid()) for _ in range(depth)
+        )
         self.head = Head(e_max, cfg.n_classes, cfg.dropout)
         self.set_active(self.space.largest())
 
@@ -313,7 +320,7 @@ class ElasticHybrid(Supernet):
             return Tokens(c, e, h * w).eval(), (c, h, w)
         if kind == "attn":
             n, e, hd, r = rest
-            return Block(e, hd, cfg.head_dim, r).eval(), (n, e)
+            return Block(e, hd, cfg.head_dim, r, cfg.mlp_grid()).eval(), (n, e)
         n, e = rest
         return Head(e, cfg.n_classes).eval(), (n, e)
 

@@ -1,21 +1,33 @@
 """Elastic Vision Transformer super-network (AutoFormer-style weight entanglement).
 
-Patch embedding sized from the input (:meth:`ViTConfig.patch_size`: 7x7
-tokens at 28 px, 14x14 at 224 px), pre-norm Transformer blocks,
-mean pooling, a linear classifier. Elastic: depth (the first ``d`` blocks),
-embedding dimension (the leading ``e`` channels, shared by every layer: patch
-embedding, positional embedding, LayerNorms, attention and MLP projections,
+A convolutional stem (:meth:`ViTConfig.stem_depth` stride-2 3x3 convolutions
+with BatchNorm and ReLU, then a 1x1 projection: 7x7 tokens at 28 px, 14x14
+at 224 px), pre-norm Transformer blocks whose MLP mixes neighbouring tokens
+with a 3x3 depthwise convolution, mean pooling, a linear classifier.
+Elastic: depth (the first ``d`` blocks), embedding dimension (the leading
+``e`` channels, shared by every layer: the stem's convolutions at widths
+tied to ``e``, its projection, LayerNorms, attention and MLP projections,
 classifier), and per block the number of attention heads (of fixed width
 ``head_dim``) and the MLP ratio (hidden = ratio x e). Attention is
 ``torch.nn.functional.scaled_dot_product_attention``.
 
-``extract(arch)`` builds a :class:`PlainViT` of ``nn.Conv2d``, ``nn.Linear``
-and ``nn.LayerNorm`` modules holding copies of the slices; its parts
-(patch embedding, each block, head) are the latency-table parts.
+Why convolutions (``bench/small_data.py``, ``docs/benchmarks.md``, "Small
+data"): a Transformer that starts from non-overlapping patch projections
+and learned absolute positions has no locality to start from and needs
+far more images than a user's data set holds. Convolutions before the tokens
+(Xiao et al., "Early convolutions help transformers see better"; LeViT, EMO)
+and a depthwise convolution in the MLP (PVTv2, LocalViT) give it that prior;
+the zero-padded convolution also tells every token where it is (CPVT), so no
+positional embedding is learned by default (``learned_pos``).
+
+``extract(arch)`` builds a :class:`PlainViT` of ``nn.Conv2d``, ``nn.BatchNorm2d``,
+``nn.Linear`` and ``nn.LayerNorm`` modules holding copies of the slices; its
+parts (stem, each block, head) are the latency-table parts.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable
 from dataclasses import dataclass
 
@@ -26,6 +38,7 @@ from torch import nn
 from lightnas.errors import LightnasError
 from lightnas.space import Arch, Choice, SearchSpace
 from lightnas.supernets.base import PrecisionGroup, Supernet, SupernetConfig, group_parts
+from lightnas.supernets.blocks import ElasticBN, copy_bn
 from lightnas.supernets.registry import register_supernet
 
 
@@ -33,7 +46,9 @@ from lightnas.supernets.registry import register_supernet
 class ViTConfig(SupernetConfig):
     """The elastic ViT's choices (serialised into checkpoints)."""
 
-    patch: int = 0  # pixels per patch side; 0: from the input (see patch_size)
+    stem_convs: int = 0  # stride-2 3x3 convolutions before the tokens; 0: from the input (see stem_depth)
+    mlp_conv: bool = True  # a 3x3 depthwise convolution over the token grid inside every MLP
+    learned_pos: bool = False  # a learned absolute positional embedding added to the tokens
     embed_dims: tuple[int, ...] = (64, 96, 128)
     depths: tuple[int, ...] = (2, 3, 4)
     heads: tuple[int, ...] = (2, 4)
@@ -48,19 +63,31 @@ class ViTConfig(SupernetConfig):
             if not values or values[0] < 1:
                 raise LightnasError(f"{name} must be positive integers")
             object.__setattr__(self, name, values)
-        if self.head_dim < 1 or self.patch_size() > min(self.input_shape[1:]):
-            raise LightnasError("head_dim must be positive and the patch no larger than the image")
+        if self.head_dim < 1 or self.stem_convs < 0 or 2 ** self.stem_depth() > min(self.input_shape[1:]):
+            raise LightnasError("head_dim must be positive and the stem's stride no larger than the image")
 
-    def patch_size(self) -> int:
-        """``patch``, or the input's shorter side over ``t`` tokens a side, ``t`` =
-        ``side // 16`` kept within 7-14: 4-pixel patches (7x7 tokens) at 28 px,
-        16-pixel patches (14x14 tokens, as ViT-B/16) at 224 px."""
+    def stem_depth(self) -> int:
+        """``stem_convs``, or the most stride-2 convolutions that leave at least
+        ``t`` tokens a side, ``t`` = ``side // 16`` kept within 7-14 (at least
+        one): 2 at 28 px (7x7 tokens), 3 at 64-96 px (8x8-12x12), 4 at 224 px (14x14)."""
         side = min(self.input_shape[1:])
-        return self.patch or max(1, side // min(14, max(7, side // 16)))
+        return self.stem_convs or max(1, int(math.log2(side / min(14, max(7, side // 16)))))
+
+    def grid(self) -> tuple[int, int]:
+        """(rows, columns) of the token map."""
+        h, w = self.input_shape[1:]
+        for _ in range(self.stem_depth()):
+            h, w = (h - 1) // 2 + 1, (w - 1) // 2 + 1
+        return h, w
 
     def tokens(self) -> int:
-        p = self.patch_size()
-        return (self.input_shape[1] // p) * (self.input_shape[2] // p)
+        h, w = self.grid()
+        return h * w
+
+    def stem_widths(self, e: int) -> list[int]:
+        """Channels of the stem's convolutions at embedding ``e``: doubling up to ``e`` (at least 8)."""
+        n = self.stem_depth()
+        return [max(8, e >> (n - j)) for j in range(1, n + 1)]
 
 
 def build_space(cfg: ViTConfig) -> SearchSpace:
@@ -73,16 +100,32 @@ def build_space(cfg: ViTConfig) -> SearchSpace:
 
 
 # -- the deployable plain network (also the latency-table parts) ----------------------------
-class PatchEmbed(nn.Module):
-    """Non-overlapping patches -> tokens (B, N, e) plus a learned positional embedding."""
+class ConvStem(nn.Module):
+    """Stride-2 3x3 convolutions (BatchNorm, ReLU), a 1x1 projection to ``embed``:
+    the image -> tokens (B, N, e), plus a learned positional embedding where asked.
+    ``bn`` is the normalisation class (the elastic network passes its sliceable one)."""
 
-    def __init__(self, c_in: int, embed: int, patch: int, tokens: int):
+    def __init__(
+        self,
+        c_in: int,
+        widths: list[int],
+        embed: int,
+        tokens: int,
+        pos: bool,
+        bn: type[nn.BatchNorm2d] = nn.BatchNorm2d,
+    ):
         super().__init__()
-        self.proj = nn.Conv2d(c_in, embed, patch, patch)
-        self.pos = nn.Parameter(torch.zeros(1, tokens, embed))
+        chans = [c_in, *widths]
+        self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, 2, 1, bias=False) for a, b in zip(chans, widths, strict=False))
+        self.bns = nn.ModuleList(bn(c) for c in widths)
+        self.proj = nn.Conv2d(widths[-1], embed, 1)
+        self.pos = nn.Parameter(torch.zeros(1, tokens, embed)) if pos else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x).flatten(2).transpose(1, 2) + self.pos
+        for conv, bn in zip(self.convs, self.bns, strict=True):
+            x = F.relu(bn(conv(x)))
+        x = self.proj(x).flatten(2).transpose(1, 2)
+        return x if self.pos is None else x + self.pos
 
 
 class Attention(nn.Module):
@@ -100,19 +143,34 @@ class Attention(nn.Module):
 
 
 class Block(nn.Module):
-    """A pre-norm Transformer block."""
+    """A pre-norm Transformer block. With a token ``grid`` (rows, columns), the
+    MLP mixes neighbouring tokens with a 3x3 depthwise convolution over its
+    hidden channels before the GELU (the convolutional feed-forward of PVTv2
+    and LocalViT)."""
 
-    def __init__(self, embed: int, heads: int, head_dim: int, ratio: int):
+    def __init__(self, embed: int, heads: int, head_dim: int, ratio: int, grid: tuple[int, int] | None = None):
         super().__init__()
         self.ln1 = nn.LayerNorm(embed)
         self.attn = Attention(embed, heads, head_dim)
         self.ln2 = nn.LayerNorm(embed)
         self.fc1 = nn.Linear(embed, ratio * embed)
+        self.grid = grid
+        self.dw = nn.Conv2d(ratio * embed, ratio * embed, 3, 1, 1, groups=ratio * embed) if grid else None
         self.fc2 = nn.Linear(ratio * embed, embed)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln1(x))
-        return x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
+        h = self.fc1(self.ln2(x))
+        if self.dw is not None:
+            h = token_conv(h, self.dw.weight, self.dw.bias, self.grid)
+        return x + self.fc2(F.gelu(h))
+
+
+def token_conv(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """A depthwise 3x3 convolution of tokens ``h`` (B, N, C) laid out on ``grid``, back as (B, N, C)."""
+    b, n, c = h.shape
+    m = h.transpose(1, 2).reshape(b, c, *grid)
+    return F.conv2d(m, weight, bias, 1, 1, 1, c).flatten(2).transpose(1, 2)
 
 
 class Head(nn.Module):
@@ -132,14 +190,23 @@ class PlainViT(nn.Module):
     def __init__(self, cfg: ViTConfig, arch: Arch):
         super().__init__()
         e = int(arch["e"])
-        self.embed = PatchEmbed(cfg.input_shape[0], e, cfg.patch_size(), cfg.tokens())
+        self.embed = make_stem(cfg, e)
+        grid = cfg.grid() if cfg.mlp_conv else None
         self.blocks = nn.Sequential(
-            *(Block(e, int(arch[f"b{b}h"]), cfg.head_dim, int(arch[f"b{b}r"])) for b in range(1, int(arch["d"]) + 1))
+            *(
+                Block(e, int(arch[f"b{b}h"]), cfg.head_dim, int(arch[f"b{b}r"]), grid)
+                for b in range(1, int(arch["d"]) + 1)
+            )
         )
         self.head = Head(e, cfg.n_classes, cfg.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.blocks(self.embed(x)))
+
+
+def make_stem(cfg: ViTConfig, e: int, bn: type[nn.BatchNorm2d] = nn.BatchNorm2d) -> ConvStem:
+    """The stem of ``cfg`` at embedding ``e``."""
+    return ConvStem(cfg.input_shape[0], cfg.stem_widths(e), e, cfg.tokens(), cfg.learned_pos, bn)
 
 
 # -- elastic layers ------------------------------------------------------------------------
@@ -151,9 +218,11 @@ def _ln(x: torch.Tensor, ln: nn.LayerNorm) -> torch.Tensor:
 class ElasticAttentionBlock(nn.Module):
     """A block at the largest sizes; ``active = (heads, ratio)`` selects a slice."""
 
-    def __init__(self, max_embed: int, max_heads: int, head_dim: int, max_ratio: int):
+    def __init__(
+        self, max_embed: int, max_heads: int, head_dim: int, max_ratio: int, grid: tuple[int, int] | None = None
+    ):
         super().__init__()
-        self.full = Block(max_embed, max_heads, head_dim, max_ratio)
+        self.full = Block(max_embed, max_heads, head_dim, max_ratio, grid)
         self.head_dim = head_dim
         self.max_inner = max_heads * head_dim
         self.active = (max_heads, max_ratio)
@@ -163,12 +232,15 @@ class ElasticAttentionBlock(nn.Module):
         f, inner, hidden = self.full, heads * self.head_dim, ratio * e
         qkv_w = f.attn.qkv.weight.view(3, self.max_inner, -1)[:, :inner, :e].reshape(3 * inner, e)
         qkv_b = f.attn.qkv.bias.view(3, self.max_inner)[:, :inner].reshape(3 * inner)
-        return {
+        out = {
             "qkv": (qkv_w, qkv_b),
             "proj": (f.attn.proj.weight[:e, :inner], f.attn.proj.bias[:e]),
             "fc1": (f.fc1.weight[:hidden, :e], f.fc1.bias[:hidden]),
             "fc2": (f.fc2.weight[:e, :hidden], f.fc2.bias[:e]),
         }
+        if f.dw is not None:
+            out["dw"] = (f.dw.weight[:hidden], f.dw.bias[:hidden])
+        return out
 
     @torch.no_grad()
     def zero_output(self) -> None:
@@ -181,7 +253,7 @@ class ElasticAttentionBlock(nn.Module):
     def copy_to(self, plain: Block, e: int, heads: int, ratio: int) -> None:
         """Copy the sub-block (``heads``, ``ratio``) at embedding ``e`` into ``plain``."""
         for name, (w, b) in self.slices(e, heads, ratio).items():
-            layer = {"qkv": plain.attn.qkv, "proj": plain.attn.proj, "fc1": plain.fc1, "fc2": plain.fc2}[name]
+            layer = getattr(plain.attn if name in ("qkv", "proj") else plain, name)
             layer.weight.copy_(w)
             layer.bias.copy_(b)
         for mine, src in ((plain.ln1, self.full.ln1), (plain.ln2, self.full.ln2)):
@@ -196,7 +268,10 @@ class ElasticAttentionBlock(nn.Module):
         )
         y = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, heads * self.head_dim)
         x = x + F.linear(y, *w["proj"])
-        return x + F.linear(F.gelu(F.linear(_ln(x, self.full.ln2), *w["fc1"])), *w["fc2"])
+        h = F.linear(_ln(x, self.full.ln2), *w["fc1"])
+        if "dw" in w:
+            h = token_conv(h, *w["dw"], self.full.grid)
+        return x + F.linear(F.gelu(h), *w["fc2"])
 
 
 @register_supernet("vit")
@@ -214,10 +289,12 @@ class ElasticViT(Supernet):
         super().__init__(config)
         cfg = config
         self.space = build_space(cfg)
-        self.embed = PatchEmbed(cfg.input_shape[0], max(cfg.embed_dims), cfg.patch_size(), cfg.tokens())
-        nn.init.trunc_normal_(self.embed.pos, std=0.02)
+        self.embed = make_stem(cfg, max(cfg.embed_dims), ElasticBN)
+        if self.embed.pos is not None:
+            nn.init.trunc_normal_(self.embed.pos, std=0.02)
+        grid = cfg.grid() if cfg.mlp_conv else None
         self.blocks = nn.ModuleList(
-            ElasticAttentionBlock(max(cfg.embed_dims), max(cfg.heads), cfg.head_dim, max(cfg.mlp_ratios))
+            ElasticAttentionBlock(max(cfg.embed_dims), max(cfg.heads), cfg.head_dim, max(cfg.mlp_ratios), grid)
             for _ in range(max(cfg.depths))
         )
         self.head = Head(max(cfg.embed_dims), cfg.n_classes, cfg.dropout)
@@ -231,9 +308,12 @@ class ElasticViT(Supernet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         e, d = int(self.active_arch["e"]), int(self.active_arch["d"])
-        pe = self.embed
-        x = F.conv2d(x, pe.proj.weight[:e], pe.proj.bias[:e], pe.proj.stride).flatten(2).transpose(1, 2)
-        x = x + pe.pos[:, :, :e]
+        stem = self.embed
+        for conv, bn, c in zip(stem.convs, stem.bns, self.config.stem_widths(e), strict=True):
+            x = F.relu(bn(F.conv2d(x, conv.weight[:c, : x.shape[1]], None, 2, 1)))
+        x = F.conv2d(x, stem.proj.weight[:e, : x.shape[1]], stem.proj.bias[:e]).flatten(2).transpose(1, 2)
+        if stem.pos is not None:
+            x = x + stem.pos[:, :, :e]
         for blk in self.blocks[:d]:
             x = self.block(blk, x)
         return head_forward(self.head, x)
@@ -256,9 +336,16 @@ class ElasticViT(Supernet):
         arch = self.space.make(dict(arch))
         e = int(arch["e"])
         plain = PlainViT(self.config, arch)
-        plain.embed.proj.weight.copy_(self.embed.proj.weight[:e])
-        plain.embed.proj.bias.copy_(self.embed.proj.bias[:e])
-        plain.embed.pos.copy_(self.embed.pos[:, :, :e])
+        src, dst = self.embed, plain.embed
+        c_in = self.config.input_shape[0]
+        for i, c in enumerate(self.config.stem_widths(e)):
+            dst.convs[i].weight.copy_(src.convs[i].weight[:c, :c_in])
+            copy_bn(dst.bns[i], src.bns[i], c)
+            c_in = c
+        dst.proj.weight.copy_(src.proj.weight[:e, :c_in])
+        dst.proj.bias.copy_(src.proj.bias[:e])
+        if src.pos is not None:
+            dst.pos.copy_(src.pos[:, :, :e])
         for i, (blk, p) in enumerate(zip(self.blocks, plain.blocks, strict=False), start=1):
             blk.copy_to(p, e, int(arch[f"b{i}h"]), int(arch[f"b{i}r"]))
         copy_head(plain.head, self.head, e)
@@ -296,12 +383,12 @@ class ElasticViT(Supernet):
         cfg = self.config
         kind, *rest = part  # type: ignore[misc]
         if kind == "embed":
-            return PatchEmbed(cfg.input_shape[0], rest[0], cfg.patch_size(), cfg.tokens()).eval(), cfg.input_shape
+            return make_stem(cfg, rest[0]).eval(), cfg.input_shape
         if kind == "head":
             n, e = rest
             return Head(e, cfg.n_classes).eval(), (n, e)
         n, e, h, r = rest
-        return Block(e, h, cfg.head_dim, r).eval(), (n, e)
+        return Block(e, h, cfg.head_dim, r, cfg.grid() if cfg.mlp_conv else None).eval(), (n, e)
 
 
 def head_forward(h: Head, x: torch.Tensor) -> torch.Tensor:
