@@ -12,7 +12,11 @@ trained alone on the same training images for the same epochs with the
 default training settings (AdamW, learning rate, batch, warm-up, label
 smoothing), scored on the same test images.
 
-    python bench/small_data.py [--supernets vit,hybrid,mobilenet] [--epochs 4] [--images 5400] [--json]
+    python bench/small_data.py [--supernets vit,hybrid,mobilenet] [--epochs 4] [--baseline-epochs E]
+                               [--images 5400] [--json]
+
+``--epochs 0`` runs every super-network at its own default length
+(``Supernet.train_defaults``) and reports the epochs it trained.
 """
 
 from __future__ import annotations
@@ -79,7 +83,7 @@ def baseline(path: Path, epochs: int, seed: int) -> dict[str, float]:
 def run_supernet(path: Path, name: str, epochs: int, out: Path, extra: list[str]) -> dict:
     t0 = time.perf_counter()
     cmd = [sys.executable, "-m", "lightnas.cli", "run", "--data", str(path), "--supernet", name]
-    cmd += ["--epochs", str(epochs), "--out", str(out), "--force", "--quiet", *extra]
+    cmd += (["--epochs", str(epochs)] if epochs else []) + ["--out", str(out), "--force", "--quiet", *extra]
     res = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if res.returncode != 0:
@@ -89,8 +93,13 @@ def run_supernet(path: Path, name: str, epochs: int, out: Path, extra: list[str]
     cards.sort(key=lambda c: c["latency"]["latency_ms"])
     lat = [c["latency"]["latency_ms"] for c in cards]
     acc = [c["test_accuracy"] for c in cards]
+    import torch
+
+    history = torch.load(out / "supernet.pt", weights_only=True)["history"]
     return {
         "wall_seconds": round(wall, 1),
+        "epochs": len(history),
+        "train_seconds": round(sum(h["seconds"] for h in history), 1),
         "best_test_accuracy": max(acc),
         "n_exported": len(cards),
         "latency_span": round(max(lat) / min(lat), 2),
@@ -102,7 +111,8 @@ def run_supernet(path: Path, name: str, epochs: int, out: Path, extra: list[str]
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--supernets", default="vit,hybrid,mobilenet")
-    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=4, help="0: each super-network's default length")
+    ap.add_argument("--baseline-epochs", type=int, default=0, help="the plain CNN's epochs (0: --epochs)")
     ap.add_argument("--images", type=int, default=5400)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="/tmp/lightnas-bench-small-data")
@@ -116,7 +126,7 @@ def main() -> int:
     build_set(path, args.images, args.seed)
     result: dict = {"images": args.images, "epochs": args.epochs}
     if not args.no_baseline:
-        result["plain_cnn"] = baseline(path, args.epochs, args.seed)
+        result["plain_cnn"] = baseline(path, args.baseline_epochs or args.epochs or 4, args.seed)
     for name in args.supernets.split(","):
         result[name] = run_supernet(path, name, args.epochs, out / name, args.extra)
         if "plain_cnn" in result and "best_test_accuracy" in result[name]:

@@ -7,7 +7,7 @@ import pytest
 
 from lightnas.checks import check_names
 from lightnas.cli import cli_fields, parse_option, parse_targets
-from lightnas.config import RunConfig
+from lightnas.config import RunConfig, TrainConfig
 from lightnas.errors import LightnasError
 from lightnas.runfolder import merge
 from lightnas.search.pareto import largest_gap, spread_indices
@@ -142,7 +142,25 @@ def test_targets_export_the_most_accurate_model_under_each_bound():
 
 def test_a_supernet_may_set_its_own_training_defaults_and_the_user_overrides_them(tmp_path):
     from lightnas.runfolder import open_folder
+    from lightnas.supernets.hybrid import ElasticHybrid
 
-    assert open_folder(tmp_path / "a", {"supernet.name": "hybrid"})[0].train.epochs == 15
-    assert open_folder(tmp_path / "a", {"supernet.name": "hybrid", "train.epochs": 3})[0].train.epochs == 3
-    assert open_folder(tmp_path / "a", {})[0].train.epochs == RunConfig().train.epochs
+    default = open_folder(tmp_path / "a", {"supernet.name": "hybrid"})[0].train
+    assert default.steps == ElasticHybrid.train_defaults["steps"] > 0
+    # a length the user gives replaces the default length, counted either way
+    given = open_folder(tmp_path / "a", {"supernet.name": "hybrid", "train.epochs": 3})[0].train
+    assert (given.epochs, given.steps) == (3, 0)
+    assert open_folder(tmp_path / "a", {"supernet.name": "hybrid", "train.steps": 7})[0].train.steps == 7
+    assert open_folder(tmp_path / "a", {})[0].train == RunConfig().train
+    with pytest.raises(LightnasError, match="--epochs and --steps"):
+        open_folder(tmp_path / "a", {"train.epochs": 3, "train.steps": 7})
+
+
+def test_a_length_in_steps_becomes_epochs_of_the_data():
+    cfg = TrainConfig(steps=848, batch_size=128)
+    assert cfg.for_images(13_500).epochs == 8  # 106 steps an epoch
+    assert cfg.for_images(4_860).epochs == 23  # 38 steps an epoch, rounded up
+    assert cfg.for_images(10**6).epochs == 1  # never under one epoch
+    assert cfg.for_images(13_500).steps == 0
+    assert TrainConfig(epochs=5).for_images(10) == TrainConfig(epochs=5)
+    with pytest.raises(LightnasError, match="steps"):
+        TrainConfig(steps=-1)

@@ -212,6 +212,15 @@ def test_auto_recipe_follows_the_budget_and_keeps_what_the_user_set():
     assert resolve_recipe(named, 54_000) == (named, "")
 
 
+def test_a_length_in_steps_trains_the_epochs_it_makes_and_records_them(digits, tmp_path):
+    # 256 images: 2 steps an epoch at batch 128, so 3 steps make 2 epochs
+    job = TrainJob("mobilenet", _config(digits), TrainConfig(steps=3), threads=1)
+    state = train_supernet(job, digits, tmp_path / "s.pt", progress=False)
+    assert len(state.history) == 2
+    assert state.train_config["steps"] == 3  # what was asked: a resume compares it
+    assert state.history[0]["settings"]["length"] == "2 epochs (3 steps at 2 an epoch)"
+
+
 def test_auto_trains_the_chosen_recipe_and_records_it(digits, tmp_path):
     job = TrainJob("mobilenet", _config(digits), TrainConfig(epochs=1), threads=1)
     state = train_supernet(job, digits, tmp_path / "s.pt", progress=False)

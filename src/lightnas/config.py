@@ -108,6 +108,12 @@ class TrainConfig:
 
     task: str = opt("classification", "--task", "what is learned and searched for: a registered task")
     epochs: int = opt(8, "--epochs", "super-network training epochs (a super-network may set its own default)")
+    steps: int = opt(
+        0,
+        "--steps",
+        "training length in optimiser steps instead of epochs: epochs = steps / steps per epoch, rounded up "
+        "(0: --epochs; a super-network may set its own default)",
+    )
     batch_size: int = opt(128, "--batch-size", "training batch size")
     recipe: str = opt(
         "auto",
@@ -138,6 +144,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _positive(self, "epochs")
+        if self.steps < 0:
+            raise LightnasError(f"steps must be >= 0, not {self.steps}")
         if self.n_random < 0:
             raise LightnasError(f"n_random must be >= 0, not {self.n_random}")
         if self.batch_size < 2:
@@ -154,6 +162,15 @@ class TrainConfig:
             raise LightnasError(f"activation budget must be >= 0 MiB, not {self.activation_budget_mb}")
         if not 0 <= self.ema_decay < 1:
             raise LightnasError("ema_decay must be in [0, 1)")
+
+    def for_images(self, train_images: int) -> TrainConfig:
+        """These settings for a training split of ``train_images`` images: where
+        ``steps`` is set, ``epochs`` becomes ``ceil(steps / steps per epoch)``
+        (at least 1) and ``steps`` 0; otherwise unchanged."""
+        if not self.steps:
+            return self
+        per_epoch = math.ceil(max(train_images, 1) / self.batch_size)
+        return dataclasses.replace(self, epochs=max(1, math.ceil(self.steps / per_epoch)), steps=0)
 
 
 @dataclass(frozen=True)

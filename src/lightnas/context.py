@@ -56,9 +56,10 @@ def trained(out: Path, cfg: RunConfig, data: Dataset | None = None) -> tuple[Sea
         raise LightnasError(f"{out / 'supernet.pt'} holds another super-network than {out}/config.json names")
     if ckpt.data.get("splits") != data.describe().get("splits"):
         raise LightnasError(f"{out / 'supernet.pt'} was trained on other data than {cfg.data.source}")
-    if ckpt.epoch < cfg.train.epochs:
+    epochs = cfg.train.for_images(len(data.y_train)).epochs
+    if ckpt.epoch < epochs:
         raise LightnasError(
-            f"{out / 'supernet.pt'} is trained for {ckpt.epoch} of {cfg.train.epochs} epochs "
+            f"{out / 'supernet.pt'} is trained for {ckpt.epoch} of {epochs} epochs "
             f"(run 'lightnas train {out} --resume' first)"
         )
     return with_precision(net, cfg, data), ckpt, data

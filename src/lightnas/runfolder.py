@@ -76,10 +76,17 @@ def merge(stored: RunConfig, explicit: dict[str, Any], what: str) -> RunConfig:
 
 def with_supernet_defaults(explicit: dict[str, Any]) -> dict[str, Any]:
     """``explicit`` plus the chosen super-network's ``train_defaults`` for the
-    training fields it does not set."""
+    training fields it does not set. A length given (``--epochs`` or
+    ``--steps``) replaces the default length, whichever way it is counted;
+    both at once are refused."""
 
+    if explicit.get("train.steps") and "train.epochs" in explicit:
+        raise LightnasError("--epochs and --steps both set the training length: give one")
     cls = SUPERNETS.get(explicit.get("supernet.name", RunConfig().supernet.name))
-    return {**{f"train.{k}": v for k, v in cls.train_defaults.items()}, **explicit}
+    defaults = {f"train.{k}": v for k, v in cls.train_defaults.items()}
+    if "train.epochs" in explicit or "train.steps" in explicit:
+        defaults = {k: v for k, v in defaults.items() if k not in ("train.epochs", "train.steps")}
+    return {**defaults, **explicit}
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -59,7 +59,10 @@ Invariants:
   branches); the default does nothing. ``train_defaults`` (fields of
   :class:`~lightnas.config.TrainConfig`) replace the general training
   defaults for this super-network where the user sets none (as timm's
-  per-model default configurations do).
+  per-model default configurations do). A default length may be counted in
+  optimiser steps (``{"steps": n}``: the epochs follow from the training
+  split, so a small data set trains as many steps as a large one); a length
+  the user gives, ``--epochs`` or ``--steps``, replaces it.
 - **Distillation teacher.** ``distillation_teacher()`` may return a fixed
   module (eval mode, no gradients) whose logits every sub-network, the
   largest included, distils from, instead of the largest sub-network's (a

@@ -164,8 +164,8 @@ class ElasticHybrid(Supernet):
         "attn": ("tokens", "embed", "heads", "mlp ratio"),
         "head": ("tokens", "embed"),
     }
-    # one default run fits 15 minutes on 2 CPU cores (about 45 s an epoch on the embedded Fashion-MNIST)
-    train_defaults = {"epochs": 15}
+    # a length in steps (12 epochs of the embedded 13,500 images at batch 128); see docs/benchmarks.md
+    train_defaults = {"steps": 12 * 106}
 
     def __init__(self, config: HybridConfig):
         super().__init__(config)

@@ -41,6 +41,7 @@ def fit(
     the weights of the best of them (``"kept"`` marks it), so it never ends
     worse on the validation split than it started. It trains on ``device``
     (the data moved there once) and ends on the CPU, channels-last."""
+    cfg = cfg.for_images(len(data.y_train))  # a length in steps, as epochs of this data
     epochs, lr, batch_size = cfg.epochs, cfg.lr, cfg.batch_size  # TrainConfig holds epochs >= 1
     dev = resolve_device(device)
     for m in (model, teacher):
@@ -143,7 +144,7 @@ def standalone_train_seconds(
     ``device``: ``steps`` timed training steps (forward, loss, backward,
     optimiser step on a batch of ``cfg.batch_size`` training images, after one
     untimed step) of a fresh copy of the extracted sub-network, times the
-    steps of ``cfg.epochs`` epochs. ``threads`` as in :func:`setup_torch` (the
+    steps of ``cfg``'s epochs (its ``steps`` where set). ``threads`` as in :func:`setup_torch` (the
     training thread count; call this after any latency measurement, see
     ``measure_latency``)."""
 
@@ -163,4 +164,4 @@ def standalone_train_seconds(
         opt.step()
 
     per_step = time_calls(step, dev, repeats=steps)
-    return per_step * math.ceil(len(data.x_train) / cfg.batch_size) * cfg.epochs
+    return per_step * math.ceil(len(data.x_train) / cfg.batch_size) * cfg.for_images(len(data.y_train)).epochs

@@ -77,8 +77,16 @@ class SupernetTrainer:
 
     def __init__(self, job: TrainJob, data: Dataset, task: Task | None = None, rank: int = 0, world: int = 1):
         seed, only = job.seed, job.only
-        # 'auto' becomes the recipe the budget calls for; the checkpoint keeps what was asked
-        cfg, self.chosen = resolve_recipe(job.train, len(data.y_train)) if only is None else (job.train, "")
+        # a length in steps becomes epochs of this data, 'auto' the recipe the budget calls for;
+        # the checkpoint keeps what was asked
+        cfg = job.train.for_images(len(data.y_train))
+        self.length = (
+            f"{cfg.epochs} epochs ({job.train.steps:,} steps at {math.ceil(len(data.y_train) / cfg.batch_size)} "
+            "an epoch)"
+            if job.train.steps
+            else ""
+        )
+        cfg, self.chosen = resolve_recipe(cfg, len(data.y_train)) if only is None else (cfg, "")
         setup_torch(job.threads)
         self.rank, self.world = rank, world
         self.device = resolve_device(job.device)
@@ -112,6 +120,8 @@ class SupernetTrainer:
         self.settings = {**self._choose_layout(), **recompute}
         if self.chosen:
             self.settings["recipe"] = self.chosen
+        if self.length:
+            self.settings["length"] = self.length
         self.opt = make_optimizer(self.net.parameters(), cfg)
         self.ema = {n: p.detach().clone() for n, p in self.params.items()}
         self.ckpt = Checkpoint(
@@ -345,6 +355,8 @@ class SupernetTrainer:
                 "recomputed in the backward pass",
                 file=sys.stderr,
             )
+        if progress and self.rank == 0 and self.length and self.ckpt.epoch < self.cfg.epochs:
+            print(f"training {self.length} (--epochs or --steps names another length)", file=sys.stderr)
         if progress and self.rank == 0 and self.chosen and self.ckpt.epoch < self.cfg.epochs:
             print(f"training with {self.chosen} (--recipe names another)", file=sys.stderr)
         if progress:
