@@ -6,7 +6,7 @@ see the image at full detail and bring it down to a small map; a 1x1
 projection turns every position of that map into a token of width ``e``
 (elastic) with a learned positional embedding; then ``a`` pre-norm attention
 blocks (elastic count, possibly none, and per block the number of heads and
-the MLP ratio, from :mod:`lightnas.supernets.vit`) mix information across the
+the MLP ratio, from :mod:`lightnas.supernets.attention`) mix information across the
 whole image; mean pooling and a linear classifier finish. The search chooses
 how much of each: the EMO / MobileViT family in one elastic space.
 """
@@ -22,11 +22,11 @@ from torch import nn
 
 from lightnas.errors import LightnasError
 from lightnas.space import Arch, Choice, SearchSpace
+from lightnas.supernets.attention import Block, ElasticAttentionBlock, Head, copy_head, copy_ln, head_forward, ln_slice
 from lightnas.supernets.base import PrecisionGroup, Supernet, SupernetConfig, group_parts
 from lightnas.supernets.blocks import ElasticConvBlock, PlainBlock, receptive_field, stage_width
 from lightnas.supernets.layout import LARGE_FROM, StageSpec
 from lightnas.supernets.registry import register_supernet
-from lightnas.supernets.vit import Block, ElasticAttentionBlock, Head, _copy_ln, copy_head, head_forward
 
 SMALL_STAGES = (StageSpec(32, (1, 2), 2), StageSpec(48, (1, 2), 1))
 """Under :data:`LARGE_FROM` pixels: tokens at 1/4 of the input (7x7 at 28 px)."""
@@ -210,7 +210,7 @@ class ElasticHybrid(Supernet):
                 x = self.block(blk, x)
         t = self.tokens
         x = F.conv2d(x, t.proj.weight[:e, : x.shape[1]], t.proj.bias[:e]).flatten(2).transpose(1, 2)
-        x = F.layer_norm(x, (e,), t.ln.weight[:e], t.ln.bias[:e], t.ln.eps) + t.pos[:, :, :e]
+        x = ln_slice(x, t.ln) + t.pos[:, :, :e]
         for blk in self.attn[: int(arch["a"])]:
             x = self.block(blk, x)
         return head_forward(self.head, x)
@@ -244,7 +244,7 @@ class ElasticHybrid(Supernet):
         c = plain.tokens.proj.in_channels
         plain.tokens.proj.weight.copy_(self.tokens.proj.weight[:e, :c])
         plain.tokens.proj.bias.copy_(self.tokens.proj.bias[:e])
-        _copy_ln(plain.tokens.ln, self.tokens.ln, e)
+        copy_ln(plain.tokens.ln, self.tokens.ln, e)
         plain.tokens.pos.copy_(self.tokens.pos[:, :, :e])
         for b, (blk, p) in enumerate(zip(self.attn, plain.attn, strict=False), start=1):
             blk.copy_to(p, e, int(arch[f"a{b}h"]), int(arch[f"a{b}r"]))

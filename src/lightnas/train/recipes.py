@@ -76,6 +76,17 @@ LONG_BUDGET = round(math.sqrt(13_500 * 8 * 54_000 * 20))
 """Image-epochs from which ``auto`` trains with ``sandwich`` and augmentation (342k; see the module docstring)."""
 
 
+def resolve_length(cfg: TrainConfig, train_images: int) -> tuple[TrainConfig, str]:
+    """``cfg`` with a length in steps made epochs of ``train_images`` images
+    (:meth:`TrainConfig.for_images`), and a sentence saying so (empty where
+    the length was given in epochs: ``cfg`` comes back unchanged)."""
+    resolved = cfg.for_images(train_images)
+    if not cfg.steps:
+        return cfg, ""
+    per_epoch = math.ceil(train_images / cfg.batch_size)
+    return resolved, f"{resolved.epochs} epochs ({cfg.steps:,} steps at {per_epoch} an epoch)"
+
+
 def resolve_recipe(cfg: TrainConfig, train_images: int) -> tuple[TrainConfig, str]:
     """``cfg`` with ``recipe="auto"`` replaced by the rule's choice for
     ``train_images`` x ``cfg.epochs`` image-epochs (the module docstring),

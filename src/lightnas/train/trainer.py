@@ -61,7 +61,7 @@ from lightnas.train.device import (
 from lightnas.train.gradients import add_projected, take_grads
 from lightnas.train.memory import choose_recompute, release_free_memory
 from lightnas.train.optim import lr_at, make_optimizer
-from lightnas.train.recipes import RECIPES, resolve_recipe
+from lightnas.train.recipes import RECIPES, resolve_length, resolve_recipe
 from lightnas.train.sampling import PartCost
 
 if TYPE_CHECKING:
@@ -79,13 +79,7 @@ class SupernetTrainer:
         seed, only = job.seed, job.only
         # a length in steps becomes epochs of this data, 'auto' the recipe the budget calls for;
         # the checkpoint keeps what was asked
-        cfg = job.train.for_images(len(data.y_train))
-        self.length = (
-            f"{cfg.epochs} epochs ({job.train.steps:,} steps at {math.ceil(len(data.y_train) / cfg.batch_size)} "
-            "an epoch)"
-            if job.train.steps
-            else ""
-        )
+        cfg, self.length = resolve_length(job.train, len(data.y_train))
         cfg, self.chosen = resolve_recipe(cfg, len(data.y_train)) if only is None else (cfg, "")
         setup_torch(job.threads)
         self.rank, self.world = rank, world
