@@ -52,6 +52,25 @@ def test_each_device_gets_its_front_and_family(finished_run, tmp_path):
     assert sum(len(t["x"]) for t in device if t.get("meta") == "evaluations latency_ms@mcu") == len(records)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["devices"]["mcu"]["models"] == len(for_mcu) and "mcu:" in summary["headline"]
+    # the training cost counts every exported model, whichever device it serves, once
+    cost = json.loads((out / "training_cost.json").read_text())
+    assert cost["n_subnets"] == len(cards)
+    assert (
+        f"the {len(cards)} exported models one by one (every model exported for this device, 1 device table"
+        in (summary["headline"])
+    )
+
+
+def test_the_cost_sentence_names_what_it_counts():
+    from lightnas.artefacts import TrainingCost
+    from lightnas.reporting.tables import cost_sentence
+
+    cost = TrainingCost(100.0, 9, 250.0, 2.5, "")
+    assert cost_sentence(cost, 0, 0) == (
+        "training the super-network took 100 s, training the 9 exported models one by one "
+        "(every model exported for this device, each once) ~250 s: ratio 2.5"
+    )
+    assert "for this device, 2 device tables, 3 bounds, each once" in cost_sentence(cost, 2, 3)
 
 
 def test_bad_target_tables_are_one_line_errors(finished_run, tmp_path, capsys):

@@ -90,6 +90,19 @@ def latency_span(cards: Sequence[ModelCard]) -> float:
     return float(lats.max() / lats.min()) if len(lats) else 0.0
 
 
+def cost_sentence(cost: TrainingCost, tables: int, bounds: int) -> str:
+    """The training-cost comparison in words: the super-network's training
+    against training one by one every model the run exported (each once,
+    whichever device or bound it was exported for)."""
+    served = ["this device"] + [f"{tables} device table{'s' * (tables > 1)}"] * (tables > 0)
+    served += [f"{bounds} bound{'s' * (bounds > 1)}"] * (bounds > 0)
+    return (
+        f"training the super-network took {cost.supernet_train_seconds:.0f} s, training the "
+        f"{cost.n_subnets} exported models one by one (every model exported for {', '.join(served)}, "
+        f"each once) ~{cost.one_by_one_train_seconds:.0f} s: ratio {cost.ratio}"
+    )
+
+
 def summarise(
     cards: Sequence[ModelCard], n_evaluated: int, cost: TrainingCost | None, unmet_targets: Sequence[str] = ()
 ) -> RunSummary:
@@ -103,16 +116,13 @@ def summarise(
         f"{best.latency.latency_ms:.3f} ms; latency span {latency_span(cards):.1f}x, "
         f"largest gap between neighbours {largest_gap(lats):.2f}x"
     )
-    if cost and cost.one_by_one_train_seconds is not None:
-        headline += (
-            f"; training the super-network took {cost.supernet_train_seconds:.0f} s, training the "
-            f"{cost.n_subnets} exported sub-networks one by one would take ~{cost.one_by_one_train_seconds:.0f} s"
-        )
     devices = {}
     for name in table_devices(cards):  # each other device's family: the models picked from its front
         own = [c.table_latency_ms[name] for c in cards if name in c.fronts]
         devices[name] = DeviceFamily(len(own), float(max(own) / min(own)) if own else 0.0, largest_gap(own))
         headline += f"; {name}: {len(own)} models over {devices[name].latency_span:.1f}x (its table)"
+    if cost and cost.one_by_one_train_seconds is not None:
+        headline += f"; {cost_sentence(cost, len(devices), len({t for c in cards for t in c.targets}))}"
     if unmet_targets:
         headline += f"; no evaluated sub-network meets {', '.join(unmet_targets)}"
     return RunSummary(
