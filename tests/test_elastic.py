@@ -225,3 +225,21 @@ def _evaluations(db) -> list[tuple]:
 
     with sqlite3.connect(db) as con:
         return con.execute("SELECT * FROM evaluations ORDER BY rowid").fetchall()
+
+
+def test_a_strided_1x1_convolution_computes_the_same_on_the_kept_pixels():
+    from lightnas.elastic.modules import ElasticConv2d
+    from lightnas.train.device import training_format
+
+    torch.manual_seed(0)
+    plain = nn.Conv2d(6, 4, 1, stride=2)
+    elastic = ElasticConv2d(6, 4, 1, stride=2)
+    elastic.load_state_dict(plain.state_dict())
+    x = torch.randn(3, 6, 9, 10).contiguous(memory_format=torch.channels_last).requires_grad_()
+    assert torch.allclose(elastic(x), plain(x), atol=1e-6)
+    elastic.in_sel, elastic.out_sel = 3, 2  # a slice under 8 input channels trains channels-last
+    elastic(x[:, :3]).square().sum().backward()
+    assert elastic.weight.grad is not None and torch.isfinite(elastic.weight.grad).all()
+    # a plain model holding one trains contiguous; the same model at 8 channels, channels-last
+    assert training_format(nn.Sequential(plain)) == torch.contiguous_format
+    assert training_format(nn.Sequential(nn.Conv2d(8, 4, 1, stride=2))) == torch.channels_last

@@ -68,6 +68,12 @@ class ElasticConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w, b, pad, groups = self.active_weights(self.in_sel, self.out_sel, self.kernel)
+        if w.shape[-2:] == (1, 1) and pad == (0, 0) and self.stride != (1, 1):
+            # the same function as a strided 1x1 convolution, computed on the kept pixels: PyTorch's
+            # CPU channels-last weight gradient of the strided one writes out of bounds under 8 input
+            # channels on AVX2 CPUs (see lightnas.train.device.training_format)
+            sy, sx = self.stride
+            return F.conv2d(x[:, :, ::sy, ::sx], w, b, 1, 0, 1, groups)
         return F.conv2d(x, w, b, self.stride, pad, self.dilation, groups)
 
 

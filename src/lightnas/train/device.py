@@ -62,6 +62,26 @@ def time_calls(fn: Callable[[], object], dev: torch.device, repeats: int, warmup
 MEMORY_FORMATS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
 
 
+def training_format(model: torch.nn.Module) -> torch.memory_format:
+    """The memory format a plain ``model`` trains in on the CPU: channels-last
+    (faster for depthwise convolutions), unless the model holds a strided 1x1
+    convolution over fewer than 8 input channels per group. PyTorch's CPU
+    channels-last weight gradient of that convolution writes out of bounds on
+    AVX2 CPUs (torch 2.13 on an AMD EPYC: a heap corruption or a segmentation
+    fault within a few steps; contiguous tensors and other shapes train), so
+    such a model trains contiguous. Elastic layers avoid the case themselves
+    (:class:`lightnas.elastic.modules.ElasticConv2d`)."""
+    for m in model.modules():
+        if (
+            isinstance(m, torch.nn.Conv2d)
+            and m.kernel_size == (1, 1)
+            and m.stride != (1, 1)
+            and m.in_channels // m.groups < 8
+        ):
+            return torch.contiguous_format
+    return torch.channels_last
+
+
 def training_settings(dev: torch.device) -> list[dict[str, str]]:
     """The settings a super-network's training step is timed in on ``dev``
     (:meth:`lightnas.train.trainer.SupernetTrainer._choose_layout` keeps the fastest): on the CPU

@@ -16,7 +16,7 @@ from lightnas.space import Arch
 from lightnas.supernets.base import AtResolution, Supernet
 from lightnas.tasks import Task, task_for
 from lightnas.tensors import evaluate_metric, setup_torch, split_tensors
-from lightnas.train.device import resolve_device, time_calls
+from lightnas.train.device import resolve_device, time_calls, training_format
 from lightnas.train.optim import lr_at, make_optimizer
 
 FINETUNE_LR = 1e-3  # peak learning rate of a fine-tuning (AdamW, cosine decay, no warm-up)
@@ -40,7 +40,8 @@ def fit(
     metric after every epoch, the start included (entry 0); ``model`` ends with
     the weights of the best of them (``"kept"`` marks it), so it never ends
     worse on the validation split than it started. It trains on ``device``
-    (the data moved there once) and ends on the CPU, channels-last."""
+    (the data moved there once) and ends on the CPU, in the memory format it
+    trained in (:func:`lightnas.train.device.training_format`)."""
     cfg = cfg.for_images(len(data.y_train))  # a length in steps, as epochs of this data
     epochs, lr, batch_size = cfg.epochs, cfg.lr, cfg.batch_size  # TrainConfig holds epochs >= 1
     dev = resolve_device(device)
@@ -48,6 +49,8 @@ def fit(
         if m is not None:
             m.to(dev)
     (x_train, y_train), (x_val, y_val) = (split_tensors(data, name, dev) for name in ("train", "val"))
+    layout = training_format(model)
+    model.to(memory_format=layout)
     opt = make_optimizer(model.parameters(), dataclasses.replace(cfg, optimizer="adamw"))
     per_epoch = math.ceil(len(x_train) / batch_size)
     history = [{"epoch": 0, "val_metric": evaluate_metric(model, task, x_val, y_val)}]
@@ -63,7 +66,7 @@ def fit(
                 continue
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, epochs * per_epoch, cfg.warmup_epochs * per_epoch, lr)
-            xb, yb = task.augment(x_train[idx], gen).contiguous(memory_format=torch.channels_last), y_train[idx]
+            xb, yb = task.augment(x_train[idx], gen).contiguous(memory_format=layout), y_train[idx]
             opt.zero_grad(set_to_none=True)
             _loss(model, teacher, task, xb, yb).backward()
             opt.step()
@@ -76,7 +79,7 @@ def fit(
     model.load_state_dict(best[2])
     for m in (model, teacher):
         if m is not None:
-            m.eval().to("cpu", memory_format=torch.channels_last)
+            m.eval().to("cpu", memory_format=layout)
     history[best[1]]["kept"] = True
     return history
 
@@ -126,7 +129,6 @@ def train_alone(
     for m in model.modules():
         if m is not model and hasattr(m, "reset_parameters"):
             m.reset_parameters()
-    model = model.to(memory_format=torch.channels_last)
     task = task_for(data, cfg)
     return fit(model, data, task, cfg, seed, device=device)
 
@@ -150,7 +152,8 @@ def standalone_train_seconds(
 
     setup_torch(threads)
     dev = resolve_device(device)
-    plain = copy.deepcopy(net.extract(arch)).train().to(dev, memory_format=torch.channels_last)
+    plain = copy.deepcopy(net.extract(arch)).train()
+    plain.to(dev, memory_format=training_format(plain))
     model = AtResolution(plain, net.input_shape_for(arch))  # trained at its own resolution
     opt = make_optimizer(model.parameters(), cfg)
     task = task_for(data, cfg)
