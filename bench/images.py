@@ -12,11 +12,12 @@ renderings are the 64-px PNG files, half the 32-px cells of the packages'
 sprite sheets: a folder of mixed sizes, RGBA laid on white.
 
 It then runs ``lightnas run --data FOLDER --image-size 64`` with the given
-options, and trains a plain CNN (four 3x3 conv-BN-ReLU stages of 32-256
-channels, global pooling, a linear classifier) alone on the same training
-split, epochs, augmentation and optimiser, and prints the run's wall time,
-its exported family (test accuracy, ONNX Runtime latency) and the plain
-CNN's test accuracy.
+options (the run's default training length unless ``--epochs E``), and
+trains a plain CNN (four 3x3 conv-BN-ReLU stages of 32-256 channels, global
+pooling, a linear classifier) alone on the same training split for the
+epochs the run trained, with the same augmentation and optimiser, and prints
+the run's wall time, its exported family (test accuracy, ONNX Runtime
+latency) and the plain CNN's test accuracy.
 
     python bench/images.py --json bench/results/images-emoji.json
 
@@ -155,7 +156,7 @@ def main() -> int:
     ap.add_argument("--work", default="/tmp/lightnas-images", help="folder for the images and the run")
     ap.add_argument("--cache", default="", help="where the npm tarballs are kept (default: WORK/npm)")
     ap.add_argument("--image-size", type=int, default=64)
-    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--epochs", type=int, default=0, help="0: the run's default length")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--run-option", action="append", default=[], help="extra 'lightnas run' option (repeatable)")
     ap.add_argument("--tight", type=float, default=0.0, help="bound: share of the full size's cheapest")
@@ -167,7 +168,8 @@ def main() -> int:
         counts = build_folder(fetch(Path(args.cache) if args.cache else work / "npm"), folder)
         print(f"folder: {folder} ({counts['train']} train, {counts['test']} test images)", file=sys.stderr)
     cmd = [sys.executable, "-m", "lightnas.cli", "run", "--data", str(folder), "--image-size", str(args.image_size)]
-    cmd += ["--epochs", str(args.epochs), "--seed", str(args.seed), "--out", str(run), "--force", "--quiet"]
+    cmd += ["--epochs", str(args.epochs)] if args.epochs else []
+    cmd += ["--seed", str(args.seed), "--out", str(run), "--force", "--quiet"]
     cmd += [o for opt in args.run_option for o in opt.split()]
     tight = {}
     if args.tight:
@@ -196,9 +198,13 @@ def main() -> int:
         key=lambda m: m["latency_ms"],
     )
     lat = [m["latency_ms"] for m in family]
-    plain = {} if tight else plain_baseline(folder, args.image_size, args.epochs, args.seed)
+    from lightnas.train.trainer import read_checkpoint
+
+    epochs = read_checkpoint(run / "supernet.pt").epoch
+    plain = {} if tight else plain_baseline(folder, args.image_size, epochs, args.seed)
     out = {
         "command": " ".join(cmd[2:]),
+        "epochs": epochs,
         "wall_seconds": round(wall, 1),
         "stage_seconds": {k: v for k, v in summary.items() if k.endswith("_seconds")},
         "models": len(family),

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from lightnas.errors import LightnasError
-from lightnas.supernets import create_supernet, list_supernets
+from lightnas.supernets import create_supernet, list_supernets, supernet_from_config
 from lightnas.supernets.mobilenet import PlainNet
 from lightnas.testing import SupernetTests
 from lightnas.testing.supernets import trained_like
@@ -118,3 +118,20 @@ def test_a_config_written_before_a_field_existed_still_opens():
     old = net.config.to_dict()
     del old["resolutions"]
     assert type(net.config).current(old) == net.config.to_dict()
+
+
+def test_a_stage_offers_only_the_kernels_its_map_holds():
+    """At 64 px the stages on 4x4 maps offer 3x3 alone (their blocks hold no
+    wider weights); 224 px and the 28x28 layout keep every kernel; a config
+    written before the rule keeps every kernel, so its checkpoint loads."""
+    net = create_supernet("mobilenet", (3, 64, 64), 5)
+    assert [net.config.stage_kernels(s) for s in range(1, 6)] == [(3, 5, 7)] * 2 + [(3,)] * 3
+    assert net.space.largest()["s3b1k"] == 3 and net.space.largest()["s1b1k"] == 7
+    assert net.blocks[-1].dw.weight.shape[-1] == 3
+    for shape in ((3, 224, 224), (1, 28, 28)):
+        cfg = create_supernet("mobilenet", shape).config
+        assert all(cfg.stage_kernels(s) == cfg.kernels for s in range(1, len(cfg.stages) + 1))
+    old = net.config.to_dict()
+    del old["fit_kernels"]
+    before = supernet_from_config("mobilenet", old)
+    assert before.config.stage_kernels(5) == (3, 5, 7) and before.space.largest()["s5b1k"] == 7

@@ -7,6 +7,7 @@ Shared by the MobileNet and hybrid super-networks; see :class:`MobileNetConfig`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from lightnas.errors import LightnasError
 from lightnas.space import Arch, Choice, SearchSpace
@@ -54,6 +55,8 @@ class MobileNetConfig(SupernetConfig):
     MobileNetV2/V3 and Once-for-All (:data:`LARGE_STAGES`), a 1x1 head of
     ``head_channels`` and global average pooling before a small classifier:
     at 224 px the smallest sub-network has 44M MACs and the largest 554M.
+    Each stage offers the kernels of ``kernels`` that fit its map
+    (:meth:`stage_kernels`).
     """
 
     stem_channels: int = 0  # 0: 16
@@ -66,6 +69,7 @@ class MobileNetConfig(SupernetConfig):
     stem_stride_: int = 0  # 0: 2 (subject to the rule of ``strides``)
     pool: str = ""  # "flatten" (keeps the spatial layout) or "avg" (global average); "": by the input size
     kernel_transform: bool = True  # smaller kernels = transformed centres of larger ones (Once-for-All)
+    fit_kernels: bool = True  # a stage offers only the kernels no wider than its map (see stage_kernels)
     resolutions: tuple[int, ...] | None = None  # input heights searched; None: default_resolutions, (): fixed
 
     def __post_init__(self) -> None:
@@ -100,6 +104,30 @@ class MobileNetConfig(SupernetConfig):
         if len(res) > 1 and self.pool != "avg":
             raise LightnasError("elastic resolution needs global pooling (pool='avg'): a flattened head fixes the size")
         object.__setattr__(self, "resolutions", res if len(res) > 1 else ())
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MobileNetConfig:
+        """As :meth:`SupernetConfig.from_dict`; a written config without
+        ``fit_kernels`` (its layout filled in: ``stages`` set) predates that
+        rule and keeps every kernel in every stage, so its checkpoint loads."""
+        if d.get("stages") and "fit_kernels" not in d:
+            d = {**d, "fit_kernels": False}
+        return super().from_dict(d)
+
+    def stage_kernels(self, s: int) -> tuple[int, ...]:
+        """The depthwise kernel sizes stage ``s`` (1-based) offers: with
+        ``fit_kernels``, those of :attr:`kernels` no wider than the stage's
+        output map at the full input size (the smallest always). A 5x5 or 7x7
+        kernel sliding over a 4x4 map reads mostly padding, and PyTorch's CPU
+        backward of such a depthwise convolution is pathologically slow
+        (measured at batch 128: 960 channels on 4x4 maps, 5 ms a forward and
+        backward with 3x3 kernels, 89 ms with 5x5, 131 ms with 7x7). At 224 px
+        (7x7 last maps) and in the small layout (7x7 maps) every stage keeps
+        every kernel; at 64 px the three stages on 4x4 maps keep 3x3."""
+        if not self.fit_kernels:
+            return self.kernels
+        side = min(spatial_sizes(self)[s + 1])
+        return tuple(k for k in self.kernels if k <= side) or self.kernels[:1]
 
     def input_hw(self, resolution: int) -> tuple[int, int]:
         """(H, W) of an input of height ``resolution`` (the width scaled alike)."""
@@ -156,7 +184,7 @@ def build_space(cfg: MobileNetConfig) -> SearchSpace:
         dims.append(Choice(f"s{s}w", cfg.widths, ordinal=True))
         for b in range(1, max(st.depths) + 1):
             cond = None if b <= min(st.depths) else (f"s{s}d", b)
-            dims.append(Choice(f"s{s}b{b}k", cfg.kernels, active_if=cond, ordinal=True))
+            dims.append(Choice(f"s{s}b{b}k", cfg.stage_kernels(s), active_if=cond, ordinal=True))
             dims.append(Choice(f"s{s}b{b}e", cfg.expands, active_if=cond, ordinal=True))
     return SearchSpace(tuple(dims), name="mobilenet")
 

@@ -63,7 +63,9 @@ class ElasticMobileNet(Supernet):
             for b in range(1, max(st.depths) + 1):
                 stride = cfg.stage_stride(s) if b == 1 else 1
                 blocks.append(
-                    ElasticConvBlock(prev, st.channels, max(cfg.expands), cfg.kernels, stride, cfg.kernel_transform)
+                    ElasticConvBlock(
+                        prev, st.channels, max(cfg.expands), cfg.stage_kernels(s), stride, cfg.kernel_transform
+                    )
                 )
                 self.stage_of.append((s, b))
                 prev = st.channels
@@ -270,7 +272,7 @@ def _parts_at(cfg: MobileNetConfig, sizes: list[tuple[int, int]]) -> set[tuple]:
             for c_in in srcs:
                 for out in outs:
                     for e in cfg.expands:
-                        for k in cfg.kernels:
+                        for k in cfg.stage_kernels(s):
                             parts.add(("block", c_in, out, e, k, stride, h, w))
             if b == 1:
                 h, w = sizes[s + 1]
