@@ -55,6 +55,17 @@ def test_given_splits_are_kept(tmp_path):
         load_dataset(str(tmp_path / "d"), image_size=16)
 
 
+def test_the_training_split_of_a_folder_read_class_by_class_is_in_random_order(tmp_path):
+    """Its first rows (BatchNorm and INT8 calibration) sample every class; the order is the seed's."""
+    _folder(tmp_path / "d" / "train", per_class=30, sizes=((16, 16),), modes=("RGB",))
+    _folder(tmp_path / "d" / "test", per_class=2, sizes=((16, 16),), modes=("RGB",))
+    d = load_dataset(str(tmp_path / "d"))
+    assert set(d.y_train[:12].tolist()) == {0, 1, 2}
+    again, other = load_dataset(str(tmp_path / "d")), load_dataset(str(tmp_path / "d"), seed=1)
+    assert np.array_equal(again.y_train, d.y_train) and not np.array_equal(other.y_train, d.y_train)
+    assert np.array_equal(np.asarray(again.x_train[np.arange(5)]), np.asarray(d.x_train[np.arange(5)]))
+
+
 def test_the_cache_is_written_once_and_read_per_row(tmp_path):
     folder = _folder(tmp_path / "f")
     a = load_dataset(str(folder), image_size=24)

@@ -135,3 +135,14 @@ def test_a_stage_offers_only_the_kernels_its_map_holds():
     del old["fit_kernels"]
     before = supernet_from_config("mobilenet", old)
     assert before.config.stage_kernels(5) == (3, 5, 7) and before.space.largest()["s5b1k"] == 7
+
+
+@pytest.mark.parametrize("shape, used", [((1, 28, 28), 256), ((3, 64, 64), 1024)])
+def test_calibration_takes_the_images_its_smallest_maps_need(shape, used):
+    """256 images on 7x7 maps; every image offered on 64-px inputs' 3x3 maps (256 x 49 values a channel)."""
+    net = create_supernet("mobilenet", shape, 4)
+    seen = []
+    net.stem.register_forward_pre_hook(lambda m, a: seen.append(len(a[0])))
+    net.set_active(net.space.smallest())
+    net.calibrate(torch.randn(1024, *shape))
+    assert sum(seen) == used and not net.training

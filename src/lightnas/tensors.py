@@ -24,7 +24,10 @@ from lightnas.tasks import Task
 ImageRows = np.ndarray | DiskImages  # uint8 (N, C, H, W) images: in memory, or rows of the image cache
 Index = int | slice | np.ndarray | torch.Tensor  # rows of a split
 EVAL_BATCH = 256  # inference chunk: on this 2-core CPU, 1,000-image chunks ran 2-3x slower (cache misses)
-CALIB_IMAGES = 256  # BatchNorm recalibration sample: 256, 1,024 and 4,096 give the same figures (bench/fidelity.py)
+CALIB_IMAGES = 1024
+"""Training images handed to BatchNorm recalibration (``Supernet.calibrate`` uses as many of them as
+its smallest maps need: 256 at 28x28, all of them on 64-px images' 3x3-4x4 maps)."""
+INT8_CALIB_IMAGES = 256  # training images that calibrate a LiteRT INT8 model's activation ranges
 
 
 def usable_cores() -> int:

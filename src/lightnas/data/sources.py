@@ -193,7 +193,9 @@ class Source:
 
 
 def _finish(src: Source, seed: int) -> Dataset:
-    """Split what is missing (test, then validation) from the training data by seed."""
+    """Split what is missing (test, then validation) from the training data by
+    seed, and put the training split in a seeded random order (any leading
+    rows of it are a sample of the whole)."""
     if len(src.x) != len(src.y):
         raise LightnasError(f"{src.name}: {len(src.x)} images but {len(src.y)} labels")
     parts = {"train": (src.x, src.y), "val": (src.x_val, src.y_val), "test": (src.x_test, src.y_test)}
@@ -207,7 +209,11 @@ def _finish(src: Source, seed: int) -> Dataset:
         parts[split], parts["train"] = (take_rows(x, held), y[held]), (take_rows(x, keep), y[keep])
         splits[split] = f"{fraction:.0%} of the {of} data, stratified"
     (x, y), (x_val, y_val), (x_test, y_test) = parts["train"], parts["val"], parts["test"]
-    splits["digest"] = _digest(y, y_val, y_test, x[:64])
+    splits["digest"] = _digest(y, y_val, y_test, x[:64])  # which images each split holds, as read
+    # the training split in a seeded random order, so that its first rows (BatchNorm and INT8
+    # calibration, timing batches) sample every class: a folder is read class by class
+    order = np.random.default_rng([seed, 2]).permutation(len(y))
+    x, y = take_rows(x, order), y[order]
     info = {**src.info, "splits": splits}
     if src.preprocess is not None:
         info["image_size"] = src.preprocess.size

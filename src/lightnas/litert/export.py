@@ -15,7 +15,7 @@ from lightnas.litert.arena import c_array, memory
 from lightnas.litert.quantize import int8_tflite
 from lightnas.litert.runtime import interpreter, litert_logits, tflite_bytes
 from lightnas.supernets.base import resize_input
-from lightnas.tensors import CALIB_IMAGES, predict, to_tensor
+from lightnas.tensors import INT8_CALIB_IMAGES, predict, to_tensor
 
 TOL = 1e-4
 """Largest logit difference from PyTorch a float32 ``.tflite`` may have."""
@@ -37,7 +37,7 @@ def litert_files(
     check_images: int,
 ) -> tuple[LiteRT | None, dict[str, bytes]]:
     """``fp32`` (inputs of ``shape``, C x H x W) as ``model.tflite``,
-    ``model.int8.tflite`` (calibrated on the first ``CALIB_IMAGES`` training
+    ``model.int8.tflite`` (calibrated on the first ``INT8_CALIB_IMAGES`` training
     images of ``data``) and ``model_data.cc``/``.h``, with its card section:
     both models' logits over the test images of ``batches`` (scored against
     ``data``'s test labels), the float32 one checked against PyTorch on
@@ -50,7 +50,7 @@ def litert_files(
         tfl = tflite_bytes(fp32, shape)
     except LightnasError as exc:
         return LiteRT(skipped=str(exc)), {}
-    calib = resize_input(to_tensor(data.x_train[:CALIB_IMAGES], data), shape).numpy()
+    calib = resize_input(to_tensor(data.x_train[:INT8_CALIB_IMAGES], data), shape).numpy()
     q8 = int8_tflite(tfl, calib)
     y_test = data.y_test
     runs = [interpreter(m, torch.get_num_threads()) for m in (tfl, q8)]

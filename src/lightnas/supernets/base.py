@@ -238,8 +238,13 @@ class Supernet(nn.Module, ABC):
     @torch.no_grad()
     def calibrate(self, x: torch.Tensor, batch_size: int = 256) -> None:
         """Re-estimate every BatchNorm's running statistics as an exact average
-        over ``x`` (train-mode forward passes), then switch to eval mode. A
-        network without BatchNorm only switches to eval mode."""
+        over leading images of ``x`` (train-mode forward passes, ``batch_size``
+        at a time), then switch to eval mode. It takes batches until the
+        smallest map a BatchNorm of the active sub-network normalises has given
+        :data:`CALIB_VALUES` values per channel, or ``x`` ends: one batch of 256
+        on 7x7 maps, four on 64-px images' 3x3 and 4x4 maps. ``x`` should be in
+        random order (the training split is). A network without BatchNorm only
+        switches to eval mode."""
         bns = [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         if bns:
             saved = [m.momentum for m in bns]
@@ -247,8 +252,16 @@ class Supernet(nn.Module, ABC):
                 m.reset_running_stats()
                 m.momentum = None
             self.train()
-            for i in range(0, len(x), batch_size):
-                self(x[i : i + batch_size])
+            positions: list[int] = []
+            hooks = [m.register_forward_pre_hook(lambda m, a: positions.append(a[0][0, 0].numel())) for m in bns]
+            try:
+                for i in range(0, len(x), batch_size):
+                    self(x[i : i + batch_size])
+                    if positions and (i + batch_size) * min(positions) >= CALIB_VALUES:
+                        break
+            finally:
+                for h in hooks:
+                    h.remove()
             for m, mom in zip(bns, saved, strict=True):
                 m.momentum = mom
         self.eval()
@@ -331,6 +344,13 @@ class AtResolution(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.module(resize_input(x, self.shape))
+
+
+CALIB_VALUES = 256 * 49
+"""Values per channel that calibrate a BatchNorm: 256 images on 7x7 maps (on
+Fashion-MNIST 256, 1,024 and 4,096 images gave the same accuracies). On 64-px
+emoji (3x3 and 4x4 last maps) 256 random images left sub-networks 1.5-4.3
+points of test accuracy under 1,024, and 1,024 within 0.7 of 4,096."""
 
 
 @torch.no_grad()
