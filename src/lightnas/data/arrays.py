@@ -1,5 +1,5 @@
 """Arrays as lightnas takes them: images as (N, C, H, W) uint8, labels as
-int64 class indices, and the IDX files of the MNIST distribution."""
+int64 class indices, the IDX files of the MNIST distribution, and stratified splits."""
 
 from __future__ import annotations
 
@@ -82,3 +82,17 @@ def read_idx_pair(folder: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
     if xi is None or yi is None:
         raise LightnasError(f"{folder}: missing {prefix}-images/labels IDX files")
     return read_idx(xi), read_idx(yi).astype(np.int64)
+
+
+# -- splitting ------------------------------------------------------------------
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (keep, held_out) with ``fraction`` of each class held out."""
+    rng = np.random.default_rng(seed)
+    held: list[np.ndarray] = []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        k = max(1, int(round(fraction * len(idx)))) if len(idx) > 1 else 0
+        held.append(idx[:k])
+    out = np.sort(np.concatenate(held)) if held else np.zeros(0, dtype=np.int64)
+    keep = np.setdiff1d(np.arange(len(y)), out)
+    return keep, out

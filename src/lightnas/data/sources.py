@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from lightnas.data.arrays import as_labels, as_nchw_uint8, find_idx, read_idx_pair
+from lightnas.data.arrays import as_labels, as_nchw_uint8, find_idx, read_idx_pair, stratified_split
 from lightnas.data.images import (
     SPLIT_DIRS,
     Preprocess,
@@ -147,20 +147,6 @@ class Dataset:
         }
 
 
-# -- splitting ------------------------------------------------------------------
-def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (keep, held_out) with ``fraction`` of each class held out."""
-    rng = np.random.default_rng(seed)
-    held: list[np.ndarray] = []
-    for c in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == c))
-        k = max(1, int(round(fraction * len(idx)))) if len(idx) > 1 else 0
-        held.append(idx[:k])
-    out = np.sort(np.concatenate(held)) if held else np.zeros(0, dtype=np.int64)
-    keep = np.setdiff1d(np.arange(len(y)), out)
-    return keep, out
-
-
 def _digest(*arrays: np.ndarray) -> str:
     h = hashlib.sha256()
     for a in arrays:
@@ -193,9 +179,9 @@ class Source:
 
 
 def _finish(src: Source, seed: int) -> Dataset:
-    """Split what is missing (test, then validation) from the training data by
-    seed, and put the training split in a seeded random order (any leading
-    rows of it are a sample of the whole)."""
+    """Split what is missing (test, then validation) from the training data by seed, and put the
+    training split in a seeded random order: its first rows (BatchNorm and INT8 calibration, timing
+    batches) sample every class, also where the files were read class by class."""
     if len(src.x) != len(src.y):
         raise LightnasError(f"{src.name}: {len(src.x)} images but {len(src.y)} labels")
     parts = {"train": (src.x, src.y), "val": (src.x_val, src.y_val), "test": (src.x_test, src.y_test)}
@@ -210,8 +196,6 @@ def _finish(src: Source, seed: int) -> Dataset:
         splits[split] = f"{fraction:.0%} of the {of} data, stratified"
     (x, y), (x_val, y_val), (x_test, y_test) = parts["train"], parts["val"], parts["test"]
     splits["digest"] = _digest(y, y_val, y_test, x[:64])  # which images each split holds, as read
-    # the training split in a seeded random order, so that its first rows (BatchNorm and INT8
-    # calibration, timing batches) sample every class: a folder is read class by class
     order = np.random.default_rng([seed, 2]).permutation(len(y))
     x, y = take_rows(x, order), y[order]
     info = {**src.info, "splits": splits}
