@@ -252,8 +252,8 @@ class Supernet(nn.Module, ABC):
                 m.reset_running_stats()
                 m.momentum = None
             self.train()
-            positions: list[int] = []
-            hooks = [m.register_forward_pre_hook(lambda m, a: positions.append(a[0][0, 0].numel())) for m in bns]
+            positions = set()  # per channel and image, at each BatchNorm the sub-network runs
+            hooks = [m.register_forward_pre_hook(lambda m, a: positions.add(a[0][0, 0].numel())) for m in bns]
             try:
                 for i in range(0, len(x), batch_size):
                     self(x[i : i + batch_size])

@@ -265,6 +265,7 @@ def _parts_at(cfg: MobileNetConfig, sizes: list[tuple[int, int]]) -> set[tuple]:
     ins = {cfg.stem_channels}
     for s, st in enumerate(cfg.stages, start=1):
         outs = {stage_width(st.channels, w) for w in cfg.widths}
+        kernels = cfg.stage_kernels(s)
         h, w = sizes[s]
         for b in range(1, max(st.depths) + 1):
             stride = cfg.stage_stride(s) if b == 1 else 1
@@ -272,7 +273,7 @@ def _parts_at(cfg: MobileNetConfig, sizes: list[tuple[int, int]]) -> set[tuple]:
             for c_in in srcs:
                 for out in outs:
                     for e in cfg.expands:
-                        for k in cfg.stage_kernels(s):
+                        for k in kernels:
                             parts.add(("block", c_in, out, e, k, stride, h, w))
             if b == 1:
                 h, w = sizes[s + 1]
