@@ -1,6 +1,7 @@
 """Image folders at real sizes: mixed sizes and modes, given splits, the on-disk cache,
 bad files, the card's preprocessing reproduced by hand, photo augmentation."""
 
+import dataclasses
 import json
 import os
 
@@ -163,13 +164,22 @@ def test_photo_augmentation_is_a_seeded_crop_that_keeps_the_size():
     assert task.crop and task.pad == 0
 
 
-def test_the_data_decides_the_default_augmentation(tmp_path):
-    from lightnas.config import TrainConfig
+def test_the_data_decides_the_kind_of_augmentation_and_the_budget_whether(tmp_path):
+    from lightnas.config import LONG_BUDGET, TrainConfig
     from lightnas.tasks import task_for
 
     photos = load_dataset(str(_folder(tmp_path / "f")), image_size=16)
     clothes = load_dataset("fashion-mnist", 0)
-    assert task_for(photos, TrainConfig()).crop and not task_for(photos, TrainConfig(augment=False)).crop
-    off = task_for(clothes, TrainConfig())
+    n = len(photos.y_train)
+    long = TrainConfig(epochs=-(-LONG_BUDGET // n))  # the fewest epochs that make a long budget
+    short = TrainConfig(epochs=long.epochs - 1)
+    assert task_for(photos, long).crop and not task_for(photos, short).crop
+    assert task_for(photos, TrainConfig(epochs=1, augment=True)).crop
+    assert not task_for(photos, dataclasses.replace(long, augment=False)).crop
+    off = task_for(clothes, TrainConfig())  # the default run: 108k image-epochs, a short budget
     assert off.pad == 0 and not off.crop and not off.hflip
     assert task_for(clothes, TrainConfig(augment=True)).pad == 2
+    assert not task_for(clothes, TrainConfig(augment=True)).crop
+    # a length in steps counts as the epochs it makes of this data
+    per_epoch = -(-n // 128)
+    assert task_for(photos, TrainConfig(steps=long.epochs * per_epoch)).crop

@@ -202,7 +202,7 @@ def test_auto_recipe_follows_the_budget_and_keeps_what_the_user_set():
     from lightnas.train.recipes import LONG_BUDGET, resolve_recipe
 
     short, why = resolve_recipe(TrainConfig(), 13_500)  # the default run: 108k image-epochs
-    assert (short.recipe, short.augment) == ("spread", None) and "short budget" in why
+    assert (short.recipe, short.augment) == ("spread", False) and "without augmentation" in why
     long, why = resolve_recipe(TrainConfig(epochs=20), 54_000)
     assert (long.recipe, long.augment) == ("sandwich", True) and "long budget" in why
     assert resolve_recipe(TrainConfig(epochs=1), LONG_BUDGET)[0].recipe == "sandwich"
@@ -225,4 +225,5 @@ def test_auto_trains_the_chosen_recipe_and_records_it(digits, tmp_path):
     job = TrainJob("mobilenet", _config(digits), TrainConfig(epochs=1), threads=1)
     state = train_supernet(job, digits, tmp_path / "s.pt", progress=False)
     assert state.train_config["recipe"] == "auto"  # what was asked: a resume compares it
-    assert state.history[0]["settings"]["recipe"].startswith("recipe spread (256 training images x 1 epochs")
+    chosen = state.history[0]["settings"]["recipe"]
+    assert chosen.startswith("recipe spread without augmentation (256 training images x 1 epochs")

@@ -102,6 +102,12 @@ class SupernetSection:
     options: dict[str, Any] = opt({}, "--supernet-option", "a field of the super-network's config, NAME=VALUE")
 
 
+LONG_BUDGET = round(math.sqrt(13_500 * 8 * 54_000 * 20))
+"""Image-epochs (training images x epochs, 342k) from which a training budget is long:
+``--recipe auto`` trains ``sandwich`` and augmentation is on unless the user set it
+(:meth:`TrainConfig.augments`; the measurements are in :mod:`lightnas.train.recipes`)."""
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Hyper-parameters of super-network training."""
@@ -137,9 +143,10 @@ class TrainConfig:
     augment: bool | None = opt(
         None,
         "--augment",
-        "training augmentation the data calls for: photos random-resized crops and flips (on by default), "
-        "small grey images shifts by up to 1/14 of the side and flips where the data allows (off by default: "
-        "for long budgets)",
+        "training augmentation of the kind the data calls for: random-resized crops and flips for photos, "
+        "shifts by up to 1/14 of the side and flips where the data allows for small grey images "
+        "(default: on from 342k image-epochs, training images x epochs; off on shorter budgets, "
+        "where it cost accuracy)",
     )
 
     def __post_init__(self) -> None:
@@ -171,6 +178,22 @@ class TrainConfig:
             return self
         per_epoch = math.ceil(max(train_images, 1) / self.batch_size)
         return dataclasses.replace(self, epochs=max(1, math.ceil(self.steps / per_epoch)), steps=0)
+
+    def image_epochs(self, train_images: int) -> int:
+        """The training budget on ``train_images`` images: images x epochs (a length in steps made epochs)."""
+        return train_images * self.for_images(train_images).epochs
+
+    def augments(self, train_images: int) -> bool:
+        """Whether training on ``train_images`` images augments them: :attr:`augment`
+        where the user set it, else from :data:`LONG_BUDGET` image-epochs on. On
+        shorter budgets augmentation cost accuracy: about 2 points for every
+        sub-network of the default run (Fashion-MNIST, 108k image-epochs) and 2.2
+        points for a plain CNN on 5,416 RGB emoji at 64 px for 8 epochs (43k;
+        82.5% without, 80.3% with random-resized crops and flips), level at 20
+        epochs (82.7% against 83.1%)."""
+        if self.augment is not None:
+            return self.augment
+        return self.image_epochs(train_images) >= LONG_BUDGET
 
 
 @dataclass(frozen=True)

@@ -59,9 +59,10 @@ class ClassificationTask(Task):
     @classmethod
     def for_data(cls, data: Dataset, cfg: TrainConfig) -> ClassificationTask:
         """``cfg``'s label smoothing, students' label weight and augmentation:
-        the data's policy (``data.augmentation``), on where ``cfg.augment``
-        says so, else where the policy is ``photo``; shifts by up to 1/14 of the side."""
-        augment = cfg.augment if cfg.augment is not None else data.augmentation == "photo"
+        of the kind the data calls for (``data.augmentation``), on where
+        :meth:`TrainConfig.augments` says so for this training split (the user's
+        choice, else the budget's); shifts by up to 1/14 of the side."""
+        augment = cfg.augments(len(data.y_train))
         return cls(
             label_smoothing=cfg.label_smoothing,
             label_weight=cfg.student_label_weight,

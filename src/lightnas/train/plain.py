@@ -108,7 +108,7 @@ def finetune(
     (students' loss of the default task, no augmentation, no warm-up); see :func:`fit`."""
     setup_torch()
     teacher.eval()
-    task = task_for(data, TrainConfig())
+    task = task_for(data, TrainConfig(augment=False))
     cfg = TrainConfig(epochs=epochs, lr=FINETUNE_LR, batch_size=FINETUNE_BATCH, warmup_epochs=0.0)
     return fit(student, data, task, cfg, seed, teacher, progress=progress, device=device)
 

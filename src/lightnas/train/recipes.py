@@ -13,23 +13,25 @@ dimension (``sampler = "uniform"``) or spread over the cost range
 ``auto`` (the default) is not a recipe but a rule, :func:`resolve_recipe`:
 the run's budget in image-epochs (training images times epochs) picks the
 recipe that measured best at that budget with ``bench/fidelity.py``
-(``docs/benchmarks.md``, "Fidelity"):
+(``docs/benchmarks.md``, "Fidelity"), and the same budget decides whether
+training augments (:meth:`TrainConfig.augments`, whatever the recipe):
 
-- under :data:`LONG_BUDGET` (the default CPU run: 13,500 images x 8 epochs =
-  108k) ``spread``, without augmentation for small grey images: on that
+- under :data:`~lightnas.config.LONG_BUDGET` (the default CPU run: 13,500
+  images x 8 epochs = 108k) ``spread``, without augmentation: on that
   budget it ranks the long-budget reference's 12 sub-networks best of the
   recipes without augmentation (tau 0.29 against sandwich's 0.23) and gives
   the widest front; augmentation ranks slightly better (0.33) but costs every
-  sub-network about 2 points of accuracy there;
-- from :data:`LONG_BUDGET` on (the long GPU run: 54,000 images x 20 epochs =
-  1.08M) ``sandwich`` with augmentation (``TrainConfig.augment`` unless the
-  user set it): 0.66-0.77 of the reference's seed-to-seed tau on two
-  training seeds, against 0.54 for ``spread`` and 0.24 for ``sandwich``
-  without augmentation.
+  sub-network about 2 points of accuracy there (and a plain CNN 2.2 points on
+  5,416 RGB emoji for 8 epochs, ``bench/images.py``);
+- from :data:`~lightnas.config.LONG_BUDGET` on (the long GPU run: 54,000
+  images x 20 epochs = 1.08M) ``sandwich`` with augmentation (unless the
+  user set ``TrainConfig.augment``): 0.66-0.77 of the reference's
+  seed-to-seed tau on two training seeds, against 0.54 for ``spread`` and
+  0.24 for ``sandwich`` without augmentation.
 
-Only those two budgets are measured; :data:`LONG_BUDGET` sits at their
-geometric mean. The device does not enter the rule: a GPU is what makes the
-long budget affordable, and the ranking depends on the budget.
+Only those two budgets are measured; the threshold sits at their geometric
+mean. The device does not enter the rule: a GPU is what makes the long
+budget affordable, and the ranking depends on the budget.
 
 Recipes register in :data:`RECIPES` (entry-point group ``lightnas.recipes``):
 
@@ -62,6 +64,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lightnas.config import LONG_BUDGET
 from lightnas.registry import Registry
 from lightnas.space import Arch, SearchSpace
 from lightnas.train.sampling import CostSampler
@@ -72,8 +75,6 @@ if TYPE_CHECKING:
 RECIPES: Registry[type[Recipe]] = Registry("recipe", group="lightnas.recipes")
 
 AUTO = "auto"
-LONG_BUDGET = round(math.sqrt(13_500 * 8 * 54_000 * 20))
-"""Image-epochs from which ``auto`` trains with ``sandwich`` and augmentation (342k; see the module docstring)."""
 
 
 def resolve_length(cfg: TrainConfig, train_images: int) -> tuple[TrainConfig, str]:
@@ -89,19 +90,18 @@ def resolve_length(cfg: TrainConfig, train_images: int) -> tuple[TrainConfig, st
 
 def resolve_recipe(cfg: TrainConfig, train_images: int) -> tuple[TrainConfig, str]:
     """``cfg`` with ``recipe="auto"`` replaced by the rule's choice for
-    ``train_images`` x ``cfg.epochs`` image-epochs (the module docstring),
-    and a sentence saying what was chosen and why (empty where the user named
-    a recipe: ``cfg`` comes back unchanged). An augmentation the user set
-    (``cfg.augment`` not None) is kept."""
+    ``train_images`` x ``cfg.epochs`` image-epochs (the module docstring) and
+    ``augment`` by :meth:`TrainConfig.augments`, and a sentence saying what was
+    chosen and why (empty where the user named a recipe: ``cfg`` comes back
+    unchanged). An augmentation the user set is kept."""
     if cfg.recipe != AUTO:
         return cfg, ""
-    budget = train_images * cfg.epochs
+    budget = cfg.image_epochs(train_images)
     seen = f"{train_images:,} training images x {cfg.epochs} epochs = {budget / 1e3:.0f}k image-epochs"
-    if budget >= LONG_BUDGET:
-        augment = True if cfg.augment is None else cfg.augment
-        chosen = dataclasses.replace(cfg, recipe="sandwich", augment=augment)
-        return chosen, f"recipe sandwich{' with augmentation' if augment else ''} ({seen}: a long budget)"
-    return dataclasses.replace(cfg, recipe="spread"), f"recipe spread ({seen}: a short budget)"
+    augment = cfg.augments(train_images)
+    recipe, length = ("sandwich", "long") if budget >= LONG_BUDGET else ("spread", "short")
+    chosen = dataclasses.replace(cfg, recipe=recipe, augment=augment)
+    return chosen, f"recipe {recipe} {'with' if augment else 'without'} augmentation ({seen}: a {length} budget)"
 
 
 ALL = None  # every dimension elastic
