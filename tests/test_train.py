@@ -227,3 +227,26 @@ def test_auto_trains_the_chosen_recipe_and_records_it(digits, tmp_path):
     assert state.train_config["recipe"] == "auto"  # what was asked: a resume compares it
     chosen = state.history[0]["settings"]["recipe"]
     assert chosen.startswith("recipe spread without augmentation (256 training images x 1 epochs")
+
+
+def test_training_sections_are_timed_only_when_asked_and_fit_in_the_epoch(digits, tmp_path):
+    import time
+
+    from lightnas.train.trainer import SupernetTrainer
+
+    job = TrainJob("mobilenet", _config(digits), TrainConfig(epochs=1), threads=1)
+    quiet = SupernetTrainer(job, digits)
+    quiet.run(tmp_path / "a.pt", resume=False, progress=False)
+    assert not quiet.sections.seconds  # off by default: nothing recorded
+    timed = SupernetTrainer(job, digits)
+    timed.sections.on = True
+    t0 = time.perf_counter()
+    timed.run(tmp_path / "b.pt", resume=False, progress=False)
+    wall = time.perf_counter() - t0
+    s, calls = timed.sections.seconds, timed.sections.calls
+    assert {"data", "teacher", "students", "projection", "optimiser", "average", "validation", "checkpoint"} <= set(s)
+    assert calls["teacher"] == calls["optimiser"] == timed.steps_per_epoch == 2
+    assert all(v > 0 for v in s.values()) and sum(s.values()) <= wall
+    # the timed run trains the same weights as the quiet one
+    for k, v in torch.load(tmp_path / "a.pt", weights_only=True)["state_dict"].items():
+        torch.testing.assert_close(torch.load(tmp_path / "b.pt", weights_only=True)["state_dict"][k], v)

@@ -8,7 +8,9 @@ super-network trained on a GPU is searched for the CPU that serves it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -57,6 +59,32 @@ def time_calls(fn: Callable[[], object], dev: torch.device, repeats: int, warmup
         fn()
     synchronize(dev)
     return (time.perf_counter() - t0) / max(repeats, 1)
+
+
+class Sections:
+    """Wall-clock seconds spent in named sections of training, summed over
+    calls (off by default: a section then costs one attribute test). When
+    on, the device is synchronised at each section's ends, so a GPU section
+    counts its work, not its launches (and training runs slower)."""
+
+    def __init__(self, dev: torch.device, on: bool = False):
+        self.dev, self.on = dev, on
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        if not self.on:
+            yield
+            return
+        synchronize(self.dev)
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            synchronize(self.dev)
+            self.seconds[name] += time.perf_counter() - t0
+            self.calls[name] += 1
 
 
 MEMORY_FORMATS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}

@@ -52,6 +52,7 @@ from lightnas.train.collective import (
 )
 from lightnas.train.device import (
     MEMORY_FORMATS,
+    Sections,
     describe_device,
     resolve_device,
     synchronize,
@@ -102,6 +103,7 @@ class SupernetTrainer:
             self.frozen.to(self.device)
         self.dropouts = [m for m in self.net.modules() if isinstance(m, torch.nn.Dropout)]
         self.masks = GlobalBatchDropout(self.dropouts)
+        self.sections = Sections(self.device)  # bench/step_profile.py turns it on
         self.x_train, self.y_train = split_tensors(data, "train", self.device)
         self.x_val, self.y_val = split_tensors(data, "val", self.device)
         self.steps_per_epoch = math.ceil(len(self.x_train) / cfg.batch_size)
@@ -112,10 +114,7 @@ class SupernetTrainer:
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             recompute = choose_recompute(self.net, self.x_train[:4], cfg.batch_size, cfg.activation_budget_mb)
         self.settings = {**self._choose_layout(), **recompute}
-        if self.chosen:
-            self.settings["recipe"] = self.chosen
-        if self.length:
-            self.settings["length"] = self.length
+        self.settings.update({k: v for k, v in (("recipe", self.chosen), ("length", self.length)) if v})
         self.opt = make_optimizer(self.net.parameters(), cfg)
         self.ema = {n: p.detach().clone() for n, p in self.params.items()}
         self.ckpt = Checkpoint(
@@ -148,17 +147,9 @@ class SupernetTrainer:
                 self.opt = torch.optim.SGD(self.net.parameters(), lr=0.0)
                 rng = np.random.default_rng(0)
                 students = [self.recipe.students(0, rng) if self.recipe is not None else [] for _ in range(4)]
-                timings["/".join(cand.values())] = (
-                    1e3
-                    * time_calls(
-                        lambda s=students: [
-                            self.step(xb.contiguous(memory_format=self.memory_format), yb, t) for t in s
-                        ],
-                        self.device,
-                        repeats=2,
-                    )
-                    / len(students)
-                )
+                batch = xb.contiguous(memory_format=self.memory_format)
+                ms = 1e3 * time_calls(lambda s=students, b=batch: [self.step(b, yb, t) for t in s], self.device, 2)
+                timings["/".join(cand.values())] = ms / len(students)
         self.net.load_state_dict(saved)
         best = candidates[int(np.argmin(list(timings.values())))]
         self._apply(best)
@@ -219,36 +210,41 @@ class SupernetTrainer:
         global batch: losses are weighted by it and gradients summed over the
         processes before the projection, so every process takes the step one
         process would take on the whole batch."""
-        net, plist = self.net, list(self.params.values())
+        net, plist, section = self.net, list(self.params.values()), self.sections
         self.opt.zero_grad(set_to_none=True)
-        net.set_active(self.teacher)
-        logits = self._forward(xb)
-        if self.frozen is None:
-            loss = self.task.loss(logits.float(), yb)
-            soft = logits.detach().float()
-        else:
-            with torch.no_grad():
-                soft = self._forward(xb, self.frozen).float()
-            loss = self.task.distill_loss(logits.float(), soft, yb)
-        (loss * share).backward()
-        self._release()
+        with section("teacher"):
+            net.set_active(self.teacher)
+            logits = self._forward(xb)
+            if self.frozen is None:
+                loss = self.task.loss(logits.float(), yb)
+                soft = logits.detach().float()
+            else:
+                with torch.no_grad():
+                    soft = self._forward(xb, self.frozen).float()
+                loss = self.task.distill_loss(logits.float(), soft, yb)
+            (loss * share).backward()
+            self._release()
         teacher_grads = None
         if students and self.cfg.project_conflicts:
-            teacher_grads = take_grads(plist)
-            sum_over_processes(teacher_grads, self.world)
+            with section("projection"):
+                teacher_grads = take_grads(plist)
+                sum_over_processes(teacher_grads, self.world)
         for m in self.dropouts:  # BigNAS: only the teacher is regularised; the students learn from it
             m.train(False)
-        for arch in students:
-            net.set_active(arch)
-            (self.task.distill_loss(self._forward(xb).float(), soft, yb) * share).backward()
-            self._release()
+        with section("students"):
+            for arch in students:
+                net.set_active(arch)
+                (self.task.distill_loss(self._forward(xb).float(), soft, yb) * share).backward()
+                self._release()
         for m in self.dropouts:
             m.train(True)
-        sum_over_processes([p.grad for p in plist], self.world)
-        if teacher_grads is not None:
-            add_projected(plist, teacher_grads)
-        torch.nn.utils.clip_grad_norm_(plist, 5.0)
-        self.opt.step()
+        with section("projection"):
+            sum_over_processes([p.grad for p in plist], self.world)
+            if teacher_grads is not None:
+                add_projected(plist, teacher_grads)
+        with section("optimiser"):
+            torch.nn.utils.clip_grad_norm_(plist, 5.0)
+            self.opt.step()
         return loss.detach()
 
     def _release(self) -> None:
@@ -281,18 +277,20 @@ class SupernetTrainer:
             idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
             if len(idx) < 2:
                 continue
-            students = self.recipe.students(epoch, rng) if self.recipe is not None else []
-            if i + 1 < self.steps_per_epoch:  # images on disk: the next batch is read while this one trains
-                self.x_train.prefetch(order[(i + 1) * cfg.batch_size : (i + 2) * cfg.batch_size])
-            xb = self.task.augment(self.x_train[idx], gen).contiguous(memory_format=self.memory_format)
-            yb = self.y_train[idx]
+            with self.sections("data"):  # the students drawn, the batch read and augmented
+                students = self.recipe.students(epoch, rng) if self.recipe is not None else []
+                if i + 1 < self.steps_per_epoch:  # images on disk: the next batch is read while this one trains
+                    self.x_train.prefetch(order[(i + 1) * cfg.batch_size : (i + 2) * cfg.batch_size])
+                xb = self.task.augment(self.x_train[idx], gen).contiguous(memory_format=self.memory_format)
+                yb = self.y_train[idx]
             lo, hi = len(idx) * self.rank // self.world, len(idx) * (self.rank + 1) // self.world
             if self.world > 1:  # this process's contiguous part of the global batch, augmented as a whole
                 xb, yb = xb[lo:hi], yb[lo:hi]
             with self.masks.rows(lo, hi, len(idx), self.seed * 1_000_003 + step):
                 loss_sum += self.step(xb, yb, students, len(yb) / len(idx)) * len(yb)
             if cfg.ema_decay > 0:
-                self._average(step)
+                with self.sections("average"):
+                    self._average(step)
             seen += len(idx)
             if bar is not None and (i % 20 == 0 or i + 1 == self.steps_per_epoch):
                 rate = seen / (time.perf_counter() - t0)
@@ -330,10 +328,12 @@ class SupernetTrainer:
         """(task metric, task loss) of sub-network ``arch`` on the validation
         split, BatchNorm calibrated on training images first."""
         self.net.set_active(arch)
-        self.net.calibrate(self.x_train[:CALIB_IMAGES])
+        with self.sections("calibration"):
+            self.net.calibrate(self.x_train[:CALIB_IMAGES])
         if not len(self.x_val):
             return 0.0, 0.0
-        logits = predict(self.net, self.x_val)
+        with self.sections("validation"):
+            logits = predict(self.net, self.x_val)
         return self.task.metric(logits, self.y_val), float(self.task.loss(logits, self.y_val))
 
     def run(self, checkpoint: Path, resume: bool = True, progress: bool = True) -> Checkpoint:
@@ -360,7 +360,8 @@ class SupernetTrainer:
                 result = self.train_epoch(epoch, bar)
             val = self.end_epoch(epoch, result)
             if self.rank == 0:
-                self.save(checkpoint)
+                with self.sections("checkpoint"):
+                    self.save(checkpoint)
             barrier(self.world)  # every process continues only once the epoch is on disk
             if bar is not None:
                 bar.update(1)
