@@ -6,8 +6,11 @@ renderings that the npm packages ``emoji-datasource-google`` and
 registry into ``--cache``; nothing of them is committed), labelled by their
 Unicode category (9 classes: smileys, people, animals, food, travel,
 activities, objects, symbols, flags). Each emoji with its skin-tone variants
-and both renderings goes wholly to ``train/`` or ``test/`` (a fifth, by a hash
-of its code point), so no test image has a twin in training. Half the
+and both renderings goes wholly to ``test/`` (a fifth, by a hash of its code
+point), ``val/`` (a tenth of the rest) or ``train/``, so no test or
+validation image has a twin in training: a validation split drawn from the
+training images at random would hold the other rendering or skin tone of a
+training image, and measure memory instead of generalisation. Half the
 renderings are the 64-px PNG files, half the 32-px cells of the packages'
 sprite sheets: a folder of mixed sizes, RGBA laid on white.
 
@@ -34,6 +37,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -58,10 +62,10 @@ def fetch(cache: Path) -> dict[str, Path]:
 
 
 def build_folder(tarballs: dict[str, Path], root: Path) -> dict[str, int]:
-    """Write ``root/{train,test}/<category>/*.png``; returns the counts per split."""
+    """Write ``root/{train,val,test}/<category>/*.png``; returns the counts per split."""
     from PIL import Image
 
-    counts = {"train": 0, "test": 0}
+    counts = {"train": 0, "val": 0, "test": 0}
     for name, tgz in tarballs.items():
         with tarfile.open(tgz) as tar:
             meta = json.load(tar.extractfile("package/emoji.json"))  # type: ignore[arg-type]
@@ -71,7 +75,7 @@ def build_folder(tarballs: dict[str, Path], root: Path) -> dict[str, int]:
                 if e["category"] == "Component":
                     continue
                 digest = hashlib.sha1(e["unified"].encode()).digest()
-                split = "test" if digest[0] % 5 == 0 else "train"
+                split = "test" if digest[0] % 5 == 0 else "val" if digest[1] % 10 == 0 else "train"
                 cls = e["category"].replace(" & ", "-").replace(" ", "-").lower()
                 for v in [e, *e.get("skin_variations", {}).values()]:
                     if not v.get(f"has_img_{name}"):
@@ -164,9 +168,10 @@ def main() -> int:
     args = ap.parse_args()
     work = Path(args.work)
     folder, run = work / "emoji", work / "run"
-    if not folder.exists():
+    if not (folder / "val").is_dir():  # absent, or written without a validation split: (re)built
+        shutil.rmtree(folder, ignore_errors=True)
         counts = build_folder(fetch(Path(args.cache) if args.cache else work / "npm"), folder)
-        print(f"folder: {folder} ({counts['train']} train, {counts['test']} test images)", file=sys.stderr)
+        print(f"folder: {folder} ({', '.join(f'{n} {k}' for k, n in counts.items())} images)", file=sys.stderr)
     cmd = [sys.executable, "-m", "lightnas.cli", "run", "--data", str(folder), "--image-size", str(args.image_size)]
     cmd += ["--epochs", str(args.epochs)] if args.epochs else []
     cmd += ["--seed", str(args.seed), "--out", str(run), "--force", "--quiet"]
