@@ -123,7 +123,9 @@ def train_alone(
 ) -> list[dict[str, float]]:
     """Re-initialise ``model`` (seeded) and train it alone from scratch on the
     labels: ``cfg``'s epochs, batch size, learning rate, warm-up, weight decay
-    and task, no distillation (the stand-alone baseline of the fidelity bench)."""
+    and task, augmented where :meth:`TrainConfig.augments` says so for this
+    data (as the super-network on the same budget), no distillation (the
+    stand-alone baseline of the fidelity bench)."""
     setup_torch(threads)
     torch.manual_seed(seed)
     for m in model.modules():
