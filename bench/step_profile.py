@@ -19,7 +19,8 @@ section's ends) and prints, per epoch and per step, the seconds spent in
 - ``checkpoint``: writing the checkpoint after every epoch;
 
 and, beside them, one training step of the largest sub-network's plain
-module alone (extracted, the same batch, in the same process): the floor
+module alone (extracted, a training batch, in the same process, timed as the
+run times its models one by one: ``standalone_train_seconds``): the floor
 the teacher's share cannot go under.
 
     python bench/step_profile.py                                   # the default run's data
@@ -53,10 +54,8 @@ def main() -> int:
     from lightnas.config import RunConfig
     from lightnas.context import load_data, supernet_config
     from lightnas.runfolder import with_supernet_defaults
-    from lightnas.tasks import task_for
-    from lightnas.tensors import setup_torch, split_tensors
-    from lightnas.train.device import time_calls
-    from lightnas.train.optim import make_optimizer
+    from lightnas.tensors import setup_torch
+    from lightnas.train.plain import standalone_train_seconds
     from lightnas.train.trainer import SupernetTrainer
 
     setup_torch(args.threads)
@@ -77,21 +76,9 @@ def main() -> int:
     epochs, steps = trainer.cfg.epochs, trainer.cfg.epochs * trainer.steps_per_epoch
     seconds = dict(trainer.sections.seconds)
 
-    # the largest sub-network's plain module alone, on one training batch
+    # the largest sub-network's plain module alone: the run's one-by-one timing of a model, per step
     net = trainer.net
-    plain = net.extract(net.space.largest()).train().to(memory_format=trainer.memory_format)
-    task = task_for(data, cfg.train)
-    opt = make_optimizer(plain.parameters(), cfg.train)
-    n = min(cfg.train.batch_size, len(data.y_train))
-    xb, yb = split_tensors(data, "train", trainer.device, n)
-    xb = xb[:n].contiguous(memory_format=trainer.memory_format)
-
-    def plain_step() -> None:
-        opt.zero_grad(set_to_none=True)
-        task.loss(plain(xb), yb).backward()
-        opt.step()
-
-    plain_ms = 1e3 * time_calls(plain_step, trainer.device, repeats=5)
+    plain_ms = 1e3 * standalone_train_seconds(net, net.space.largest(), data, trainer.cfg, 5, args.threads) / steps
     per_step = {k: 1e3 * v / steps for k, v in seconds.items() if k not in ("calibration", "validation", "checkpoint")}
     result = {
         "data": data.name,
