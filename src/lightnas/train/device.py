@@ -63,10 +63,10 @@ def time_calls(fn: Callable[[], object], dev: torch.device, repeats: int, warmup
 
 class Sections:
     """Wall-clock seconds spent in named sections of training, summed over
-    calls (off by default: a section then costs a context manager's entry and exit, about a
-    microsecond). When
-    on, the device is synchronised at each section's ends, so a GPU section
-    counts its work, not its launches (and training runs slower)."""
+    calls (off by default: a section then costs a context manager's entry and
+    exit, about a microsecond). When on, the device is synchronised at each
+    section's ends, so a GPU section counts its work, not its launches (and
+    training runs slower)."""
 
     def __init__(self, dev: torch.device, on: bool = False):
         self.dev, self.on = dev, on
