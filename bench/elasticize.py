@@ -128,7 +128,7 @@ def family(name: str, run: Path, weights: Path, data: Any, original: dict[str, f
     from examples import user_models
     from lightnas.export import load_exported
     from lightnas.tensors import CALIB_IMAGES, to_tensor
-    from lightnas.train.trainer import load_supernet
+    from lightnas.train.checkpoint import load_supernet
 
     net, _ = load_supernet(run / "supernet.pt")
     net.eval()

@@ -130,7 +130,7 @@ def inherited(variant: str, data: Any, epochs: int, picks: list, seed: int, thre
 
 def checkpoint_accuracies(checkpoint: Path, data: Any, picks: list) -> dict[str, Any]:
     """Inherited test accuracy (after calibration) of every pick in a trained super-network."""
-    from lightnas.train.trainer import load_supernet
+    from lightnas.train.checkpoint import load_supernet
 
     net, state = load_supernet(checkpoint)
     accs = []

@@ -203,7 +203,7 @@ def main() -> int:
         key=lambda m: m["latency_ms"],
     )
     lat = [m["latency_ms"] for m in family]
-    from lightnas.train.trainer import read_checkpoint
+    from lightnas.train.checkpoint import read_checkpoint
 
     epochs = read_checkpoint(run / "supernet.pt").epoch
     plain = {} if tight else plain_baseline(folder, args.image_size, epochs, args.seed)

@@ -85,7 +85,7 @@ def main() -> int:
     from lightnas.supernets import create_supernet, list_supernets
     from lightnas.tensors import setup_torch
     from lightnas.testing.supernets import trained_like
-    from lightnas.train.trainer import load_supernet
+    from lightnas.train.checkpoint import load_supernet
 
     setup_torch(1)
     result: dict[str, Any] = {}

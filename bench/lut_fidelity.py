@@ -47,7 +47,7 @@ def main() -> int:
 
     setup_torch(1)  # the measurement thread count, process-wide (see hardware/latency.py)
     if args.run:
-        from lightnas.train.trainer import load_supernet
+        from lightnas.train.checkpoint import load_supernet
 
         net, _ = load_supernet(Path(args.run) / "supernet.pt")
     else:

@@ -101,7 +101,7 @@ def main() -> int:
     args = ap.parse_args()
     import numpy as np
 
-    from lightnas.train.trainer import load_supernet
+    from lightnas.train.checkpoint import load_supernet
 
     run = Path(args.run)
     space = load_supernet(run / "supernet.pt")[0].space

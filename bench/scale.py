@@ -34,8 +34,9 @@ def main() -> int:
     from lightnas.config import TrainConfig
     from lightnas.data import load_dataset
     from lightnas.supernets import create_supernet
+    from lightnas.train.checkpoint import read_checkpoint
     from lightnas.train.distributed import DistributedJob, train_distributed
-    from lightnas.train.trainer import read_checkpoint, train_supernet
+    from lightnas.train.trainer import train_supernet
 
     data = load_dataset(args.data, 0)
     netcfg = create_supernet("mobilenet", data.input_shape, data.n_classes).config.to_dict()

@@ -111,7 +111,8 @@ def _config(data):
 @cuda
 def test_training_on_a_gpu_matches_the_cpu_and_loads_anywhere(tmp_path):
     from lightnas.data import load_dataset
-    from lightnas.train.trainer import load_supernet, train_supernet
+    from lightnas.train.checkpoint import load_supernet
+    from lightnas.train.trainer import train_supernet
 
     data = load_dataset("digits", 0)
     cfg = TrainConfig(epochs=2, batch_size=64)

@@ -17,8 +17,9 @@ from lightnas.data import load_dataset
 from lightnas.errors import LightnasError
 from lightnas.supernets import create_supernet
 from lightnas.tensors import safe_load
+from lightnas.train.checkpoint import read_checkpoint
 from lightnas.train.distributed import DistributedJob, train_distributed
-from lightnas.train.trainer import read_checkpoint, train_supernet
+from lightnas.train.trainer import train_supernet
 
 
 def _job(tmp_path: Path, cfg: TrainConfig, netcfg: dict, name: str, data: str = "digits") -> DistributedJob:

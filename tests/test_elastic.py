@@ -188,6 +188,33 @@ def test_a_model_for_other_images_or_classes_is_refused(tmp_path, capfd):
         net.init_for_training()
 
 
+def test_a_fixed_teacher_runs_once_over_images_that_do_not_change(tmp_path):
+    """Without augmentation the user's model's outputs on the training images
+    are computed once, equal to the model's own; with it, every step computes them."""
+    import dataclasses
+
+    from lightnas.artefacts import TrainJob
+    from lightnas.config import TrainConfig
+    from lightnas.data import load_dataset
+    from lightnas.train.trainer import SupernetTrainer
+
+    d = load_dataset("digits")
+    d = dataclasses.replace(d, x_train=d.x_train[:256], y_train=d.y_train[:256], x_val=d.x_val[:64], y_val=d.y_val[:64])
+    model, weights = _saved("mobilenet_v2_tiny", tmp_path)
+    config = {"model": f"{MODELS}:mobilenet_v2_tiny", "weights": weights, "input_shape": list(d.input_shape)}
+    runs = {}
+    for augment in (False, True):
+        job = TrainJob("elastic", config, TrainConfig(epochs=1, augment=augment), threads=1)
+        runs[augment] = trainer = SupernetTrainer(job, d)
+        trainer.run(tmp_path / f"{augment}.pt", resume=False, progress=False)
+    assert runs[True].fixed is None
+    fixed = runs[False].fixed
+    assert fixed is not None and fixed.shape == (256, 10)
+    with torch.no_grad():
+        x = runs[False].x_train
+        torch.testing.assert_close(fixed, model(x[0 : len(x)]), atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.slow  # 42 s: the whole run; the contract suite above covers the elastic super-networks
 def test_lightnas_run_from_a_model_trains_searches_and_exports(tmp_path):
     """``elasticize`` shows the space and checks equality; ``run --from-model``

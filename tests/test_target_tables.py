@@ -9,7 +9,7 @@ from lightnas.config import RunConfig
 from lightnas.hardware.cost import count_macs
 from lightnas.hardware.lut import LUT_FORMAT, LatencyTable, _key
 from lightnas.store import OK, Store
-from lightnas.train.trainer import load_supernet
+from lightnas.train.checkpoint import load_supernet
 
 
 def mcu_table(run, path):

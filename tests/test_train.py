@@ -9,8 +9,9 @@ from lightnas.config import TrainConfig
 from lightnas.data import load_dataset
 from lightnas.supernets import create_supernet
 from lightnas.supernets.mobilenet import MobileNetConfig
+from lightnas.train.checkpoint import load_supernet
 from lightnas.train.recipes import RECIPES
-from lightnas.train.trainer import load_supernet, train_supernet
+from lightnas.train.trainer import train_supernet
 
 torch.set_flush_denormal(True)
 

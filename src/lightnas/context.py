@@ -44,7 +44,7 @@ def trained(out: Path, cfg: RunConfig, data: Dataset | None = None) -> tuple[Sea
     """The trained super-network, its checkpoint and the data, checked against each other."""
     # torch loads here, when the work runs: the command line starts and checks its input without it (2 s)
     from lightnas.tensors import setup_torch
-    from lightnas.train.trainer import load_supernet
+    from lightnas.train.checkpoint import load_supernet
 
     # the whole process at the measurement thread count: a larger OpenMP pool
     # left from training slowed 1-thread latency by 30-60% here (measured)

@@ -53,9 +53,9 @@ def stage_train(out: Path, cfg: RunConfig, quiet: bool = False, data: Dataset | 
         )
     job = TrainJob(cfg.supernet.name, supernet_config(cfg, data), cfg.train, cfg.seed, device=cfg.device)
     if cfg.nproc > 1:
+        from lightnas.train.checkpoint import read_checkpoint
         from lightnas.train.device import resolve_device
         from lightnas.train.distributed import DistributedJob, train_distributed
-        from lightnas.train.trainer import read_checkpoint
 
         job = dataclasses.replace(job, device=resolve_device(cfg.device).type)
         run = DistributedJob(job, cfg.data.source, cfg.data.image_size, out / "supernet.pt", progress=not quiet)

@@ -142,7 +142,7 @@ def _add_training(view: RunView) -> None:
     """The training history and, per exported model, its parts with their MACs."""
     # torch loads here, when the work runs: the command line starts and checks its input without it (2 s)
     from lightnas.hardware.cost import count_cost
-    from lightnas.train.trainer import load_supernet
+    from lightnas.train.checkpoint import load_supernet
 
     net, ckpt = load_supernet(view.out / "supernet.pt")
     if view.cfg.quantize.precision:

@@ -48,6 +48,12 @@ class Task(ABC):
         """Training-time augmentation of a batch; default: none."""
         return x
 
+    @property
+    def augments(self) -> bool:
+        """Whether :meth:`augment` may change a batch (default: whether the
+        task overrides it); where not, an image is the same every epoch."""
+        return type(self).augment is not Task.augment
+
     @classmethod
     def for_data(cls, data: Dataset, cfg: TrainConfig) -> Task:
         """The task as ``data`` and the training settings ``cfg`` call for

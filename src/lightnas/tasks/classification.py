@@ -83,6 +83,10 @@ class ClassificationTask(Task):
     def metric(self, outputs: torch.Tensor, targets: torch.Tensor) -> float:
         return 100.0 * float((outputs.argmax(1) == targets).sum()) / max(len(targets), 1)
 
+    @property
+    def augments(self) -> bool:
+        return self.crop or self.pad > 0 or self.hflip
+
     def augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         if self.crop:
             return random_resized_crop(x, gen, self.hflip)

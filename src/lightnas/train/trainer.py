@@ -33,16 +33,15 @@ from lightnas.data.sources import Dataset
 from lightnas.errors import LightnasError
 from lightnas.space import Arch
 from lightnas.supernets import supernet_from_config
-from lightnas.supernets.base import Supernet
 from lightnas.tasks import Task, task_for
 from lightnas.tensors import (
     CALIB_IMAGES,
     atomic_save,
     predict,
-    safe_load,
     setup_torch,
     split_tensors,
 )
+from lightnas.train.checkpoint import read_checkpoint
 from lightnas.train.collective import (
     GlobalBatchDropout,
     barrier,
@@ -99,6 +98,7 @@ class SupernetTrainer:
         self.recipe = None if only is not None else self._recipe()
         # a fixed teacher (the user's model a super-network was made from) teaches every sub-network
         self.frozen = self.net.distillation_teacher() if self.recipe is not None else None
+        self.fixed: torch.Tensor | None = None  # its outputs on the training images, where fixed
         if self.frozen is not None:
             self.frozen.to(self.device)
         self.dropouts = [m for m in self.net.modules() if isinstance(m, torch.nn.Dropout)]
@@ -203,13 +203,21 @@ class SupernetTrainer:
         atomic_save(self.ckpt.to_dict(), checkpoint)
 
     # -- training -------------------------------------------------------------------------
-    def step(self, xb: torch.Tensor, yb: torch.Tensor, students: list[Arch], share: float = 1.0) -> torch.Tensor:
+    def step(
+        self,
+        xb: torch.Tensor,
+        yb: torch.Tensor,
+        students: list[Arch],
+        share: float = 1.0,
+        fixed: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """One optimiser step on a batch; returns the teacher's loss (a 0-d
         tensor on the training device: reading it would wait for the device).
         In distributed training ``xb`` is this process's ``share`` of the
         global batch: losses are weighted by it and gradients summed over the
         processes before the projection, so every process takes the step one
-        process would take on the whole batch."""
+        process would take on the whole batch. ``fixed``: the fixed teacher's
+        outputs on ``xb`` where known (:meth:`_fixed_outputs`)."""
         net, plist, section = self.net, list(self.params.values()), self.sections
         self.opt.zero_grad(set_to_none=True)
         with section("teacher"):
@@ -220,7 +228,7 @@ class SupernetTrainer:
                 soft = logits.detach().float()
             else:
                 with torch.no_grad():
-                    soft = self._forward(xb, self.frozen).float()
+                    soft = self._forward(xb, self.frozen).float() if fixed is None else fixed
                 loss = self.task.distill_loss(logits.float(), soft, yb)
             (loss * share).backward()
             self._release()
@@ -268,6 +276,8 @@ class SupernetTrainer:
         rng = np.random.default_rng([self.seed, epoch])
         order = torch.randperm(len(self.x_train), generator=gen).to(self.device)
         total = cfg.epochs * self.steps_per_epoch
+        if self.fixed is None:
+            self.fixed = self._fixed_outputs()
         t0, seen = time.perf_counter(), 0
         loss_sum = torch.zeros((), device=self.device)
         for i in range(self.steps_per_epoch):
@@ -286,8 +296,9 @@ class SupernetTrainer:
             lo, hi = len(idx) * self.rank // self.world, len(idx) * (self.rank + 1) // self.world
             if self.world > 1:  # this process's contiguous part of the global batch, augmented as a whole
                 xb, yb = xb[lo:hi], yb[lo:hi]
+            fixed = self.fixed[idx][lo:hi] if self.fixed is not None else None
             with self.masks.rows(lo, hi, len(idx), self.seed * 1_000_003 + step):
-                loss_sum += self.step(xb, yb, students, len(yb) / len(idx)) * len(yb)
+                loss_sum += self.step(xb, yb, students, len(yb) / len(idx), fixed) * len(yb)
             if cfg.ema_decay > 0:
                 with self.sections("average"):
                     self._average(step)
@@ -300,6 +311,15 @@ class SupernetTrainer:
         sum_over_processes([loss_sum], self.world)  # the processes' sums add up to the whole epoch's
         synchronize(self.device)
         return {"loss": float(loss_sum) / max(seen, 1), "seconds": time.perf_counter() - t0}
+
+    @torch.no_grad()
+    def _fixed_outputs(self) -> torch.Tensor | None:
+        """The fixed teacher's outputs on every training image where each image is the same every
+        epoch (no augmentation) and they fit in 256 MiB; None otherwise (computed per step)."""
+        if self.frozen is None or self.task.augments or len(self.x_train) * self.net.n_classes > 2**26:
+            return None
+        with self.sections("teacher"):
+            return predict(self.frozen, self.x_train).float()
 
     def end_epoch(self, epoch: int, result: dict[str, float]) -> float:
         """Swap in the averaged weights, check the teacher on the validation
@@ -377,22 +397,3 @@ def train_supernet(
     """Train (or resume training) and return the final checkpoint (stored
     ``torch.load(weights_only=True)``-safe: :class:`lightnas.artefacts.Checkpoint`)."""
     return SupernetTrainer(job, data).run(checkpoint, resume, progress)
-
-
-def read_checkpoint(checkpoint: Path) -> Checkpoint:
-    """The checkpoint in ``checkpoint`` (read ``weights_only``), strictly typed."""
-    return Checkpoint.from_dict(safe_load(checkpoint), str(checkpoint))
-
-
-def load_supernet(checkpoint: Path) -> tuple[Supernet, Checkpoint]:
-    """Rebuild the trained super-network (eval mode) from its checkpoint."""
-    ckpt = read_checkpoint(checkpoint)
-    try:
-        if ckpt.state_dict is None:
-            raise KeyError("no trained weights")
-        net = supernet_from_config(ckpt.supernet, ckpt.config)
-        net.load_state_dict(ckpt.state_dict)
-    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-        raise LightnasError(f"{checkpoint} is damaged or incomplete: {str(exc).splitlines()[0]}") from None
-    net.eval()
-    return net, ckpt
