@@ -177,8 +177,20 @@ def test_the_data_decides_the_kind_of_augmentation_and_the_budget_whether(tmp_pa
     assert task_for(photos, TrainConfig(epochs=1, augment=True)).crop
     assert not task_for(photos, dataclasses.replace(long, augment=False)).crop
     off = task_for(clothes, TrainConfig())  # the default run: 108k image-epochs, a short budget
-    assert off.pad == 0 and not off.crop and not off.hflip
+    assert off.pad == 0 and not off.crop and not off.hflip and not off.augments
     assert task_for(clothes, TrainConfig(augment=True)).pad == 2
+    assert task_for(clothes, TrainConfig(augment=True)).augments and task_for(photos, long).augments
+
+    from lightnas.tasks.base import Task
+
+    class Still(Task):  # a task of a plug-in's: it augments where it overrides augment
+        loss = distill_loss = metric = None
+
+    class Moving(Still):
+        def augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+            return x.flip(3)
+
+    assert not Still().augments and Moving().augments
     assert not task_for(clothes, TrainConfig(augment=True)).crop
     # a length in steps counts as the epochs it makes of this data
     per_epoch = -(-n // 128)
