@@ -164,8 +164,8 @@ class ElasticHybrid(Supernet):
         "attn": ("tokens", "embed", "heads", "mlp ratio"),
         "head": ("tokens", "embed"),
     }
-    # a length in steps (12 epochs of the embedded 13,500 images at batch 128); see docs/benchmarks.md
-    train_defaults = {"steps": 12 * 106}
+    # a length in steps (12 epochs of the embedded 12,000 training images at batch 128); see docs/benchmarks.md
+    train_defaults = {"steps": 12 * 94}
 
     def __init__(self, config: HybridConfig):
         super().__init__(config)

@@ -165,8 +165,8 @@ class ElasticViT(Supernet):
         "block": ("tokens", "embed", "heads", "mlp ratio"),
         "head": ("tokens", "embed"),
     }
-    # a length in steps (8 epochs of the embedded 13,500 images at batch 128); see docs/benchmarks.md
-    train_defaults = {"steps": 8 * 106}
+    # a length in steps (8 epochs of the embedded 12,000 training images at batch 128); see docs/benchmarks.md
+    train_defaults = {"steps": 8 * 94}
 
     def __init__(self, config: ViTConfig):
         super().__init__(config)

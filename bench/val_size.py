@@ -1,0 +1,114 @@
+"""How many validation images a front needs: validation splits of several sizes simulated on a finished run.
+
+For every sub-network the run's search evaluated (its ``lightnas.db``), the
+trained super-network's prediction on each official test image (BatchNorm
+calibrated as the search calibrates). Each round splits the test images in
+two halves at random: a validation split of ``m`` images drawn from the first
+half picks the front (accuracy against the search's latency) and the family
+the export would pick (``spread_indices``, ``--max-export``), scored on the
+second half. Printed per size, the mean over ``--rounds`` rounds of:
+
+- ``tau``: Kendall tau between the validation and the held-out accuracies of
+  all evaluated sub-networks (how well the split ranks them);
+- ``models``, ``span``: the exported family's size and latency span;
+- ``best``: the family's best held-out accuracy;
+- ``rising``: the share of neighbouring steps of the family whose held-out
+  accuracy rises with latency;
+
+and, beside them, the same figures for the run's own validation split (the
+family its export picked, scored on the whole test set).
+
+    python bench/val_size.py RUN [--sizes 1500,3000,5000] [--rounds 40] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def correct_matrix(run: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sub-networks x test images correct, each one's latency ms, its validation accuracy %)."""
+    from lightnas.config import RunConfig
+    from lightnas.context import trained
+    from lightnas.tensors import CALIB_IMAGES, predict, to_tensor
+
+    cfg = RunConfig.from_file(run / "config.json")
+    net, _, data = trained(run, cfg)
+    with sqlite3.connect(run / "lightnas.db") as con:
+        rows = con.execute("SELECT arch, metrics FROM evaluations WHERE metrics IS NOT NULL").fetchall()
+    metrics = [json.loads(m) for _, m in rows]
+    calib, test = to_tensor(data.x_train[:CALIB_IMAGES], data), to_tensor(data.x_test, data)
+    correct = []
+    for arch, _ in rows:
+        net.set_active(net.space.make(json.loads(arch)))
+        net.calibrate(calib)
+        correct.append(predict(net, test).argmax(1).numpy() == data.y_test)
+    lat = np.array([m["latency_ms"] for m in metrics])
+    return np.array(correct), lat, np.array([m["accuracy"] for m in metrics])
+
+
+def family(val: np.ndarray, lat: np.ndarray, k: int) -> list[int]:
+    """The indices the export would pick: the (val max, latency min) front spread over log-latency."""
+    from lightnas.search.pareto import nondominated_mask, spread_indices
+
+    idx = np.flatnonzero(nondominated_mask(np.stack([-val, lat], 1)))
+    idx = idx[np.argsort(lat[idx], kind="stable")]
+    return [int(idx[j]) for j in spread_indices(lat[idx], k)]
+
+
+def figures(val: np.ndarray, held: np.ndarray, lat: np.ndarray, k: int) -> dict[str, float]:
+    from scipy.stats import kendalltau
+
+    picked = family(val, lat, k)
+    acc = held[picked]
+    return {
+        "tau": float(kendalltau(val, held)[0]),
+        "models": float(len(picked)),
+        "span": float(lat[picked[-1]] / lat[picked[0]]),
+        "best": float(acc.max()),
+        "rising": float(np.mean(np.diff(acc) > 0)) if len(acc) > 1 else 1.0,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("run", help="a finished run folder")
+    ap.add_argument("--sizes", default="1500,3000,5000", help="validation sizes simulated (at most half the test set)")
+    ap.add_argument("--rounds", type=int, default=40)
+    ap.add_argument("--max-export", type=int, default=8)
+    ap.add_argument("--json", default="", help="write the figures there too")
+    args = ap.parse_args()
+    from lightnas.tensors import setup_torch
+
+    setup_torch()
+    correct, lat, own_val = correct_matrix(Path(args.run))
+    n = correct.shape[1]
+    result = {"run": args.run, "subnetworks": len(lat), "test_images": n}
+    result["own validation split"] = figures(own_val, 100 * correct.mean(1), lat, args.max_export)
+    rng = np.random.default_rng(0)
+    for m in (int(s) for s in args.sizes.split(",")):
+        if m > n // 2:
+            sys.exit(f"a validation size of {m} is more than half of the {n} test images")
+        rounds = []
+        for _ in range(args.rounds):
+            perm = rng.permutation(n)
+            val_rows, held_rows = rng.choice(perm[: n // 2], m, replace=False), perm[n // 2 :]
+            val, held = 100 * correct[:, val_rows].mean(1), 100 * correct[:, held_rows].mean(1)
+            rounds.append(figures(val, held, lat, args.max_export))
+        result[f"{m} validation images"] = {k: float(np.mean([r[k] for r in rounds])) for k in rounds[0]}
+    for name, f in result.items():
+        if isinstance(f, dict):
+            print(f"{name}: " + ", ".join(f"{k} {v:.2f}" for k, v in f.items()))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
