@@ -17,8 +17,8 @@ recipe that measured best at that budget with ``bench/fidelity.py``
 training augments (:meth:`TrainConfig.augments`, whatever the recipe):
 
 - under :data:`~lightnas.config.LONG_BUDGET` (the default CPU run: 12,000
-  images x 8 epochs = 96k; measured at 13,500 x 8 = 108k) ``spread``, without augmentation: on that
-  budget it ranks the long-budget reference's 12 sub-networks best of the
+  images x 8 epochs = 96k; measured at 13,500 x 8 = 108k) ``spread``,
+  without augmentation: on that budget it ranks the long-budget reference's 12 sub-networks best of the
   recipes without augmentation (tau 0.29 against sandwich's 0.23) and gives
   the widest front; augmentation ranks slightly better (0.33) but costs every
   sub-network about 2 points of accuracy there (and a plain CNN 2.2 points on
