@@ -7,7 +7,9 @@ neighbouring models; whether test accuracy rises with latency; the training
 cost (super-network against the exported models trained one by one); and, for
 the MobileNet, the eager latency of each exported model against the same
 architecture written by hand as a plain PyTorch module (interleaved timing,
-same weights, same thread count).
+same weights, same thread count). ``litert_files`` says whether the export
+also wrote and scored LiteRT files (the ``litert`` extra is installed; the
+default install has no LiteRT), which takes a large share of the export's time.
 
     python bench/e2e_run.py [--out DIR] [--skip-run] [--json] [-- extra lightnas run options]
 """
@@ -154,6 +156,7 @@ def main() -> int:
         "best_latency_ms": best["latency"]["latency_ms"],
         "n_exported": len(cards),
         "latency_backend": cards[0]["latency"]["backend"],
+        "litert_files": any(c.get("litert") for c in cards),  # the litert extra installed: export scored .tflite too
         "latency_ms": [round(v, 4) for v in lat],
         "eager_latency_ms": [round(c["latency"]["by_backend"]["torch"]["latency_ms"], 4) for c in cards],
         "test_accuracy": [round(v, 2) for v in acc],

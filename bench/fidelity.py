@@ -26,9 +26,9 @@ Three uses:
    ``--checkpoint supernet.pt`` measures a super-network trained elsewhere
    (``lightnas train DIR --device cuda`` on a GPU) instead of training one.
 
-3. A finished run (``--run DIR``): the smallest, median and largest exported
-   models (by latency) retrained alone with the run's schedule, against their
-   exported test accuracy.
+3. A finished run (``--run DIR``): every exported model retrained alone from
+   scratch with the run's data, epochs and plain recipe, against its exported
+   test accuracy (``--models 3``: the smallest, median and largest by latency).
 
 A variant is a recipe name with ``@N`` for N students per step drawn by the
 sampler, ``:E`` for E super-network epochs, then any ``+field=value`` of
@@ -182,8 +182,9 @@ def reference_accuracies(reference: dict) -> tuple[np.ndarray, dict[str, float]]
     return np.array(figures["acc_mean"]), {"seeds": seeds, "seed_to_seed_tau": figures["seed_to_seed_tau"]}
 
 
-def run_mode(run_dir: Path, threads: int | None, say: Any) -> dict[str, Any]:
-    """Smallest, median and largest exported models of a run retrained alone."""
+def run_mode(run_dir: Path, threads: int | None, say: Any, models: int | None = None) -> dict[str, Any]:
+    """A run's exported models retrained alone: all of them, or ``models`` spread
+    over latency (the smallest and the largest among them)."""
     from lightnas.artefacts import read_cards
     from lightnas.config import RunConfig
     from lightnas.data import load_dataset
@@ -194,7 +195,11 @@ def run_mode(run_dir: Path, threads: int | None, say: Any) -> dict[str, Any]:
     data = load_dataset(cfg.data.source, cfg.seed)
     _, cards = read_cards(run_dir)
     cards = sorted(cards, key=lambda c: c.latency.latency_ms)
-    chosen = [cards[0], cards[len(cards) // 2], cards[-1]]
+    chosen = (
+        cards
+        if not models or models >= len(cards)
+        else [cards[i] for i in np.linspace(0, len(cards) - 1, models).round().astype(int)]
+    )
     rows = []
     for card in chosen:
         model = load_exported(run_dir / "models" / card.id)
@@ -216,6 +221,7 @@ def run_mode(run_dir: Path, threads: int | None, say: Any) -> dict[str, Any]:
     return {
         "run": str(run_dir),
         "epochs": cfg.train.epochs,
+        "seed": cfg.seed,
         "rows": rows,
         "mean_gap": float(gaps.mean()),
         "worst_gap": float(gaps.max()),
@@ -234,6 +240,7 @@ def main() -> int:
     ap.add_argument("--no-alone", action="store_true", help="no stand-alone runs (with --reference)")
     ap.add_argument("--reference", default=None, help="long-budget stand-alone reference (JSON)")
     ap.add_argument("--run", default=None, help="a finished run folder: retrain its exported models alone")
+    ap.add_argument("--models", type=int, default=None, help="with --run: retrain this many (default: all)")
     ap.add_argument(
         "--checkpoint", default=None, help="a trained super-network (supernet.pt) measured instead of --variants"
     )
@@ -250,7 +257,7 @@ def main() -> int:
     say = lambda *a: print(*a, file=out, flush=True)  # noqa: E731
     setup_torch(args.threads)
     if args.run:
-        result = run_mode(Path(args.run), args.threads, say)
+        result = run_mode(Path(args.run), args.threads, say, args.models)
         print(
             json.dumps(result) if args.json else f"mean gap {result['mean_gap']:+.2f}, worst {result['worst_gap']:+.2f}"
         )
