@@ -13,12 +13,21 @@ second half. Printed per size, the mean over ``--rounds`` rounds of:
 - ``models``, ``span``: the exported family's size and latency span;
 - ``best``: the family's best held-out accuracy;
 - ``rising``: the share of neighbouring steps of the family whose held-out
-  accuracy rises with latency;
+  accuracy rises with latency, ``all_rising`` the share of rounds in which
+  every step rises, ``gap`` the largest latency ratio between neighbours;
 
 and, beside them, the same figures for the run's own validation split (the
 family its export picked, scored on the whole test set).
 
-    python bench/val_size.py RUN [--sizes 1500,3000,5000] [--rounds 40] [--json FILE]
+With ``--margins 0,0.5,1`` the family is also drawn from a thinned front,
+one export rule per margin ``c``: walking the front from its cheapest
+model, a model joins only where its validation accuracy beats the last one
+joined by ``c`` standard errors of an accuracy measured on that split
+(``sqrt(p (1 - p) / m)``), then the even spread picks from those. It
+measures what a front told apart from the split's noise costs in models,
+span and neighbour gaps.
+
+    python bench/val_size.py RUN [--sizes 1500,3000,5000] [--rounds 40] [--margins 0] [--json FILE]
 """
 
 from __future__ import annotations
@@ -53,26 +62,40 @@ def correct_matrix(run: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.array(correct), lat, np.array([m["accuracy"] for m in metrics])
 
 
-def family(val: np.ndarray, lat: np.ndarray, k: int) -> list[int]:
-    """The indices the export would pick: the (val max, latency min) front spread over log-latency."""
+def family(val: np.ndarray, lat: np.ndarray, k: int, margin: float = 0.0, m: int = 0) -> list[int]:
+    """The indices the export would pick: the (val max, latency min) front,
+    thinned by ``margin`` standard errors of an accuracy on ``m`` images (0:
+    the export's rule), spread over log-latency."""
     from lightnas.search.pareto import nondominated_mask, spread_indices
 
     idx = np.flatnonzero(nondominated_mask(np.stack([-val, lat], 1)))
     idx = idx[np.argsort(lat[idx], kind="stable")]
+    if margin > 0:
+        kept = [int(idx[0])]
+        for i in idx[1:]:
+            p = val[kept[-1]] / 100
+            if val[i] >= val[kept[-1]] + margin * 100 * np.sqrt(p * (1 - p) / m):
+                kept.append(int(i))
+        idx = np.array(kept)
     return [int(idx[j]) for j in spread_indices(lat[idx], k)]
 
 
-def figures(val: np.ndarray, held: np.ndarray, lat: np.ndarray, k: int) -> dict[str, float]:
+def figures(
+    val: np.ndarray, held: np.ndarray, lat: np.ndarray, k: int, margin: float = 0.0, m: int = 0
+) -> dict[str, float]:
     from scipy.stats import kendalltau
 
-    picked = family(val, lat, k)
-    acc = held[picked]
+    picked = family(val, lat, k, margin, m)
+    acc, cost = held[picked], lat[picked]
+    steps = np.diff(acc)
     return {
         "tau": float(kendalltau(val, held)[0]),
         "models": float(len(picked)),
-        "span": float(lat[picked[-1]] / lat[picked[0]]),
+        "span": float(cost[-1] / cost[0]),
+        "gap": float((cost[1:] / cost[:-1]).max()) if len(cost) > 1 else 1.0,
         "best": float(acc.max()),
-        "rising": float(np.mean(np.diff(acc) > 0)) if len(acc) > 1 else 1.0,
+        "rising": float(np.mean(steps > 0)) if len(steps) else 1.0,
+        "all_rising": float(np.all(steps > 0)),
     }
 
 
@@ -82,6 +105,7 @@ def main() -> int:
     ap.add_argument("--sizes", default="1500,3000,5000", help="validation sizes simulated (at most half the test set)")
     ap.add_argument("--rounds", type=int, default=40)
     ap.add_argument("--max-export", type=int, default=8)
+    ap.add_argument("--margins", default="0", help="front thinning margins, in standard errors (0: the export's rule)")
     ap.add_argument("--json", default="", help="write the figures there too")
     args = ap.parse_args()
     from lightnas.tensors import setup_torch
@@ -95,13 +119,17 @@ def main() -> int:
     for m in (int(s) for s in args.sizes.split(",")):
         if m > n // 2:
             sys.exit(f"a validation size of {m} is more than half of the {n} test images")
-        rounds = []
+        margins = [float(c) for c in args.margins.split(",")]
+        rounds: dict[float, list[dict[str, float]]] = {c: [] for c in margins}
         for _ in range(args.rounds):
             perm = rng.permutation(n)
             val_rows, held_rows = rng.choice(perm[: n // 2], m, replace=False), perm[n // 2 :]
             val, held = 100 * correct[:, val_rows].mean(1), 100 * correct[:, held_rows].mean(1)
-            rounds.append(figures(val, held, lat, args.max_export))
-        result[f"{m} validation images"] = {k: float(np.mean([r[k] for r in rounds])) for k in rounds[0]}
+            for c in margins:
+                rounds[c].append(figures(val, held, lat, args.max_export, c, m))
+        for c, rows in rounds.items():
+            name = f"{m} validation images" + (f", margin {c:g}" if c else "")
+            result[name] = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
     for name, f in result.items():
         if isinstance(f, dict):
             print(f"{name}: " + ", ".join(f"{k} {v:.2f}" for k, v in f.items()))
