@@ -63,9 +63,10 @@ def data_spec(out: Path, train_images: int, test_images: int) -> tuple[str, str]
     """The ``--data`` to use and a description of it."""
     from lightnas.data import load_dataset
 
-    if not train_images and not test_images:
-        return "fashion-mnist", "embedded Fashion-MNIST (13,500 train, 1,500 validation, 10,000 test)"
     d = load_dataset("fashion-mnist", 0)
+    if not train_images and not test_images:
+        sizes = f"{len(d.x_train):,} train, {len(d.x_val):,} validation, {len(d.x_test):,} test"
+        return "fashion-mnist", f"embedded Fashion-MNIST ({sizes})"
     n, m = train_images or len(d.x_train), test_images or len(d.x_test)
     path = out / f"fashion-mnist-{n}-{m}.npz"
     np.savez(
