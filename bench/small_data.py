@@ -2,7 +2,7 @@
 
 The data set: ``--images`` (default 5,400) images drawn stratified (seeded)
 from the embedded Fashion-MNIST subset, which is a part of Fashion-MNIST's
-training split; lightnas carves its validation split out of them (10%), and
+training split; lightnas carves its validation split out of them (20%), and
 tests on the official 10,000 test images. For each super-network,
 ``lightnas run --data SET.npz --supernet NAME --epochs E`` (the same budget
 for every model, everything else at its default) and the best exported
