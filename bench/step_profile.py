@@ -25,6 +25,7 @@ the teacher's share cannot go under.
 
     python bench/step_profile.py                                   # the default run's data
     python bench/step_profile.py --data FOLDER --image-size 64 --json out.json
+    python bench/step_profile.py --data FOLDER --image-size 96 --device cuda   # is the GPU starved of data?
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def main() -> int:
     ap.add_argument("--supernet", default="mobilenet")
     ap.add_argument("--epochs", type=int, default=1, help="epochs timed (the recipe is chosen for the run's length)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or auto, as for 'lightnas run --device'")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default="", help="write the figures there too")
     args = ap.parse_args()
@@ -64,7 +66,9 @@ def main() -> int:
         explicit["data.image_size"] = args.image_size
     cfg = RunConfig().replace(with_supernet_defaults(explicit))
     data = load_data(cfg)
-    job = TrainJob(cfg.supernet.name, supernet_config(cfg, data), cfg.train, cfg.seed, threads=args.threads)
+    job = TrainJob(
+        cfg.supernet.name, supernet_config(cfg, data), cfg.train, cfg.seed, threads=args.threads, device=args.device
+    )
     trainer = SupernetTrainer(job, data)
     run_epochs = trainer.cfg.epochs  # the run's length decides the recipe; the bench times the first epochs
     trainer.cfg = dataclasses.replace(trainer.cfg, epochs=min(args.epochs, run_epochs))
@@ -78,7 +82,13 @@ def main() -> int:
 
     # the largest sub-network's plain module alone: the run's one-by-one timing of a model, per step
     net = trainer.net
-    plain_ms = 1e3 * standalone_train_seconds(net, net.space.largest(), data, trainer.cfg, 5, args.threads) / steps
+    plain_ms = (
+        1e3
+        * standalone_train_seconds(
+            net, net.space.largest(), data, trainer.cfg, 5, args.threads, device=str(trainer.device)
+        )
+        / steps
+    )
     per_step = {k: 1e3 * v / steps for k, v in seconds.items() if k not in ("calibration", "validation", "checkpoint")}
     result = {
         "data": data.name,
@@ -86,6 +96,7 @@ def main() -> int:
         "supernet": args.supernet,
         "recipe": trainer.chosen or trainer.cfg.recipe,
         "threads": args.threads,
+        "device": str(trainer.device),
         "epochs_timed": epochs,
         "steps_timed": steps,
         "wall_seconds": round(wall, 2),
