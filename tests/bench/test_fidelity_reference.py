@@ -1,4 +1,3 @@
-import importlib.util
 import json
 from pathlib import Path
 
@@ -7,15 +6,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def load_bench():
-    spec = importlib.util.spec_from_file_location("fidelity_reference", ROOT / "bench" / "fidelity_reference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_reference_summary_counts_only_complete_seeds():
-    bench = load_bench()
+def test_reference_summary_counts_only_complete_seeds(load_bench):
+    bench = load_bench("fidelity_reference")
     nets = [{"i": i, "key": f"k{i}"} for i in range(4)]
     runs = [{"i": i, "seed": s, "acc": 80.0 + i + (0.5 * s if i == 3 else 0)} for s in (0, 1) for i in range(4)]
     runs += [{"i": 0, "seed": 2, "acc": 99.0}]  # seed 2 unfinished: left out
@@ -27,8 +19,8 @@ def test_reference_summary_counts_only_complete_seeds():
     assert out["spread"] == pytest.approx(3.25)
 
 
-def test_the_cached_reference_holds_three_seeds_and_its_own_summary():
-    bench = load_bench()
+def test_the_cached_reference_holds_three_seeds_and_its_own_summary(load_bench):
+    bench = load_bench("fidelity_reference")
     ref = json.loads((ROOT / "bench" / "results" / "fidelity-reference-60k-20ep.json").read_text())
     fresh = bench.summary(ref)
     assert sorted(k for k in fresh if k.startswith("acc_seed")) == ["acc_seed0", "acc_seed1", "acc_seed2"]

@@ -1,20 +1,8 @@
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("val_size", ROOT / "bench" / "val_size.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_a_margin_keeps_only_front_steps_beyond_it():
-    bench = load_bench()
+def test_a_margin_keeps_only_front_steps_beyond_it(load_bench):
+    bench = load_bench("val_size")
     val = np.array([80.0, 80.1, 81.0, 81.05, 82.0, 79.0])  # the last is dominated: never on the front
     lat = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
     assert bench.family(val, lat, 8) == [0, 1, 2, 3, 4]
@@ -23,8 +11,8 @@ def test_a_margin_keeps_only_front_steps_beyond_it():
     assert bench.family(val, lat, 8, margin=10.0, m=3000) == [0]
 
 
-def test_figures_say_whether_every_step_rises_on_held_out_images():
-    bench = load_bench()
+def test_figures_say_whether_every_step_rises_on_held_out_images(load_bench):
+    bench = load_bench("val_size")
     val = np.array([80.0, 81.0, 82.0])
     lat = np.array([1.0, 2.0, 4.0])
     rising = bench.figures(val, np.array([70.0, 71.0, 72.0]), lat, 8)
