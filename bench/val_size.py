@@ -116,10 +116,10 @@ def main() -> int:
     result = {"run": args.run, "subnetworks": len(lat), "test_images": n}
     result["own validation split"] = figures(own_val, 100 * correct.mean(1), lat, args.max_export)
     rng = np.random.default_rng(0)
+    margins = [float(c) for c in args.margins.split(",")]
     for m in (int(s) for s in args.sizes.split(",")):
         if m > n // 2:
             sys.exit(f"a validation size of {m} is more than half of the {n} test images")
-        margins = [float(c) for c in args.margins.split(",")]
         rounds: dict[float, list[dict[str, float]]] = {c: [] for c in margins}
         for _ in range(args.rounds):
             perm = rng.permutation(n)
