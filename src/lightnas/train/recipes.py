@@ -134,7 +134,7 @@ class Recipe:
         if self.sampler == "cost":
             if cost is None:
                 raise ValueError(f"recipe {self.registry_name!r} needs a cost function")
-            self.cost_sampler = CostSampler(space, cost)
+            self.cost_sampler = CostSampler(space, cost, power=cfg.spread_power)
 
     def free_kinds(self, epoch: int) -> frozenset[str] | None:
         """The elastic kinds that vary in ``epoch`` (0-based): ``None`` for all,

@@ -73,12 +73,21 @@ class CostSampler:
     log-cost is closest to a target drawn uniformly in the bin.
     """
 
-    def __init__(self, space: SearchSpace, cost: Callable[[Arch], float], candidates: int = 12):
+    def __init__(self, space: SearchSpace, cost: Callable[[Arch], float], candidates: int = 12, power: float = 0.0):
         self.space = space
         self.cost = cost
         self.candidates = candidates
+        self.power = power
         self.lo = math.log(cost(space.smallest()))
         self.hi = math.log(cost(space.largest()))
+
+    def warp(self, u: float) -> float:
+        """The log-cost fraction of a target ``u`` uniform in MACs**power (log-MACs at 0)."""
+        if self.power == 0:
+            return u
+        p, lo, hi = self.power, math.exp(self.lo), math.exp(self.hi)
+        c = (lo**p + u * (hi**p - lo**p)) ** (1 / p)
+        return (math.log(c) - self.lo) / max(self.hi - self.lo, 1e-12)
 
     def fraction(self, arch: Arch) -> float:
         """Where ``arch`` sits in the log-cost range (0: smallest, 1: largest)."""
@@ -87,7 +96,7 @@ class CostSampler:
     def draw(self, rng: np.random.Generator, n: int) -> list[Arch]:
         out = []
         for i in range(n):
-            target = (i + rng.uniform()) / n
+            target = self.warp((i + rng.uniform()) / n)
             pool = [sample_near(self.space, target, rng) for _ in range(self.candidates)]
             out.append(min(pool, key=lambda a: abs(self.fraction(a) - target)))
         return out
