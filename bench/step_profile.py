@@ -26,6 +26,11 @@ the teacher's share cannot go under.
     python bench/step_profile.py                                   # the default run's data
     python bench/step_profile.py --data FOLDER --image-size 64 --json out.json
     python bench/step_profile.py --data FOLDER --image-size 96 --device cuda   # is the GPU starved of data?
+
+``--powers 0,0.5,1`` instead times whole training steps (the largest and the
+students, one batch) with the ``spread`` recipe's students drawn at each
+``spread_power``, interleaved in rounds in one process, and prints each
+power's milliseconds per step and its ratio to the first's.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ def main() -> int:
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto, as for 'lightnas run --device'")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default="", help="write the figures there too")
+    ap.add_argument("--powers", default="", help="time steps at these spread_power values instead (0,0.5,1)")
     args = ap.parse_args()
 
     import dataclasses
@@ -69,6 +75,9 @@ def main() -> int:
     job = TrainJob(
         cfg.supernet.name, supernet_config(cfg, data), cfg.train, cfg.seed, threads=args.threads, device=args.device
     )
+    if args.powers:
+        job = dataclasses.replace(job, train=dataclasses.replace(job.train, recipe="spread"))
+        return compare_powers(SupernetTrainer(job, data), [float(p) for p in args.powers.split(",")], args.json)
     trainer = SupernetTrainer(job, data)
     run_epochs = trainer.cfg.epochs  # the run's length decides the recipe; the bench times the first epochs
     trainer.cfg = dataclasses.replace(trainer.cfg, epochs=min(args.epochs, run_epochs))
@@ -115,6 +124,30 @@ def main() -> int:
     print(f"the largest's plain step alone: {plain_ms:.1f} ms (teacher / plain {result['teacher_over_plain']:.2f}x)")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+def compare_powers(trainer: object, powers: list[float], out: str, rounds: int = 8, per_round: int = 5) -> int:
+    """Milliseconds per training step with the students drawn at each of ``powers``, interleaved."""
+    import numpy as np
+
+    x = trainer.x_train[: trainer.cfg.batch_size].contiguous(memory_format=trainer.memory_format)
+    y = trainer.y_train[: trainer.cfg.batch_size]
+    rng = np.random.default_rng(0)
+    seconds = dict.fromkeys(powers, 0.0)
+    for _ in range(rounds):
+        for p in powers:
+            trainer.recipe.cost_sampler.power = p
+            students = [trainer.recipe.students(0, rng) for _ in range(per_round)]
+            t0 = time.perf_counter()
+            for s in students:
+                trainer.step(x, y, s)
+            seconds[p] += time.perf_counter() - t0
+    ms = {p: 1e3 * v / (rounds * per_round) for p, v in seconds.items()}
+    for p, v in ms.items():
+        print(f"spread_power {p:g}: {v:.1f} ms a step ({v / ms[powers[0]]:.2f}x)")
+    if out:
+        Path(out).write_text(json.dumps({"ms_per_step": {str(p): round(v, 1) for p, v in ms.items()}}) + "\n")
     return 0
 
 

@@ -7,6 +7,7 @@ import torch
 from lightnas.artefacts import TrainJob
 from lightnas.config import TrainConfig
 from lightnas.data import load_dataset
+from lightnas.errors import LightnasError
 from lightnas.supernets import create_supernet
 from lightnas.supernets.mobilenet import MobileNetConfig
 from lightnas.train.checkpoint import load_supernet
@@ -103,6 +104,24 @@ def test_cost_sampler_spreads_students_over_the_cost_range():
 
     arch = net.space.sample(rng)
     assert cost.macs(arch) == pytest.approx(count_cost(net.extract(arch), (1, 28, 28))["macs"])
+
+
+def test_cost_sampler_power_moves_students_towards_the_costly_end():
+    from lightnas.train.sampling import CostSampler, PartCost
+
+    net = create_supernet("mobilenet")
+    cost = PartCost(net)
+    samplers = {p: CostSampler(net.space, cost.macs, power=p) for p in (0.0, 0.5, 1.0)}
+    for s in samplers.values():  # the range's ends stay where they are, targets keep their order
+        assert s.warp(0.0) == pytest.approx(0.0) and s.warp(1.0) == pytest.approx(1.0)
+        assert np.all(np.diff([s.warp(u) for u in np.linspace(0, 1, 11)]) > 0)
+    means = []
+    for s in samplers.values():
+        rng = np.random.default_rng(0)
+        means.append(np.mean([s.fraction(a) for _ in range(60) for a in s.draw(rng, 2)]))
+    assert means[0] < means[1] < means[2]  # fewer cheap students as the power grows
+    with pytest.raises(LightnasError, match="spread_power"):
+        TrainConfig(spread_power=-1.0)
 
 
 def test_sorted_chain_is_nested_from_smallest_to_largest():

@@ -133,11 +133,8 @@ class TrainConfig:
     weight_decay: float = opt(1e-4)
     label_smoothing: float = opt(0.1)
     n_random: int = opt(2, help="students per step drawn by the recipe's sampler, besides the smallest")
-    spread_power: float = opt(0.0, help="spread recipe: targets uniform in MACs**power (0: log-MACs)")
-    teacher_every: int = opt(
-        1,
-        help="the largest is trained on every k-th step; on the others it only gives the students their soft "
-        "labels (a forward without gradients; none with a fixed teacher)",
+    spread_power: float = opt(
+        0.0, help="spread recipe: students' target costs uniform in MACs**power (0: in log-MACs; see recipes.py)"
     )
     warmup_epochs: float = opt(0.3, help="learning-rate warm-up, epochs")
     warmup_fraction: float = opt(0.5, help="share of epochs with the largest alone (warm-up recipes)")
@@ -161,8 +158,8 @@ class TrainConfig:
             raise LightnasError(f"steps must be >= 0, not {self.steps}")
         if self.n_random < 0:
             raise LightnasError(f"n_random must be >= 0, not {self.n_random}")
-        if self.teacher_every < 1:
-            raise LightnasError(f"teacher_every must be >= 1, not {self.teacher_every}")
+        if not (self.spread_power >= 0 and math.isfinite(self.spread_power)):
+            raise LightnasError(f"spread_power must be >= 0, not {self.spread_power}")
         if self.batch_size < 2:
             raise LightnasError(f"batch size must be at least 2, not {self.batch_size}")
         if not (self.lr > 0 and math.isfinite(self.lr)):

@@ -210,13 +210,9 @@ class SupernetTrainer:
         students: list[Arch],
         share: float = 1.0,
         fixed: torch.Tensor | None = None,
-        train_teacher: bool = True,
-    ) -> torch.Tensor | None:
+    ) -> torch.Tensor:
         """One optimiser step on a batch; returns the teacher's loss (a 0-d
-        tensor on the training device: reading it would wait for the device;
-        None where the largest did not run). Where not ``train_teacher``
-        (:attr:`TrainConfig.teacher_every`) the largest only gives the students
-        their soft labels, without gradients (with a fixed teacher it does not run).
+        tensor on the training device: reading it would wait for the device).
         In distributed training ``xb`` is this process's ``share`` of the
         global batch: losses are weighted by it and gradients summed over the
         processes before the projection, so every process takes the step one
@@ -224,27 +220,20 @@ class SupernetTrainer:
         outputs on ``xb`` where known (:meth:`_fixed_outputs`)."""
         net, plist, section = self.net, list(self.params.values()), self.sections
         self.opt.zero_grad(set_to_none=True)
-        loss = None
         with section("teacher"):
             net.set_active(self.teacher)
-            if self.frozen is not None:
+            logits = self._forward(xb)
+            if self.frozen is None:
+                loss = self.task.loss(logits.float(), yb)
+                soft = logits.detach().float()
+            else:
                 with torch.no_grad():
                     soft = self._forward(xb, self.frozen).float() if fixed is None else fixed
-            if train_teacher:
-                logits = self._forward(xb)
-                if self.frozen is None:
-                    soft = logits.detach().float()
-                    loss = self.task.loss(logits.float(), yb)
-                else:
-                    loss = self.task.distill_loss(logits.float(), soft, yb)
-                (loss * share).backward()
-                self._release()
-            elif self.frozen is None:
-                with torch.no_grad():
-                    soft = self._forward(xb).float()
-                    loss = self.task.loss(soft, yb)
+                loss = self.task.distill_loss(logits.float(), soft, yb)
+            (loss * share).backward()
+            self._release()
         teacher_grads = None
-        if students and self.cfg.project_conflicts and train_teacher:
+        if students and self.cfg.project_conflicts:
             with section("projection"):
                 teacher_grads = take_grads(plist)
                 sum_over_processes(teacher_grads, self.world)
@@ -264,7 +253,7 @@ class SupernetTrainer:
         with section("optimiser"):
             torch.nn.utils.clip_grad_norm_(plist, 5.0)
             self.opt.step()
-        return None if loss is None else loss.detach()
+        return loss.detach()
 
     def _release(self) -> None:
         """Under an activation budget, the last sub-network's freed activations go back to the OS."""
@@ -289,7 +278,7 @@ class SupernetTrainer:
         total = cfg.epochs * self.steps_per_epoch
         if self.fixed is None:
             self.fixed = self._fixed_outputs()
-        t0, seen, scored = time.perf_counter(), 0, 0
+        t0, seen = time.perf_counter(), 0
         loss_sum = torch.zeros((), device=self.device)
         for i in range(self.steps_per_epoch):
             step = epoch * self.steps_per_epoch + i
@@ -309,10 +298,7 @@ class SupernetTrainer:
                 xb, yb = xb[lo:hi], yb[lo:hi]
             fixed = self.fixed[idx][lo:hi] if self.fixed is not None else None
             with self.masks.rows(lo, hi, len(idx), self.seed * 1_000_003 + step):
-                loss = self.step(xb, yb, students, len(yb) / len(idx), fixed, step % cfg.teacher_every == 0)
-            if loss is not None:
-                loss_sum += loss * len(yb)
-                scored += len(idx)
+                loss_sum += self.step(xb, yb, students, len(yb) / len(idx), fixed) * len(yb)
             if cfg.ema_decay > 0:
                 with self.sections("average"):
                     self._average(step)
@@ -320,13 +306,11 @@ class SupernetTrainer:
             if bar is not None and (i % 20 == 0 or i + 1 == self.steps_per_epoch):
                 rate = seen / (time.perf_counter() - t0)
                 bar.set_postfix(
-                    step=f"{i + 1}/{self.steps_per_epoch}",
-                    loss=f"{float(loss_sum) / max(scored, 1):.3f}",
-                    img_s=f"{rate:.0f}",
+                    step=f"{i + 1}/{self.steps_per_epoch}", loss=f"{float(loss_sum) / seen:.3f}", img_s=f"{rate:.0f}"
                 )
         sum_over_processes([loss_sum], self.world)  # the processes' sums add up to the whole epoch's
         synchronize(self.device)
-        return {"loss": float(loss_sum) / max(scored, 1), "seconds": time.perf_counter() - t0}
+        return {"loss": float(loss_sum) / max(seen, 1), "seconds": time.perf_counter() - t0}
 
     @torch.no_grad()
     def _fixed_outputs(self) -> torch.Tensor | None:
