@@ -165,8 +165,10 @@ class ElasticViT(Supernet):
         "block": ("tokens", "embed", "heads", "mlp ratio"),
         "head": ("tokens", "embed"),
     }
-    # a length in steps (8 epochs of the embedded 12,000 training images at batch 128); see docs/benchmarks.md
-    train_defaults = {"steps": 8 * 94}
+    # a length in steps (8 epochs of the embedded 12,000 training images at batch 128), and one student a
+    # step besides the largest: its sub-networks span a narrow cost range, so a second student costs
+    # almost what the largest does and did not pay (docs/benchmarks.md, "Cheaper steps")
+    train_defaults = {"steps": 8 * 94, "n_random": 1}
 
     def __init__(self, config: ViTConfig):
         super().__init__(config)
