@@ -151,6 +151,9 @@ def test_a_supernet_may_set_its_own_training_defaults_and_the_user_overrides_the
     assert (given.epochs, given.steps) == (3, 0)
     assert open_folder(tmp_path / "a", {"supernet.name": "hybrid", "train.steps": 7})[0].train.steps == 7
     assert open_folder(tmp_path / "a", {})[0].train == RunConfig().train
+    # the vit's other default (one student a step) stays when the user sets only the length
+    vit = open_folder(tmp_path / "b", {"supernet.name": "vit", "train.epochs": 4})[0].train
+    assert (vit.epochs, vit.n_random) == (4, 1) and RunConfig().train.n_random == 2
     with pytest.raises(LightnasError, match="--epochs and --steps"):
         open_folder(tmp_path / "a", {"train.epochs": 3, "train.steps": 7})
 
