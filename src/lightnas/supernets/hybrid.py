@@ -164,8 +164,9 @@ class ElasticHybrid(Supernet):
         "attn": ("tokens", "embed", "heads", "mlp ratio"),
         "head": ("tokens", "embed"),
     }
-    # a length in steps (12 epochs of the embedded 12,000 training images at batch 128); see docs/benchmarks.md
-    train_defaults = {"steps": 12 * 94}
+    # a length in steps (12 epochs of the embedded 12,000 training images at batch 128) and one student a
+    # step besides the largest, as the vit's (docs/benchmarks.md, "Cheaper steps")
+    train_defaults = {"steps": 12 * 94, "n_random": 1}
 
     def __init__(self, config: HybridConfig):
         super().__init__(config)

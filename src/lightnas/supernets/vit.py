@@ -166,8 +166,8 @@ class ElasticViT(Supernet):
         "head": ("tokens", "embed"),
     }
     # a length in steps (8 epochs of the embedded 12,000 training images at batch 128), and one student a
-    # step besides the largest: its sub-networks span a narrow cost range, so a second student costs
-    # almost what the largest does and did not pay (docs/benchmarks.md, "Cheaper steps")
+    # step besides the largest: measured against two, training a fifth shorter, the costlier exported
+    # models more accurate, the cheapest less (docs/benchmarks.md, "Cheaper steps")
     train_defaults = {"steps": 8 * 94, "n_random": 1}
 
     def __init__(self, config: ViTConfig):
