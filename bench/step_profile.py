@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 
 def main() -> int:
@@ -127,7 +128,7 @@ def main() -> int:
     return 0
 
 
-def compare_powers(trainer: object, powers: list[float], out: str, rounds: int = 8, per_round: int = 5) -> int:
+def compare_powers(trainer: Any, powers: list[float], out: str, rounds: int = 8, per_round: int = 5) -> int:
     """Milliseconds per training step with the students drawn at each of ``powers``, interleaved."""
     import numpy as np
 

@@ -44,10 +44,11 @@ Recipes register in :data:`RECIPES` (entry-point group ``lightnas.recipes``):
   Its two students a step are what pay for the MobileNet there: one student
   a step, or the largest trained on every second step only, saves a quarter
   of the training and costs the largest 0.8 points, which more epochs in the
-  saved time do not win back (the attention super-networks measured better
-  with one and set ``n_random`` in their ``train_defaults``) (``docs/benchmarks.md``, "Cheaper steps and the
-  students' costs"); ``TrainConfig.spread_power`` moves the students
-  towards the costly end, trading the cheapest ones' accuracy for ranking.
+  saved time do not win back; the attention super-networks measured better
+  with one and set ``n_random`` in their ``train_defaults``
+  (``docs/benchmarks.md``, "Cheaper steps and the students' costs").
+  ``TrainConfig.spread_power`` moves the students towards the costly end,
+  trading the cheapest ones' accuracy for ranking.
 - ``sandwich`` (``auto`` on long budgets, with augmentation): BigNAS's
   sandwich rule from the first step: the largest, the smallest and uniformly
   drawn students. Without augmentation its always-trained smallest inherits
