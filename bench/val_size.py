@@ -19,6 +19,13 @@ second half. Printed per size, the mean over ``--rounds`` rounds of:
 and, beside them, the same figures for the run's own validation split (the
 family its export picked, scored on the whole test set).
 
+With ``--calib-draws K`` every sub-network is also calibrated on K disjoint
+blocks of training images (the search's first, then the next ones) and its
+test accuracy compared across them: the standard deviation over the draws
+(mean and largest over the sub-networks) and the Kendall tau between the
+first two draws' accuracies, the noise a single calibration adds to the
+validation split's.
+
 With ``--margins 0,0.5,1`` the family is also drawn from a thinned front,
 one export rule per margin ``c``: walking the front from its cheapest
 model, a model joins only where its validation accuracy beats the last one
@@ -27,7 +34,7 @@ joined by ``c`` standard errors of an accuracy measured on that split
 measures what a front told apart from the split's noise costs in models,
 span and neighbour gaps.
 
-    python bench/val_size.py RUN [--sizes 1500,3000,5000] [--rounds 40] [--margins 0] [--json FILE]
+    python bench/val_size.py RUN [--sizes 1500,3000,5000] [--rounds 40] [--margins 0] [--calib-draws 3] [--json FILE]
 """
 
 from __future__ import annotations
@@ -41,8 +48,9 @@ from pathlib import Path
 import numpy as np
 
 
-def correct_matrix(run: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(sub-networks x test images correct, each one's latency ms, its validation accuracy %)."""
+def correct_matrix(run: Path, draw: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sub-networks x test images correct, each one's latency ms, its validation accuracy %);
+    BatchNorm calibrated on the ``draw``-th block of ``CALIB_IMAGES`` training images (0: the search's)."""
     from lightnas.config import RunConfig
     from lightnas.context import trained
     from lightnas.tensors import CALIB_IMAGES, predict, to_tensor
@@ -52,7 +60,8 @@ def correct_matrix(run: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     with sqlite3.connect(run / "lightnas.db") as con:
         rows = con.execute("SELECT arch, metrics FROM evaluations WHERE metrics IS NOT NULL").fetchall()
     metrics = [json.loads(m) for _, m in rows]
-    calib, test = to_tensor(data.x_train[:CALIB_IMAGES], data), to_tensor(data.x_test, data)
+    calib = to_tensor(data.x_train[draw * CALIB_IMAGES : (draw + 1) * CALIB_IMAGES], data)
+    test = to_tensor(data.x_test, data)
     correct = []
     for arch, _ in rows:
         net.set_active(net.space.make(json.loads(arch)))
@@ -99,6 +108,20 @@ def figures(
     }
 
 
+def calibration_noise(run: Path, correct: np.ndarray, draws: int) -> dict[str, float]:
+    """Test accuracy (%) of every sub-network calibrated on ``draws`` disjoint blocks of training images."""
+    from scipy.stats import kendalltau
+
+    acc = np.stack([100 * correct.mean(1)] + [100 * correct_matrix(run, d)[0].mean(1) for d in range(1, draws)])
+    std = acc.std(0, ddof=1)
+    return {
+        "draws": float(draws),
+        "std_mean": float(std.mean()),
+        "std_max": float(std.max()),
+        "tau_between_draws": float(kendalltau(acc[0], acc[1])[0]),
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("run", help="a finished run folder")
@@ -106,6 +129,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=40)
     ap.add_argument("--max-export", type=int, default=8)
     ap.add_argument("--margins", default="0", help="front thinning margins, in standard errors (0: the export's rule)")
+    ap.add_argument("--calib-draws", type=int, default=1, help="BatchNorm calibrations compared per sub-network")
     ap.add_argument("--json", default="", help="write the figures there too")
     args = ap.parse_args()
     from lightnas.tensors import setup_torch
@@ -115,6 +139,8 @@ def main() -> int:
     n = correct.shape[1]
     result = {"run": args.run, "subnetworks": len(lat), "test_images": n}
     result["own validation split"] = figures(own_val, 100 * correct.mean(1), lat, args.max_export)
+    if args.calib_draws > 1:
+        result["calibration draws"] = calibration_noise(Path(args.run), correct, args.calib_draws)
     rng = np.random.default_rng(0)
     margins = [float(c) for c in args.margins.split(",")]
     for m in (int(s) for s in args.sizes.split(",")):

@@ -20,3 +20,14 @@ def test_figures_say_whether_every_step_rises_on_held_out_images(load_bench):
     assert rising["models"] == 3 and rising["span"] == 4.0 and rising["gap"] == 2.0
     falling = bench.figures(val, np.array([70.0, 69.0, 72.0]), lat, 8)
     assert falling["all_rising"] == 0.0 and falling["rising"] == 0.5 and falling["best"] == 72.0
+
+
+def test_calibration_noise_compares_each_sub_network_across_draws(load_bench, monkeypatch, tmp_path):
+    bench = load_bench("val_size")
+    first = np.array([[1, 1, 0, 0], [1, 1, 1, 0]])  # 50% and 75% with the search's calibration
+    second = np.array([[1, 1, 1, 0], [1, 0, 0, 0]])  # 75% and 25% with the next block of images
+    monkeypatch.setattr(bench, "correct_matrix", lambda run, draw: (second, None, None))
+    noise = bench.calibration_noise(tmp_path, first, 2)
+    assert noise["std_max"] == np.std([75, 25], ddof=1)
+    assert noise["std_mean"] == np.mean([np.std([50, 75], ddof=1), np.std([75, 25], ddof=1)])
+    assert noise["tau_between_draws"] == -1.0
