@@ -144,6 +144,19 @@ class Recipe:
                 raise ValueError(f"recipe {self.registry_name!r} needs a cost function")
             self.cost_sampler = CostSampler(space, cost, power=cfg.spread_power)
 
+    def teacher(self) -> Arch:
+        """The sub-network trained on the labels every step, whose outputs the
+        students learn from: the largest, with every dimension of kind
+        ``depth`` ``TrainConfig.teacher_shallower`` choices below its deepest
+        (the shallowest at most). The layers it leaves out are trained by the
+        students that hold them."""
+        drop = self.cfg.teacher_shallower
+        values = dict(self.space.largest())  # every dimension at its last value
+        for d in self.space.dims:
+            if drop and self.groups.get(d.name) == "depth":
+                values[d.name] = d.values[max(0, len(d.values) - 1 - drop)]
+        return self.space.make(values)
+
     def free_kinds(self, epoch: int) -> frozenset[str] | None:
         """The elastic kinds that vary in ``epoch`` (0-based): ``None`` for all,
         an empty set for the largest alone (no students)."""
