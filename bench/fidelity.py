@@ -72,8 +72,6 @@ def variant_config(variant: str, epochs: int) -> tuple[Any, dict[str, Any]]:
     head, *overrides = variant.split("+")
     rest, _, super_epochs = head.partition(":")
     recipe, _, n_random = rest.partition("@")
-    hints = typing.get_type_hints(TrainConfig)
-    parse = {bool: lambda v: v.lower() in ("1", "true"), int: int, float: float}
     kw: dict[str, Any] = {}
     net: dict[str, Any] = {}
     for item in overrides:
@@ -81,11 +79,21 @@ def variant_config(variant: str, epochs: int) -> tuple[Any, dict[str, Any]]:
         if name.startswith("net."):
             net[name[4:]] = json.loads(value) if value[:1] in "[{0123456789-tf" else value
             continue
-        if name not in hints:
-            raise SystemExit(f"unknown TrainConfig field {name!r} in variant {variant!r}")
-        kw[name] = parse.get(hints[name], str)(value)
+        kw[name] = field_value(name, value)
     cfg = TrainConfig(epochs=int(super_epochs or epochs), recipe=recipe, n_random=int(n_random or 2), **kw)
     return cfg, net
+
+
+def field_value(name: str, value: str) -> Any:
+    """``value`` as ``TrainConfig.name`` takes it (an optional field: its type; a bool: true or 1)."""
+    from lightnas.config import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    if name not in hints:
+        raise SystemExit(f"unknown TrainConfig field {name!r}")
+    kind = next((t for t in typing.get_args(hints[name]) if t is not type(None)), hints[name])
+    parse = {bool: lambda v: v.lower() in ("1", "true"), int: int, float: float}
+    return parse.get(kind, str)(value)
 
 
 def pick_archs(net: Any, data: Any, n: int, seed: int, reference: dict | None) -> list[Any]:

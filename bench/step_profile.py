@@ -27,10 +27,12 @@ the teacher's share cannot go under.
     python bench/step_profile.py --data FOLDER --image-size 64 --json out.json
     python bench/step_profile.py --data FOLDER --image-size 96 --device cuda   # is the GPU starved of data?
 
-``--powers 0,0.5,1`` instead times whole training steps (the largest and the
-students, one batch) with the ``spread`` recipe's students drawn at each
-``spread_power``, interleaved in rounds in one process, and prints each
-power's milliseconds per step and its ratio to the first's.
+``--compare spread_power=0.5,teacher_shallower=1`` instead times whole
+training steps (the teacher and the students, one batch) of the ``spread``
+recipe as named (the largest as teacher) and with each ``TrainConfig`` field
+changed as given (one change per item), interleaved in rounds in one
+process, and prints each one's milliseconds per step and its ratio to
+``spread``'s.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def main() -> int:
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto, as for 'lightnas run --device'")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default="", help="write the figures there too")
-    ap.add_argument("--powers", default="", help="time steps at these spread_power values instead (0,0.5,1)")
+    ap.add_argument("--compare", default="", help="time steps with these TrainConfig changes instead (a=1,b=2)")
     args = ap.parse_args()
 
     import dataclasses
@@ -76,9 +78,9 @@ def main() -> int:
     job = TrainJob(
         cfg.supernet.name, supernet_config(cfg, data), cfg.train, cfg.seed, threads=args.threads, device=args.device
     )
-    if args.powers:
+    if args.compare:
         job = dataclasses.replace(job, train=dataclasses.replace(job.train, recipe="spread"))
-        return compare_powers(SupernetTrainer(job, data), [float(p) for p in args.powers.split(",")], args.json)
+        return compare_settings(SupernetTrainer(job, data), ["", *args.compare.split(",")], args.json)
     trainer = SupernetTrainer(job, data)
     run_epochs = trainer.cfg.epochs  # the run's length decides the recipe; the bench times the first epochs
     trainer.cfg = dataclasses.replace(trainer.cfg, epochs=min(args.epochs, run_epochs))
@@ -128,27 +130,38 @@ def main() -> int:
     return 0
 
 
-def compare_powers(trainer: Any, powers: list[float], out: str, rounds: int = 8, per_round: int = 5) -> int:
-    """Milliseconds per training step with the students drawn at each of ``powers``, interleaved."""
-    import numpy as np
+def compare_settings(trainer: Any, changes: list[str], out: str, rounds: int = 8, per_round: int = 5) -> int:
+    """Milliseconds per training step with each of ``changes`` (``field=value``
+    of ``TrainConfig``; "": the trainer's own settings, shown as ``spread``) made, interleaved."""
+    import dataclasses
 
-    x = trainer.x_train[: trainer.cfg.batch_size].contiguous(memory_format=trainer.memory_format)
-    y = trainer.y_train[: trainer.cfg.batch_size]
+    import numpy as np
+    from fidelity import field_value
+
+    base = trainer.cfg
+    setups = {}
+    for change in changes:
+        name, _, value = change.partition("=")
+        trainer.cfg = dataclasses.replace(base, **{name: field_value(name, value)}) if name else base
+        recipe = trainer._recipe()
+        setups[change or "spread"] = (trainer.cfg, recipe, recipe.teacher())
+    x = trainer.x_train[: base.batch_size].contiguous(memory_format=trainer.memory_format)
+    y = trainer.y_train[: base.batch_size]
     rng = np.random.default_rng(0)
-    seconds = dict.fromkeys(powers, 0.0)
+    seconds = dict.fromkeys(setups, 0.0)
     for _ in range(rounds):
-        for p in powers:
-            trainer.recipe.cost_sampler.power = p
-            students = [trainer.recipe.students(0, rng) for _ in range(per_round)]
+        for name, (cfg, recipe, teacher) in setups.items():
+            trainer.cfg, trainer.recipe, trainer.teacher = cfg, recipe, teacher
+            students = [recipe.students(0, rng) for _ in range(per_round)]
             t0 = time.perf_counter()
             for s in students:
                 trainer.step(x, y, s)
-            seconds[p] += time.perf_counter() - t0
-    ms = {p: 1e3 * v / (rounds * per_round) for p, v in seconds.items()}
-    for p, v in ms.items():
-        print(f"spread_power {p:g}: {v:.1f} ms a step ({v / ms[powers[0]]:.2f}x)")
+            seconds[name] += time.perf_counter() - t0
+    ms = {k: 1e3 * v / (rounds * per_round) for k, v in seconds.items()}
+    for k, v in ms.items():
+        print(f"{k}: {v:.1f} ms a step ({v / ms['spread']:.2f}x)")
     if out:
-        Path(out).write_text(json.dumps({"ms_per_step": {str(p): round(v, 1) for p, v in ms.items()}}) + "\n")
+        Path(out).write_text(json.dumps({"ms_per_step": {k: round(v, 1) for k, v in ms.items()}}) + "\n")
     return 0
 
 

@@ -253,8 +253,11 @@ def test_auto_recipe_follows_the_budget_and_keeps_what_the_user_set():
 
     short, why = resolve_recipe(TrainConfig(), 13_500)  # the default run: 108k image-epochs
     assert (short.recipe, short.augment) == ("spread", False) and "without augmentation" in why
+    assert short.teacher_shallower == 1 and "the teacher 1 depth choice(s) below the largest" in why
     long, why = resolve_recipe(TrainConfig(epochs=20), 54_000)
     assert (long.recipe, long.augment) == ("sandwich", True) and "long budget" in why
+    assert long.teacher_shallower == 0 and "teacher" not in why
+    assert resolve_recipe(TrainConfig(teacher_shallower=0), 13_500)[0].teacher_shallower == 0
     assert resolve_recipe(TrainConfig(epochs=1), LONG_BUDGET)[0].recipe == "sandwich"
     assert resolve_recipe(TrainConfig(epochs=1), LONG_BUDGET - 1)[0].recipe == "spread"
     assert resolve_recipe(TrainConfig(epochs=20, augment=False), 54_000)[0].augment is False
@@ -276,7 +279,10 @@ def test_auto_trains_the_chosen_recipe_and_records_it(digits, tmp_path):
     state = train_supernet(job, digits, tmp_path / "s.pt", progress=False)
     assert state.train_config["recipe"] == "auto"  # what was asked: a resume compares it
     chosen = state.history[0]["settings"]["recipe"]
-    assert chosen.startswith("recipe spread without augmentation (256 training images x 1 epochs")
+    assert chosen.startswith(
+        "recipe spread without augmentation, the teacher 1 depth choice(s) below the largest "
+        "(256 training images x 1 epochs"
+    )
 
 
 def test_training_sections_are_timed_only_when_asked_and_fit_in_the_epoch(digits, tmp_path):

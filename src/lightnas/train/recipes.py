@@ -108,8 +108,11 @@ def resolve_recipe(cfg: TrainConfig, train_images: int) -> tuple[TrainConfig, st
     seen = f"{train_images:,} training images x {cfg.epochs} epochs = {budget / 1e3:.0f}k image-epochs"
     augment = cfg.augments(train_images)
     recipe, length = ("sandwich", "long") if budget >= LONG_BUDGET else ("spread", "short")
-    chosen = dataclasses.replace(cfg, recipe=recipe, augment=augment)
-    return chosen, f"recipe {recipe} {'with' if augment else 'without'} augmentation ({seen}: a {length} budget)"
+    drop = cfg.teacher_shallower if cfg.teacher_shallower is not None else int(recipe == "spread")
+    chosen = dataclasses.replace(cfg, recipe=recipe, augment=augment, teacher_shallower=drop)
+    how = f"{'with' if augment else 'without'} augmentation"
+    how += f", the teacher {drop} depth choice(s) below the largest" if drop else ""
+    return chosen, f"recipe {recipe} {how} ({seen}: a {length} budget)"
 
 
 ALL = None  # every dimension elastic
@@ -150,7 +153,7 @@ class Recipe:
         ``depth`` ``TrainConfig.teacher_shallower`` choices below its deepest
         (the shallowest at most). The layers it leaves out are trained by the
         students that hold them."""
-        drop = self.cfg.teacher_shallower
+        drop = self.cfg.teacher_shallower or 0
         values = dict(self.space.largest())  # every dimension at its last value
         for d in self.space.dims:
             if drop and self.groups.get(d.name) == "depth":
