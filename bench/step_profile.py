@@ -27,9 +27,9 @@ the teacher's share cannot go under.
     python bench/step_profile.py --data FOLDER --image-size 64 --json out.json
     python bench/step_profile.py --data FOLDER --image-size 96 --device cuda   # is the GPU starved of data?
 
-``--compare spread_power=0.5,teacher_shallower=1`` instead times whole
+``--compare spread_power=0.5,n_random=1`` instead times whole
 training steps (the teacher and the students, one batch) of the ``spread``
-recipe as named (the largest as teacher) and with each ``TrainConfig`` field
+recipe as named and with each ``TrainConfig`` field
 changed as given (one change per item), interleaved in rounds in one
 process, and prints each one's milliseconds per step and its ratio to
 ``spread``'s.
@@ -143,15 +143,14 @@ def compare_settings(trainer: Any, changes: list[str], out: str, rounds: int = 8
     for change in changes:
         name, _, value = change.partition("=")
         trainer.cfg = dataclasses.replace(base, **{name: field_value(name, value)}) if name else base
-        recipe = trainer._recipe()
-        setups[change or "spread"] = (trainer.cfg, recipe, recipe.teacher())
+        setups[change or "spread"] = (trainer.cfg, trainer._recipe())
     x = trainer.x_train[: base.batch_size].contiguous(memory_format=trainer.memory_format)
     y = trainer.y_train[: base.batch_size]
     rng = np.random.default_rng(0)
     seconds = dict.fromkeys(setups, 0.0)
     for _ in range(rounds):
-        for name, (cfg, recipe, teacher) in setups.items():
-            trainer.cfg, trainer.recipe, trainer.teacher = cfg, recipe, teacher
+        for name, (cfg, recipe) in setups.items():
+            trainer.cfg, trainer.recipe = cfg, recipe
             students = [recipe.students(0, rng) for _ in range(per_round)]
             t0 = time.perf_counter()
             for s in students:

@@ -84,36 +84,6 @@ def test_restrict_pins_what_is_not_yet_elastic_by_kind():
     assert recipe.restrict(small, frozenset()) == large
 
 
-def test_a_shallower_teacher_drops_the_deepest_blocks_and_keeps_the_rest_largest():
-    recipe, net = _recipe("spread")
-    space, groups = net.space, net.elastic_groups()
-    assert recipe.teacher() == space.largest()
-    for drop in (1, 5):
-        teacher = _recipe("spread", teacher_shallower=drop)[0].teacher()
-        for d in space.dims:
-            if groups[d.name] == "depth":  # one choice below the deepest, never below the shallowest
-                assert teacher[d.name] == d.values[max(0, len(d.values) - 1 - drop)], d.name
-            elif space.is_active(dict(teacher), d):  # the blocks it keeps: as in the largest
-                assert teacher[d.name] == space.largest()[d.name], d.name
-    assert _recipe("spread", teacher_shallower=5)[0].teacher() != space.smallest()  # widths stay
-    with pytest.raises(LightnasError, match="teacher_shallower"):
-        TrainConfig(teacher_shallower=-1)
-
-
-def test_the_trainer_teaches_with_the_recipes_teacher_and_validates_the_largest(digits, tmp_path):
-    from lightnas.train.trainer import SupernetTrainer
-
-    job = TrainJob("mobilenet", _config(digits), TrainConfig(epochs=1, teacher_shallower=1), threads=1)
-    trainer = SupernetTrainer(job, digits)
-    space = trainer.net.space
-    assert trainer.teacher == trainer.recipe.teacher() != space.largest() and trainer.largest == space.largest()
-    taught = []
-    real = trainer.net.set_active
-    trainer.net.set_active = lambda arch: (taught.append(arch), real(arch))[1]
-    state = trainer.run(tmp_path / "s.pt", resume=False, progress=False)
-    assert trainer.teacher in taught and np.isfinite(state.history[0]["val_largest"])
-
-
 def test_cost_sampler_spreads_students_over_the_cost_range():
     from lightnas.train.sampling import CostSampler, PartCost
 
@@ -253,11 +223,8 @@ def test_auto_recipe_follows_the_budget_and_keeps_what_the_user_set():
 
     short, why = resolve_recipe(TrainConfig(), 13_500)  # the default run: 108k image-epochs
     assert (short.recipe, short.augment) == ("spread", False) and "without augmentation" in why
-    assert short.teacher_shallower == 1 and "the teacher 1 depth choice(s) below the largest" in why
     long, why = resolve_recipe(TrainConfig(epochs=20), 54_000)
     assert (long.recipe, long.augment) == ("sandwich", True) and "long budget" in why
-    assert long.teacher_shallower == 0 and "teacher" not in why
-    assert resolve_recipe(TrainConfig(teacher_shallower=0), 13_500)[0].teacher_shallower == 0
     assert resolve_recipe(TrainConfig(epochs=1), LONG_BUDGET)[0].recipe == "sandwich"
     assert resolve_recipe(TrainConfig(epochs=1), LONG_BUDGET - 1)[0].recipe == "spread"
     assert resolve_recipe(TrainConfig(epochs=20, augment=False), 54_000)[0].augment is False
@@ -279,10 +246,7 @@ def test_auto_trains_the_chosen_recipe_and_records_it(digits, tmp_path):
     state = train_supernet(job, digits, tmp_path / "s.pt", progress=False)
     assert state.train_config["recipe"] == "auto"  # what was asked: a resume compares it
     chosen = state.history[0]["settings"]["recipe"]
-    assert chosen.startswith(
-        "recipe spread without augmentation, the teacher 1 depth choice(s) below the largest "
-        "(256 training images x 1 epochs"
-    )
+    assert chosen.startswith("recipe spread without augmentation (256 training images x 1 epochs")
 
 
 def test_training_sections_are_timed_only_when_asked_and_fit_in_the_epoch(digits, tmp_path):

@@ -136,12 +136,6 @@ class TrainConfig:
     spread_power: float = opt(
         0.0, help="spread recipe: students' target costs uniform in MACs**power (0: in log-MACs; see recipes.py)"
     )
-    teacher_shallower: int | None = opt(
-        None,
-        help="the teacher (trained on the labels every step) is the largest sub-network with every depth "
-        "this many choices below the deepest (0: the largest; default: 1 where recipe auto trains spread on "
-        "a short budget, else 0; see recipes.py)",
-    )
     warmup_epochs: float = opt(0.3, help="learning-rate warm-up, epochs")
     warmup_fraction: float = opt(0.5, help="share of epochs with the largest alone (warm-up recipes)")
     ema_decay: float = opt(0.99, help="moving average of the weights searched and exported (0: off)")
@@ -164,8 +158,6 @@ class TrainConfig:
             raise LightnasError(f"steps must be >= 0, not {self.steps}")
         if self.n_random < 0:
             raise LightnasError(f"n_random must be >= 0, not {self.n_random}")
-        if self.teacher_shallower is not None and self.teacher_shallower < 0:
-            raise LightnasError(f"teacher_shallower must be >= 0, not {self.teacher_shallower}")
         if not (self.spread_power >= 0 and math.isfinite(self.spread_power)):
             raise LightnasError(f"spread_power must be >= 0, not {self.spread_power}")
         if self.batch_size < 2:

@@ -27,3 +27,14 @@ def test_fidelity_bench_prints_consistent_figures_and_keeps_the_baselines(tmp_pa
     assert res.returncode == 0, res.stderr
     again = json.loads(res.stdout.strip().splitlines()[-1])
     assert again["alone"]["accuracy"] == out["alone"]["accuracy"]
+
+
+def test_a_variants_fields_take_the_type_of_the_training_setting(load_bench):
+    bench = load_bench("fidelity")
+    assert bench.field_value("augment", "false") is False and bench.field_value("augment", "true") is True
+    assert bench.field_value("n_random", "1") == 1 and bench.field_value("spread_power", "0.5") == 0.5
+    with pytest.raises(SystemExit, match="unknown TrainConfig field 'no_such'"):
+        bench.field_value("no_such", "1")
+    cfg, net = bench.variant_config("spread@1:3+augment=false+net.kernel_transform=false", 8)
+    assert (cfg.recipe, cfg.n_random, cfg.epochs, cfg.augment) == ("spread", 1, 3, False)
+    assert net == {"kernel_transform": False}

@@ -166,7 +166,7 @@ class ElasticHybrid(Supernet):
     }
     # a length in steps (12 epochs of the embedded 12,000 training images at batch 128) and one student a
     # step besides the largest, as the vit's (docs/benchmarks.md, "Cheaper steps")
-    train_defaults = {"steps": 12 * 94, "n_random": 1, "teacher_shallower": 0}
+    train_defaults = {"steps": 12 * 94, "n_random": 1}
 
     def __init__(self, config: HybridConfig):
         super().__init__(config)

@@ -168,7 +168,7 @@ class ElasticViT(Supernet):
     # a length in steps (8 epochs of the embedded 12,000 training images at batch 128), and one student a
     # step besides the largest: measured against two, training a fifth shorter, the costlier exported
     # models more accurate, the cheapest less (docs/benchmarks.md, "Cheaper steps")
-    train_defaults = {"steps": 8 * 94, "n_random": 1, "teacher_shallower": 0}
+    train_defaults = {"steps": 8 * 94, "n_random": 1}
 
     def __init__(self, config: ViTConfig):
         super().__init__(config)

@@ -44,7 +44,9 @@ Recipes register in :data:`RECIPES` (entry-point group ``lightnas.recipes``):
   Its two students a step are what pay for the MobileNet there: one student
   a step, or the largest trained on every second step only, saves a quarter
   of the training and costs the largest 0.8 points, which more epochs in the
-  saved time do not win back; the attention super-networks measured better
+  saved time do not win back; a teacher one block shallower in every stage
+  (a step 0.75x) ends the front at the teacher's cost, the deeper
+  sub-networks no better than it; the attention super-networks measured better
   with one and set ``n_random`` in their ``train_defaults``
   (``docs/benchmarks.md``, "Cheaper steps and the students' costs").
   ``TrainConfig.spread_power`` moves the students towards the costly end,
@@ -108,11 +110,8 @@ def resolve_recipe(cfg: TrainConfig, train_images: int) -> tuple[TrainConfig, st
     seen = f"{train_images:,} training images x {cfg.epochs} epochs = {budget / 1e3:.0f}k image-epochs"
     augment = cfg.augments(train_images)
     recipe, length = ("sandwich", "long") if budget >= LONG_BUDGET else ("spread", "short")
-    drop = cfg.teacher_shallower if cfg.teacher_shallower is not None else int(recipe == "spread")
-    chosen = dataclasses.replace(cfg, recipe=recipe, augment=augment, teacher_shallower=drop)
-    how = f"{'with' if augment else 'without'} augmentation"
-    how += f", the teacher {drop} depth choice(s) below the largest" if drop else ""
-    return chosen, f"recipe {recipe} {how} ({seen}: a {length} budget)"
+    chosen = dataclasses.replace(cfg, recipe=recipe, augment=augment)
+    return chosen, f"recipe {recipe} {'with' if augment else 'without'} augmentation ({seen}: a {length} budget)"
 
 
 ALL = None  # every dimension elastic
@@ -146,19 +145,6 @@ class Recipe:
             if cost is None:
                 raise ValueError(f"recipe {self.registry_name!r} needs a cost function")
             self.cost_sampler = CostSampler(space, cost, power=cfg.spread_power)
-
-    def teacher(self) -> Arch:
-        """The sub-network trained on the labels every step, whose outputs the
-        students learn from: the largest, with every dimension of kind
-        ``depth`` ``TrainConfig.teacher_shallower`` choices below its deepest
-        (the shallowest at most). The layers it leaves out are trained by the
-        students that hold them."""
-        drop = self.cfg.teacher_shallower or 0
-        values = dict(self.space.largest())  # every dimension at its last value
-        for d in self.space.dims:
-            if drop and self.groups.get(d.name) == "depth":
-                values[d.name] = d.values[max(0, len(d.values) - 1 - drop)]
-        return self.space.make(values)
 
     def free_kinds(self, epoch: int) -> frozenset[str] | None:
         """The elastic kinds that vary in ``epoch`` (0-based): ``None`` for all,

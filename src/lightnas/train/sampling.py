@@ -76,7 +76,7 @@ class CostSampler:
     (:meth:`warp`; 1: in MACs): fewer cheap students and more costly ones.
     On the default budget ``power = 0.5`` ranks the long-budget reference's
     sub-networks better (Kendall tau +0.09 and +0.12 on two seeds) at the
-    cost of the cheapest ones' accuracy and 1.10x the step time
+    cost of the cheapest ones' accuracy and 1.10-1.14x the step time
     (``docs/benchmarks.md``, "Cheaper steps and the students' costs"); the
     default stays at 0.
     """

@@ -1,7 +1,6 @@
 """Train a super-network once: a teacher on the labels, students by distillation.
 
-Each step trains the teacher (the largest sub-network, or a shallower one:
-:meth:`~lightnas.train.recipes.Recipe.teacher`) on the labels with the
+Each step trains the teacher (the largest sub-network) on the labels with the
 task's loss, then the students the recipe names (:mod:`lightnas.train.recipes`)
 with the task's distillation loss against the teacher's outputs, accumulating
 gradients before one optimiser step. The students' summed gradient is
@@ -94,9 +93,9 @@ class SupernetTrainer:
         self.net.to(self.device)
         self.cfg, self.seed, self.data = cfg, seed, data
         self.task = task or task_for(data, cfg)
-        self.largest = self.net.space.make(only) if only is not None else self.net.space.largest()  # validated
+        space = self.net.space
+        self.teacher = space.make(only) if only is not None else space.largest()
         self.recipe = None if only is not None else self._recipe()
-        self.teacher = self.recipe.teacher() if self.recipe is not None else self.largest
         # a fixed teacher (the user's model a super-network was made from) teaches every sub-network
         self.frozen = self.net.distillation_teacher() if self.recipe is not None else None
         self.fixed: torch.Tensor | None = None  # its outputs on the training images, where fixed
@@ -111,7 +110,7 @@ class SupernetTrainer:
         self.params = dict(self.net.named_parameters())
         # activations bounded before any full-batch step; the layout fixed before any weights
         # are loaded, so that a resumed run computes the same floats as an uninterrupted one
-        self.net.set_active(self.largest)
+        self.net.set_active(self.teacher)
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             recompute = choose_recompute(self.net, self.x_train[:4], cfg.batch_size, cfg.activation_budget_mb)
         self.settings = {**self._choose_layout(), **recompute}
@@ -332,7 +331,7 @@ class SupernetTrainer:
                 for n, p in self.params.items():
                     p.copy_(self.ema[n])
         record = {"epoch": epoch + 1, "loss": result["loss"], "seconds": result["seconds"], "settings": self.settings}
-        record["val_largest"], record["val_loss_largest"] = self._validate(self.largest)
+        record["val_largest"], record["val_loss_largest"] = self._validate(self.teacher)
         # copies: the raw weights are loaded back into these very tensors below
         self.ckpt.state_dict = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
         if self.recipe is not None:  # the other end of the space, for the training curves of the report
